@@ -1,0 +1,58 @@
+"""`create_backbone`: name + options -> model, with optional pretrained weights."""
+
+from pathlib import Path
+
+from torch import nn
+
+from .errors import BackboneError, InvalidOptionError
+from .registry import TIMM_PREFIX, check_options, get_entry
+from .weights import load_weights
+
+# Options under which our nets are torchvision's architecture exactly, so its weights mean the same.
+_TORCHVISION_LAYOUT = {"shortcut": "B", "stride_in_1x1": False}
+
+
+def create_backbone(name: str, *, num_classes: int | None = None, weights=None, **options) -> nn.Module:
+    """Build a registered backbone.
+
+    num_classes: None for the family's default (1000 for ImageNet nets, 10 for CIFAR nets).
+    weights: None, "torchvision" (torchvision's weights API, needs the network once),
+        "timm" (for `timm/` names), or a path / state dict for `load_weights`.
+    options: the builder's own (e.g. shortcut="A", stride_in_1x1=True, norm="frozen_bn").
+    """
+    if name.startswith(TIMM_PREFIX):
+        from .timm_backbone import TimmBackbone
+
+        if weights not in (None, "timm") and not isinstance(weights, (str, Path, dict)):
+            raise InvalidOptionError(f"invalid weights {weights!r} for {name!r}")
+        model = TimmBackbone(name[len(TIMM_PREFIX):], num_classes=1000 if num_classes is None
+                             else num_classes, pretrained=weights == "timm", **options)
+        if weights not in (None, "timm"):
+            load_weights(model, weights)
+        return model
+
+    entry = get_entry(name)
+    check_options(name, entry, options)
+    classes = entry.num_classes if num_classes is None else num_classes
+    model = entry.builder(num_classes=classes, **options)
+    if weights == "torchvision":
+        load_weights(model, _torchvision_state_dict(name, model))
+    elif weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def _torchvision_state_dict(name: str, model: nn.Module) -> dict:
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise BackboneError(f"torchvision has no weights for {name!r}; pass a weights file instead")
+    config = getattr(model, "config", {})
+    for option, value in _TORCHVISION_LAYOUT.items():
+        if option in config and config[option] != value:
+            raise InvalidOptionError(
+                f"torchvision's {name} weights assume {option}={value!r}; "
+                f"this model has {option}={config[option]!r}"
+            )
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    return weights.get_state_dict(progress=True)

@@ -1,0 +1,82 @@
+"""Name -> builder registry, in the spirit of timm's: list, create, register your own.
+
+A builder is a function taking keyword options (and `num_classes`); the options it accepts and
+their defaults are read from its signature, so `create_backbone` can name a wrong option and the
+valid ones before anything is built.
+"""
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from .errors import InvalidOptionError, UnknownBackboneError
+
+TIMM_PREFIX = "timm/"
+
+
+@dataclass(frozen=True)
+class Entry:
+    builder: Callable[..., nn.Module]
+    defaults: dict  # option -> default value, from the builder's signature
+    num_classes: int  # the family's default number of classes
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register_backbone(fn: Callable | None = None, *, name: str | None = None):
+    """Decorator adding a builder under `name` (default: the function's name).
+
+    The builder must take `num_classes` and keyword-only options with defaults.
+    """
+
+    def add(builder: Callable) -> Callable:
+        key = name or builder.__name__
+        if key in _REGISTRY or key.startswith(TIMM_PREFIX):
+            raise ValueError(f"backbone name {key!r} is already taken")
+        params = inspect.signature(builder).parameters
+        if "num_classes" not in params:
+            raise TypeError(f"builder {key!r} must take a num_classes argument")
+        defaults = {
+            p.name: p.default
+            for p in params.values()
+            if p.name != "num_classes" and p.default is not inspect.Parameter.empty
+        }
+        _REGISTRY[key] = Entry(builder, defaults, params["num_classes"].default)
+        return builder
+
+    return add(fn) if fn is not None else add
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Sorted registered names matching a shell-style pattern; "timm/<pattern>" lists timm's."""
+    if pattern.startswith(TIMM_PREFIX):
+        import timm
+
+        return sorted(TIMM_PREFIX + n for n in timm.list_models(pattern[len(TIMM_PREFIX) :]))
+    return sorted(fnmatch.filter(_REGISTRY, pattern))
+
+
+def get_entry(name: str) -> Entry:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise UnknownBackboneError(
+        f"unknown backbone {name!r}{hint} (list_backbones() shows all, "
+        f"and 'timm/<model>' takes any timm model)"
+    )
+
+
+def check_options(name: str, entry: Entry, options: dict) -> None:
+    unknown = sorted(set(options) - set(entry.defaults))
+    if unknown:
+        valid = ", ".join(f"{k}={v!r}" for k, v in entry.defaults.items()) or "none"
+        raise InvalidOptionError(
+            f"unknown option {', '.join(map(repr, unknown))} for backbone {name!r}; "
+            f"valid options (with defaults): {valid}"
+        )

@@ -1,0 +1,135 @@
+"""ResNets and their plain counterparts: Table 1 (ImageNet) and Section 4.2 (CIFAR-10) as data.
+
+One `ResNet` class builds every net of the paper: a stem, then stages of blocks given by
+(blocks per stage, width, stride), global average pooling and a fully connected classifier.
+A plain net is the same stack built with `shortcut=None`.
+"""
+
+import re
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .base import Backbone
+from .blocks import BLOCKS, BasicBlock, Bottleneck
+from .norm import is_norm, make_norm
+
+
+def imagenet_stem(norm: str) -> nn.Sequential:
+    """7x7/2 conv 64, BN, ReLU, 3x3/2 max pool: stride 4."""
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+            bn=make_norm(norm, 64),
+            relu=nn.ReLU(inplace=True),
+            pool=nn.MaxPool2d(3, stride=2, padding=1),
+        )
+    )
+
+
+def cifar_stem(norm: str) -> nn.Sequential:
+    """The CIFAR nets' first layer: 3x3 conv with 16 filters, BN, ReLU; stride 1."""
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(3, 16, 3, padding=1, bias=False),
+            bn=make_norm(norm, 16),
+            relu=nn.ReLU(inplace=True),
+        )
+    )
+
+
+def make_stage(block, in_channels, width, num_blocks, stride, **block_options) -> nn.Sequential:
+    """A stage: the first block changes stride and width, the others keep them."""
+    blocks = []
+    for index in range(num_blocks):
+        blocks.append(block(in_channels, width, stride if index == 0 else 1, **block_options))
+        in_channels = width * block.expansion
+    return nn.Sequential(*blocks)
+
+
+class ResNet(Backbone):
+    """Stem, stages of residual (or plain) blocks, global average pool, fc.
+
+    `stages` is given as (blocks, width, stride) per stage, so Table 1 and the 6n+2 CIFAR nets
+    are rows of data, not code paths.
+    """
+
+    def __init__(
+        self,
+        block: str,
+        stages: list[tuple[int, int, int]],
+        *,
+        stem: str = "imagenet",
+        num_classes: int = 1000,
+        shortcut: str | None = "B",
+        norm: str = "bn",
+        stride_in_1x1: bool = False,
+        zero_init_residual: bool = False,
+    ):
+        super().__init__()
+        self.config = dict(
+            block=block, stages=stages, stem=stem, shortcut=shortcut, norm=norm,
+            stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
+        )
+        block_cls = BLOCKS[block]
+        self.stem = imagenet_stem(norm) if stem == "imagenet" else cifar_stem(norm)
+        in_channels, stride = self.stem.conv.out_channels, 4 if stem == "imagenet" else 1
+        self.stages = nn.ModuleList()
+        self.feature_info = []
+        for index, (num_blocks, width, stage_stride) in enumerate(stages):
+            self.stages.append(
+                make_stage(
+                    block_cls, in_channels, width, num_blocks, stage_stride,
+                    shortcut=shortcut, norm=norm, stride_in_1x1=stride_in_1x1,
+                )
+            )
+            in_channels, stride = width * block_cls.expansion, stride * stage_stride
+            self.feature_info.append({"name": f"c{index + 2}", "channels": in_channels, "stride": stride})
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """He initialisation (the paper's ref. [13]); optionally zero each residual branch's last BN."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif is_norm(module) and getattr(module, "weight", None) is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)) and module.shortcut is not None:
+                    nn.init.zeros_(module.last_norm.weight)
+
+    def forward_features(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        features = OrderedDict()
+        x = self.stem(x)
+        for info, stage in zip(self.feature_info, self.stages):
+            x = stage(x)
+            features[info["name"]] = x
+        return features
+
+    def forward_head(self, features) -> torch.Tensor:
+        last = next(reversed(features.values()))
+        return self.fc(torch.flatten(self.pool(last), 1))
+
+    def remap_state_dict(self, state_dict: dict) -> dict:
+        """torchvision / timm ResNet names (conv1, bn1, layerN, downsample) to ours."""
+        return {_torchvision_to_ours(key): value for key, value in state_dict.items()}
+
+
+_RENAMES = [
+    (re.compile(r"^conv1\."), "stem.conv."),
+    (re.compile(r"^bn1\."), "stem.bn."),
+    (re.compile(r"\.downsample\.0\."), ".shortcut.conv."),
+    (re.compile(r"\.downsample\.1\."), ".shortcut.bn."),
+    (re.compile(r"^layer(\d)\."), lambda m: f"stages.{int(m.group(1)) - 1}."),
+]
+
+
+def _torchvision_to_ours(key: str) -> str:
+    for pattern, replacement in _RENAMES:
+        key = pattern.sub(replacement, key)
+    return key

@@ -1,0 +1,93 @@
+"""`timm/<model>`: any timm model behind the registry's contract.
+
+By default the whole timm model is kept (its own `forward` gives the logits, its state dict loads
+unchanged) and features come from `forward_intermediates`. `features_only=True` builds timm's
+lighter `features_only` model instead, without a classifier, for detection.
+Feature levels are picked by stride and renamed c2..c5 (stride 4..32).
+"""
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .base import Backbone
+from .errors import InvalidOptionError
+
+STRIDE_TO_NAME = {4: "c2", 8: "c3", 16: "c4", 32: "c5"}
+
+
+def _pick_levels(feature_info: list[dict]) -> list[int]:
+    """Index of the last level at each stride 4..32 (the deepest map at that resolution)."""
+    by_stride = {info["reduction"]: index for index, info in enumerate(feature_info)}
+    return [by_stride[s] for s in STRIDE_TO_NAME if s in by_stride]
+
+
+class TimmBackbone(Backbone):
+    def __init__(self, model_name: str, *, num_classes=1000, features_only=False, pretrained=False,
+                 **timm_options):
+        super().__init__()
+        import timm
+
+        self.config = dict(model_name=model_name, features_only=features_only, **timm_options)
+        try:
+            probe = timm.create_model(model_name, pretrained=False, features_only=True,
+                                      **timm_options)
+            levels = _pick_levels([dict(i) for i in probe.feature_info.info])
+            if features_only:
+                self.model = timm.create_model(model_name, pretrained=pretrained,
+                                               features_only=True, out_indices=levels,
+                                               **timm_options)
+            else:
+                self.model = timm.create_model(model_name, pretrained=pretrained,
+                                               num_classes=num_classes, **timm_options)
+        except TypeError as error:  # timm raises TypeError for a keyword a model does not take
+            raise InvalidOptionError(f"timm model {model_name!r} rejected an option: {error}") from error
+        infos = [dict(probe.feature_info.info[i]) for i in levels]
+        self._levels = levels
+        self._modules_of_levels = [info["module"] for info in infos]
+        self.feature_info = [
+            {"name": STRIDE_TO_NAME[i["reduction"]], "channels": i["num_chs"], "stride": i["reduction"]}
+            for i in infos
+        ]
+
+    def _find(self, module_name: str) -> nn.Module:
+        """A level's module; timm's features_only models flatten `stages.0` to `stages_0`."""
+        try:
+            return self.model.get_submodule(module_name)
+        except AttributeError:
+            return self.model.get_submodule(module_name.replace(".", "_"))
+
+    @property
+    def stages(self) -> nn.ModuleList:
+        """The modules that end each feature level (not registered: no duplicate state keys)."""
+        return nn.ModuleList(self._find(m) for m in self._modules_of_levels)
+
+    @property
+    def stem(self) -> nn.ModuleList:
+        """Top-level modules before the first feature level."""
+        first = self._modules_of_levels[0]
+        stop = {first.split(".")[0], first.replace(".", "_")}
+        stem = []
+        for name, module in self.model.named_children():
+            if name in stop:
+                break
+            stem.append(module)
+        return nn.ModuleList(stem)
+
+    def forward_features(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        if self.config["features_only"]:
+            maps = self.model(x)
+        else:
+            maps = self.model.forward_intermediates(x, indices=self._levels, intermediates_only=True)
+        return OrderedDict((info["name"], m) for info, m in zip(self.feature_info, maps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config["features_only"]:
+            raise RuntimeError("built with features_only=True: there is no classifier; "
+                               "use forward_features")
+        return self.model(x)
+
+    def remap_state_dict(self, state_dict: dict) -> dict:
+        """A plain timm state dict (no `model.` prefix) to this wrapper's names."""
+        return {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}

@@ -1,0 +1,35 @@
+"""Side-by-side timing of training steps, so speed claims are ratios measured in one process."""
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Callable:
+    """One SGD step (forward, cross-entropy, backward, update) of `model` on a fixed batch."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def compare_steps(steps: dict[str, Callable], *, repeats: int = 5, warmup: int = 1) -> dict:
+    """Median seconds per call of each step, run interleaved (A B A B ...) to share drift."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}

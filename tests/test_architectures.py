@@ -1,0 +1,124 @@
+"""The nets are the paper's: counts against Table 1 / Table 6 and torchvision, block behaviour."""
+
+import pytest
+import torch
+import torchvision
+
+from backbones import count_macs, count_params, create_backbone
+from backbones.paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
+
+
+def meta(name, **options):
+    with torch.device("meta"):
+        return create_backbone(name, **options)
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16", "vgg19"]
+)
+def test_params_equal_torchvision(name):
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, name)()
+    assert count_params(meta(name)) == count_params(reference)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+def test_macs_match_table1(name):
+    options = {} if name in ("resnet18", "resnet34") else {"stride_in_1x1": True}
+    assert count_macs(meta(name, **options)) / 1e9 == pytest.approx(TABLE1_GMACS[name], abs=0.1)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "resnet101", "resnet152"])
+def test_v15_macs(name):
+    assert count_macs(meta(name)) / 1e9 == pytest.approx(V15_GMACS[name], abs=0.1)
+
+
+@pytest.mark.parametrize("name", sorted(TABLE6_PARAMS_M))
+def test_cifar_params_match_table6(name):
+    shown = TABLE6_PARAMS_M[name]
+    digits = 1 if shown >= 1 else 2
+    assert round(count_params(meta(name)) / 1e6, digits) == shown
+
+
+def test_shortcut_options_parameter_order():
+    a, b, c = (count_params(meta("resnet34", shortcut=s)) for s in "ABC")
+    plain = count_params(meta("plain34"))
+    assert a == plain < b < c
+    assert count_params(meta("cifar_resnet56")) == count_params(meta("cifar_plain56"))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("resnet18", [("c2", 64, 4), ("c3", 128, 8), ("c4", 256, 16), ("c5", 512, 32)]),
+        ("plain50", [("c2", 256, 4), ("c3", 512, 8), ("c4", 1024, 16), ("c5", 2048, 32)]),
+        ("cifar_resnet20", [("c2", 16, 1), ("c3", 32, 2), ("c4", 64, 4)]),
+        ("vgg11_bn", [("c1", 64, 1), ("c2", 128, 2), ("c3", 256, 4), ("c4", 512, 8),
+                      ("c5", 512, 16)]),
+    ],
+)
+def test_feature_strides_and_channels(name, expected):
+    model = create_backbone(name).eval()
+    size = 64
+    features = model.forward_features(torch.randn(1, 3, size, size))
+    assert [(f["name"], f["channels"], f["stride"]) for f in model.feature_info] == expected
+    assert list(features) == [e[0] for e in expected]
+    for (key, channels, stride) in expected:
+        assert features[key].shape == (1, channels, size // stride, size // stride)
+    assert len(model.stages) == len(expected) - (1 if name.startswith("vgg") else 0)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "plain34", "cifar_resnet32", "vgg11"])
+def test_forward_gives_logits(name):
+    model = create_backbone(name, num_classes=5)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+
+
+def _zero_branches(stage):
+    for block in stage:
+        torch.nn.init.zeros_(block.last_norm.weight)
+        torch.nn.init.zeros_(block.last_norm.bias)
+
+
+def test_option_a_stage_passes_input_through_plain_stage_does_not():
+    """With each branch's last BN scaled to zero, only the shortcut carries the signal."""
+    residual = create_backbone("cifar_resnet20").eval()
+    plain = create_backbone("cifar_plain20").eval()
+    for model in (residual, plain):
+        _zero_branches(model.stages[1])
+    x = torch.rand(2, 16, 16, 16)  # after ReLU: non-negative, so the final ReLU keeps it
+    out_residual = residual.stages[1](x)
+    expected = torch.cat([x[:, :, ::2, ::2], torch.zeros(2, 16, 8, 8)], dim=1)
+    torch.testing.assert_close(out_residual, expected)
+    out_plain = plain.stages[1](x)
+    assert torch.equal(out_plain, torch.zeros_like(out_plain))
+
+
+def test_zero_init_residual_makes_blocks_identity():
+    model = create_backbone("resnet50", zero_init_residual=True).eval()
+    assert all(torch.count_nonzero(b.bn3.weight) == 0 for s in model.stages for b in s)
+
+
+def test_stride_in_1x1_moves_the_stride():
+    original = create_backbone("resnet50", stride_in_1x1=True).stages[1][0]
+    v15 = create_backbone("resnet50").stages[1][0]
+    assert (original.conv1.stride, original.conv2.stride) == ((2, 2), (1, 1))
+    assert (v15.conv1.stride, v15.conv2.stride) == ((1, 1), (2, 2))
+
+
+@pytest.mark.parametrize("norm, cls", [
+    ("frozen_bn", torchvision.ops.FrozenBatchNorm2d),
+    ("gn", torch.nn.GroupNorm),
+    ("syncbn", torch.nn.SyncBatchNorm),
+])
+def test_norm_option(norm, cls):
+    model = create_backbone("cifar_resnet20", norm=norm)
+    assert isinstance(model.stem.bn, cls) and isinstance(model.stages[2][0].bn2, cls)
+    if norm != "syncbn":  # SyncBatchNorm only runs distributed
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_cifar_resnet1202_runs():
+    model = create_backbone("cifar_resnet1202").eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)

@@ -1,0 +1,79 @@
+"""The registry's public names and its errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from backbones import (
+    InvalidOptionError,
+    UnknownBackboneError,
+    create_backbone,
+    list_backbones,
+    register_backbone,
+)
+
+PAPER_NETS = (
+    [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
+    + [f"plain{d}" for d in (18, 34, 50, 101, 152)]
+    + [f"cifar_resnet{d}" for d in (20, 32, 44, 56, 110, 1202)]
+    + [f"cifar_plain{d}" for d in (20, 32, 44, 56, 110)]
+    + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+)
+
+
+def test_every_paper_net_is_registered():
+    assert set(PAPER_NETS) <= set(list_backbones())
+
+
+def test_list_is_sorted_and_filtered():
+    assert list_backbones() == sorted(list_backbones())
+    assert list_backbones("cifar_plain*") == [
+        "cifar_plain110", "cifar_plain20", "cifar_plain32", "cifar_plain44", "cifar_plain56"
+    ]
+    assert "timm/resnet50" in list_backbones("timm/resnet5*")
+
+
+def test_unknown_name_lists_closest():
+    with pytest.raises(UnknownBackboneError, match="resnet50") as info:
+        create_backbone("resnet05")
+    assert "closest" in str(info.value)
+
+
+def test_unknown_option_names_it_and_valid_ones():
+    with pytest.raises(InvalidOptionError, match="'depth'") as info:
+        create_backbone("resnet18", depth=3)
+    assert "shortcut='B'" in str(info.value) and "norm='bn'" in str(info.value)
+
+
+def test_plain_nets_take_no_shortcut_option():
+    with pytest.raises(InvalidOptionError, match="'shortcut'"):
+        create_backbone("plain18", shortcut="A")
+
+
+@pytest.mark.parametrize(
+    "option, value", [("shortcut", "D"), ("norm", "layernorm")]
+)
+def test_invalid_value_names_option_and_valid_values(option, value):
+    with pytest.raises(InvalidOptionError, match=f"'{option}'") as info:
+        create_backbone("cifar_resnet20", **{option: value})
+    assert repr(value) in str(info.value)
+
+
+def test_family_default_classes():
+    assert create_backbone("cifar_resnet20").fc.out_features == 10
+    assert create_backbone("resnet18").fc.out_features == 1000
+    assert create_backbone("resnet18", num_classes=7).fc.out_features == 7
+
+
+def test_register_your_own():
+    @register_backbone(name="tiny_test_net")
+    def build(*, num_classes=3, width=4):
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+    assert "tiny_test_net" in list_backbones("tiny_*")
+    model = create_backbone("tiny_test_net", width=8)
+    assert model(torch.zeros(1, 2, 2)).shape == (1, 3)
+    with pytest.raises(InvalidOptionError, match="'depth'"):
+        create_backbone("tiny_test_net", depth=1)
+    with pytest.raises(ValueError, match="already taken"):
+        register_backbone(build, name="tiny_test_net")
