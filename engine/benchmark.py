@@ -22,13 +22,15 @@ def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 
 def compare_steps(steps: dict[str, Callable], *, repeats: int = 5, warmup: int = 1) -> dict:
-    """Median seconds per call of each step, run interleaved (A B A B ...) to share drift."""
+    """Median seconds per call of each step, interleaved in alternating order (A B, B A, ...) so
+    drift and position effects fall on both alike."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
+    for repeat in range(repeats):
+        order = list(steps.items())
+        for name, step in order if repeat % 2 == 0 else reversed(order):
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)

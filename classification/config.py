@@ -1,0 +1,45 @@
+"""The schema of a classification (pretraining) config: every key a YAML file or a `key=value`
+override may set, with the paper's CIFAR-10 protocol as defaults."""
+
+from dataclasses import dataclass, field
+
+from engine.schedule import ScheduleConfig
+from engine.trainer import OptimConfig, TrainConfig
+
+
+@dataclass
+class ModelConfig:
+    name: str = "cifar_resnet20"
+    num_classes: int | None = None  # None: the data set's number of classes
+    options: dict = field(default_factory=dict)  # backbone options, e.g. {shortcut: A}
+    weights: str | None = None  # a checkpoint / state dict to start from
+
+
+@dataclass
+class DataConfig:
+    kind: str = "imagefolder"  # imagefolder | cifar10 (python batches) | synthetic
+    root: str = ""  # imagefolder: holds <train_split>/ and <val_split>/; cifar10: the batches folder
+    train_split: str = "train"
+    val_split: str = "val"
+    preset: str = "cifar"  # augmentation: cifar | imagenet | none
+    holdout: int = 0  # >0: validate on this many training images held out (the paper's 45k/5k)
+    in_memory: bool = False  # decode every image once into RAM (small images such as CIFAR)
+    on_bad_image: str = "skip"  # skip (counted, reported each epoch) | error
+    ten_crop: bool = False  # imagenet: 10-crop testing
+    # synthetic data (tests, smoke runs)
+    num_train: int = 256
+    num_val: int = 64
+    image_size: int = 32
+    num_classes: int = 10
+
+
+@dataclass
+class ClassificationConfig:
+    name: str = "run"
+    output_dir: str = "outputs/run"
+    resume: str = "auto"  # auto | none | <path to a checkpoint>
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.1, lr_batch=128))
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

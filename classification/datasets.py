@@ -1,0 +1,55 @@
+"""Train and validation datasets from a config's `data` section."""
+
+from pathlib import Path
+
+import torch
+
+from backbones.errors import check_choice
+
+from .data import (
+    ClassificationDataset,
+    SyntheticImages,
+    cifar10_batches,
+    decode_all,
+    scan_image_folder,
+)
+from .transforms import build_transform
+
+KINDS = ("imagefolder", "cifar10", "synthetic")
+
+
+def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, ClassificationDataset]:
+    check_choice("data.kind", data.kind, KINDS)
+    train_tf = build_transform(data.preset, train=True)
+    val_tf = build_transform(data.preset, train=False, ten_crop=data.ten_crop)
+    if data.kind == "synthetic":
+        return (
+            SyntheticImages(data.num_train, data.image_size, data.num_classes, train_tf, seed=seed),
+            SyntheticImages(data.num_val, data.image_size, data.num_classes, val_tf, seed=seed,
+                            split_seed=1),
+        )
+    train = _read(data, data.train_split, train=True, transform=train_tf, seed=seed)
+    if data.holdout:
+        return _hold_out(train, data.holdout, val_tf, seed)
+    return train, _read(data, data.val_split, train=False, transform=val_tf, seed=seed)
+
+
+def _read(data, split: str, train: bool, transform, seed: int) -> ClassificationDataset:
+    if data.kind == "cifar10":
+        images, labels, classes = cifar10_batches(data.root, train=train)
+        images = list(images)
+    else:
+        images, labels, classes = scan_image_folder(Path(data.root) / split)
+        if data.in_memory:
+            images = decode_all(images, data.on_bad_image)
+    return ClassificationDataset(images, labels, classes, transform, seed=seed,
+                                 on_bad_image=data.on_bad_image)
+
+
+def _hold_out(train: ClassificationDataset, holdout: int, val_transform, seed: int):
+    """The paper's 45k/5k split: a seeded random `holdout` images validate, the rest train."""
+    if not 0 < holdout < len(train):
+        raise ValueError(f"data.holdout={holdout} must be between 0 and {len(train)}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    keep, held = sorted(order[holdout:]), sorted(order[:holdout])
+    return train.subset(keep, train.transform), train.subset(held, val_transform)

@@ -1,0 +1,59 @@
+"""Experiment configs: a dataclass schema, YAML files (with `_base_` inheritance), `key=value`
+overrides, all merged by OmegaConf. Unknown keys and ill-typed values are errors naming them."""
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+BASE_KEY = "_base_"
+
+
+class ConfigError(ValueError):
+    """A config file or override with an unknown key or a value of the wrong type."""
+
+
+def _read_chain(path: Path, seen: tuple = ()) -> list[DictConfig]:
+    """The YAML at `path` preceded by the files it names in `_base_` (relative to it)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"config {path} inherits from itself through {BASE_KEY}")
+    layer = OmegaConf.load(path)
+    bases = layer.pop(BASE_KEY, None) or []
+    chain = []
+    for base in [bases] if isinstance(bases, str) else bases:
+        chain += _read_chain(path.parent / base, seen + (path.resolve(),))
+    return chain + [layer]
+
+
+def _valid_keys(schema: DictConfig, full_key: str) -> str:
+    parent = full_key.rpartition(".")[0]
+    node = OmegaConf.select(schema, parent) if parent else schema
+    return ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "(none)"
+
+
+def load_config(schema: type, path: str | Path | None = None, overrides=()) -> DictConfig:
+    """Merge schema defaults <- YAML chain <- `a.b=value` overrides into a typed, read-only config."""
+    base = OmegaConf.structured(schema)
+    layers = _read_chain(Path(path)) if path else []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    layers.append(OmegaConf.from_dotlist(list(overrides)))
+    source = f" in {path}" if path else ""
+    try:
+        config = OmegaConf.merge(base, *layers)
+    except ConfigKeyError as error:
+        raise ConfigError(
+            f"unknown config key {error.full_key!r}{source} or overrides; "
+            f"valid keys there: {_valid_keys(base, error.full_key)}"
+        ) from None
+    except ValidationError as error:
+        raise ConfigError(f"bad value for {error.full_key!r}{source}: {error.msg}") from None
+    OmegaConf.set_readonly(config, True)
+    return config
+
+
+def save_config(config: DictConfig, path: str | Path) -> None:
+    Path(path).write_text(OmegaConf.to_yaml(config))

@@ -1,0 +1,66 @@
+"""Learning-rate schedules in iterations: step decay, cosine, optional warm-up.
+
+Epoch-based settings are converted to iterations once, so every schedule is a pure function of
+the iteration: resuming restores it exactly.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "step"  # step | cosine | constant
+    unit: str = "iter"  # iter | epoch: the unit of total, milestones and warmup
+    total: float = 64000
+    milestones: list = field(default_factory=lambda: [32000, 48000])
+    gamma: float = 0.1
+    warmup: float = 0  # length of the warm-up, in `unit`
+    warmup_factor: float = 0.1  # lr multiplier during (constant) or at the start of (linear) warm-up
+    warmup_kind: str = "constant"  # constant (the paper's ResNet-110) | linear
+
+
+def to_iterations(value: float, unit: str, iters_per_epoch: int) -> int:
+    if unit not in ("iter", "epoch"):
+        raise ValueError(f"schedule.unit must be 'iter' or 'epoch', not {unit!r}")
+    return round(value * iters_per_epoch) if unit == "epoch" else int(value)
+
+
+def lr_factor(step: int, cfg: ScheduleConfig, iters_per_epoch: int) -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based)."""
+    total = to_iterations(cfg.total, cfg.unit, iters_per_epoch)
+    if cfg.kind == "step":
+        passed = sum(step >= to_iterations(m, cfg.unit, iters_per_epoch) for m in cfg.milestones)
+        factor = cfg.gamma**passed
+    elif cfg.kind == "cosine":
+        factor = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    elif cfg.kind == "constant":
+        factor = 1.0
+    else:
+        raise ValueError(f"schedule.kind must be step, cosine or constant, not {cfg.kind!r}")
+    warmup = to_iterations(cfg.warmup, cfg.unit, iters_per_epoch)
+    if step < warmup:
+        if cfg.warmup_kind == "constant":
+            factor *= cfg.warmup_factor
+        else:
+            factor *= cfg.warmup_factor + (1 - cfg.warmup_factor) * step / warmup
+    return factor
+
+
+def build_scheduler(optimizer, cfg: ScheduleConfig, iters_per_epoch: int):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, cfg, iters_per_epoch)
+    )
+
+
+def compress(cfg: ScheduleConfig, total: float, unit: str) -> ScheduleConfig:
+    """The same schedule shortened to `total` (in `unit`): milestones and warm-up at the same
+    fractions of training, as the CPU-sized studies use."""
+    scale = total / cfg.total
+    return ScheduleConfig(
+        kind=cfg.kind, unit=unit, total=total, milestones=[m * scale for m in cfg.milestones],
+        gamma=cfg.gamma, warmup=cfg.warmup * scale, warmup_factor=cfg.warmup_factor,
+        warmup_kind=cfg.warmup_kind,
+    )

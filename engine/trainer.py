@@ -1,0 +1,286 @@
+"""The training loop both tasks share, on one CPU, one GPU or many through Hugging Face Accelerate.
+
+The task (classification, detection) supplies the model, datasets, a collate function, the loss of
+one batch and its evaluation; this module owns everything else: devices and processes, mixed
+precision, gradient accumulation, the lr schedule, logging, evaluation cadence, atomic checkpoints
+and exact resume.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import gather_object
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from .config import save_config
+from .data import EpochSampler
+from .metrics import MetricsLogger, truncate_after
+from .schedule import build_scheduler, to_iterations
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128  # global: across processes and accumulation steps
+    grad_accum: int = 1
+    precision: str = "no"  # no | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    num_workers: int = 2
+    log_every: int = 50  # iterations
+    eval_every: int = 0  # iterations; 0 = at the end of every epoch
+    ckpt_every: int = 500  # iterations
+    stop_at: int = 0  # pause at this iteration (checkpoint and return); 0 = train to the end
+    cpu: bool = False  # stay on the CPU even where a GPU is present
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    lr_batch: int = 256  # the global batch `lr` is given for; other batches scale it linearly
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+
+
+class Task(Protocol):
+    def collate(self, samples: list) -> dict: ...
+
+    def train_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        """The loss to minimise and sums to log: {"loss": ..., "errors": ..., "samples": ...}."""
+
+    def evaluate(self, model: nn.Module, loader, accelerator: Accelerator) -> dict:
+        """Metrics over the whole loader, each sample counted once across processes."""
+
+
+class Trainer:
+    """Seed (`accelerate.utils.set_seed`) before building the model you pass in, so runs repeat."""
+
+    def __init__(self, cfg, model: nn.Module, task: Task, train_set: Dataset, val_set: Dataset | None):
+        self.cfg, self.task, self.train_set = cfg, task, train_set
+        self.out = Path(cfg.output_dir)
+        t = cfg.train
+        self.accelerator = Accelerator(
+            cpu=t.cpu,
+            mixed_precision=t.precision,
+            gradient_accumulation_steps=t.grad_accum,
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+        )
+        micro_batch = t.batch_size // t.grad_accum
+        if micro_batch * t.grad_accum != t.batch_size or micro_batch % self.accelerator.num_processes:
+            raise ValueError(
+                f"train.batch_size={t.batch_size} must split evenly into train.grad_accum="
+                f"{t.grad_accum} steps and {self.accelerator.num_processes} processes"
+            )
+        if t.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=cfg.optim.momentum,
+            weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
+        )
+        self.sampler = EpochSampler(len(train_set), seed=t.seed)
+        train_loader = self._loader(train_set, micro_batch, self.sampler, drop_last=True)
+        if len(train_loader) == 0:
+            raise ValueError(f"the training set ({len(train_set)} samples) is smaller than one batch")
+        self.iters_per_epoch = len(train_loader) // t.grad_accum
+        self.total = to_iterations(cfg.schedule.total, cfg.schedule.unit, self.iters_per_epoch)
+        self.scheduler = build_scheduler(optimizer, cfg.schedule, self.iters_per_epoch)
+        val_loader = None
+        if val_set is not None:
+            val_loader = self._loader(val_set, micro_batch, EpochSampler(len(val_set), shuffle=False))
+        if t.compile:
+            model = torch.compile(model)
+        self.model, self.optimizer, self.train_loader = self.accelerator.prepare(
+            model, optimizer, train_loader
+        )
+        self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
+        self.step, self.best = 0, math.inf
+        self.logger = None
+
+    def _loader(self, dataset, batch_size, sampler, drop_last=False) -> DataLoader:
+        workers = self.cfg.train.num_workers
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                          num_workers=workers, collate_fn=self.task.collate,
+                          pin_memory=self.accelerator.device.type == "cuda")
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        return self.out / "checkpoints" / "last.pth"
+
+    def _model_state(self) -> dict:
+        model = self.accelerator.unwrap_model(self.model)
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+        return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+    def save(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        scaler = self.accelerator.scaler
+        atomic_save({
+            "model": self._model_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rng_state(),
+            "step": self.step,
+            "best": self.best,
+            "config": OmegaConf.to_yaml(self.cfg),
+        }, self.last_path)
+
+    def resume(self) -> None:
+        """`resume=auto` continues from `last` if there is one; a path resumes from that file."""
+        choice = str(self.cfg.resume)
+        path = self.last_path if choice == "auto" else None if choice in ("none", "") else Path(choice)
+        if path is None:
+            if self.last_path.exists():
+                raise FileExistsError(
+                    f"{self.last_path} exists and resume=none would overwrite that run; "
+                    f"pass resume=auto to continue it or choose another output_dir"
+                )
+            return
+        if not path.exists():
+            if choice == "auto":
+                return
+            raise FileNotFoundError(f"resume checkpoint not found: {path}")
+        state = load_checkpoint(path)
+        model = self.accelerator.unwrap_model(self.model)
+        getattr(model, "_orig_mod", model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.step, self.best = state["step"], state["best"]
+        self.accelerator.print(f"resumed from {path} at iteration {self.step}")
+
+    def export_backbone(self) -> Path:
+        """The weights alone, as safetensors, for detection (`backbone_weights=`)."""
+        path = self.out / "backbone.safetensors"
+        if self.accelerator.is_main_process:
+            tmp = path.with_name(".backbone.safetensors.tmp")
+            save_file(self._model_state(), str(tmp))
+            tmp.replace(path)
+        return path
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        if self.val_loader is None:
+            return {}
+        self.model.eval()
+        with torch.no_grad(), self.accelerator.autocast():
+            metrics = self.task.evaluate(self.model, self.val_loader, self.accelerator)
+        self.model.train()
+        return metrics
+
+    def _after_eval(self, metrics: dict, epoch: float) -> None:
+        self.logger.log({"iteration": self.step, "epoch": epoch, **metrics})
+        key = getattr(self.task, "best_metric", None)
+        if key in metrics and metrics[key] < self.best:
+            self.best = metrics[key]
+            if self.accelerator.is_main_process:
+                atomic_save({"model": self._model_state(), "step": self.step, key: self.best},
+                            self.out / "checkpoints" / "best.pth")
+
+    def _report_skipped(self, skipped: list, epoch: int) -> None:
+        skipped = gather_object(skipped) if self.accelerator.num_processes > 1 else skipped
+        if skipped and self.accelerator.is_main_process:
+            shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
+            tqdm.write(f"epoch {epoch}: skipped {len(skipped)} unreadable samples: {shown}")
+            self.logger.log({"iteration": self.step, "epoch": epoch, "skipped": len(skipped),
+                             "skipped_files": [str(s) for s in skipped]})
+
+    def fit(self) -> dict:
+        """Train to `schedule.total` (or `train.stop_at`), evaluating and checkpointing on the way."""
+        t, acc = self.cfg.train, self.accelerator
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.resume()
+        if acc.is_main_process:
+            save_config(self.cfg, self.out / "config.yaml")
+            truncate_after(self.out, self.step)
+        self.logger = MetricsLogger(self.out, enabled=acc.is_main_process)
+        stop = min(self.total, t.stop_at) if t.stop_at else self.total
+        bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
+                   desc=self.cfg.get("name", "train"), dynamic_ncols=True)
+        window = torch.zeros(3, device=acc.device)  # loss sum, errors, samples since last log
+        window_start, metrics = time.perf_counter(), {}
+        self.model.train()
+        try:
+            while self.step < stop:
+                epoch = self.step // self.iters_per_epoch
+                skip = (self.step % self.iters_per_epoch) * t.grad_accum
+                loader = acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
+                # Accelerate re-applies the loader's epoch at each pass but cannot always reach
+                # our sampler and dataset through its wrappers: set all three.
+                loader.set_epoch(epoch)
+                self.sampler.set_epoch(epoch)
+                if hasattr(self.train_set, "set_epoch"):
+                    self.train_set.set_epoch(epoch)  # seeds the augmentation
+                skipped = []
+                for batch in loader:
+                    skipped += batch.pop("skipped", [])
+                    with acc.accumulate(self.model):
+                        with acc.autocast():
+                            loss, stats = self.task.train_step(self.model, batch)
+                        acc.backward(loss)
+                        self.optimizer.step()
+                        self.optimizer.zero_grad(set_to_none=True)
+                    window += torch.tensor([stats["loss"], stats["errors"], stats["samples"]],
+                                           device=acc.device, dtype=torch.float32)
+                    if not acc.sync_gradients:
+                        continue
+                    self.scheduler.step()
+                    self.step += 1
+                    bar.update(1)
+                    if self.step % t.log_every == 0 or self.step == stop:
+                        window = self._log_window(window, time.perf_counter() - window_start, bar)
+                        window_start = time.perf_counter()
+                    end_of_epoch = self.step % self.iters_per_epoch == 0
+                    if (t.eval_every and self.step % t.eval_every == 0) or (
+                        not t.eval_every and end_of_epoch) or self.step == self.total:
+                        metrics = self.evaluate()
+                        self._after_eval(metrics, self.step / self.iters_per_epoch)
+                    if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
+                        self.save()
+                    if self.step >= stop:
+                        break
+                self._report_skipped(skipped, epoch)
+        except KeyboardInterrupt:
+            self.save()  # keep the work: resume=auto continues from here
+            acc.print(f"\ninterrupted at iteration {self.step}; saved {self.last_path}")
+            raise
+        finally:
+            bar.close()
+            self.logger.close()
+        if self.step >= self.total:
+            self.export_backbone()
+        acc.wait_for_everyone()
+        return metrics
+
+    def _log_window(self, window: torch.Tensor, seconds: float, bar) -> torch.Tensor:
+        loss_sum, errors, samples = self.accelerator.reduce(window, "sum").tolist()
+        if samples:
+            record = {
+                "iteration": self.step,
+                "epoch": self.step / self.iters_per_epoch,
+                "lr": self.scheduler.get_last_lr()[0],
+                "train_loss": loss_sum / samples,
+                "train_error": errors / samples,
+                "images_per_s": samples / max(seconds, 1e-9),
+                "processes": self.accelerator.num_processes,
+            }
+            self.logger.log(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", err=f"{record['train_error']:.3f}")
+        return torch.zeros_like(window)

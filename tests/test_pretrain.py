@@ -1,0 +1,108 @@
+"""Pretraining end to end on synthetic data: logging, resume, checkpoints, distributed equality."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import engine.checkpoint
+from backbones import create_backbone, load_weights
+from classification.pretrain import load_pretrain_config, pretrain
+from engine.metrics import read_metrics
+from helpers import REPO, SMOKE
+
+LOG_FIELDS = {"iteration", "epoch", "lr", "train_loss", "train_error", "images_per_s", "processes"}
+EVAL_FIELDS = {"iteration", "epoch", "val_top1_error", "val_top5_error"}
+
+
+def run(tmp_path, *overrides, name="run"):
+    cfg = load_pretrain_config(SMOKE, [f"output_dir={tmp_path / name}", *overrides])
+    return cfg, pretrain(cfg)
+
+
+def test_loss_decreases_and_metrics_are_logged(tmp_path):
+    cfg, final = run(tmp_path, "schedule.total=24", "schedule.milestones=[16,20]", "train.log_every=4")
+    records = read_metrics(cfg.output_dir)
+    train = [r for r in records if "train_loss" in r]
+    evals = [r for r in records if "val_top1_error" in r]
+    assert all(LOG_FIELDS <= r.keys() for r in train)
+    assert all(EVAL_FIELDS <= r.keys() for r in evals) and len(evals) == 6  # each epoch
+    assert train[-1]["train_loss"] < 0.7 * train[0]["train_loss"]
+    assert final["val_top1_error"] < 0.5  # 4 classes: chance is 0.75
+    out = tmp_path / "run"
+    assert (out / "config.yaml").is_file() and (out / "checkpoints" / "best.pth").is_file()
+    weights = load_file(str(out / "backbone.safetensors"))
+    load_weights(create_backbone("cifar_resnet20", num_classes=4), weights)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_kill_and_resume_equals_uninterrupted(tmp_path, workers):
+    """Random augmentation on, paused mid-epoch at 5 of 12 steps, resumed: identical weights."""
+    common = ["schedule.total=12", "schedule.milestones=[6,9]", f"train.num_workers={workers}",
+              "train.ckpt_every=100"]
+    run(tmp_path, *common, name="straight")
+    run(tmp_path, *common, "train.stop_at=5", name="paused")
+    paused_state = torch.load(tmp_path / "paused/checkpoints/last.pth", weights_only=True)
+    assert paused_state["step"] == 5 and not (tmp_path / "paused/backbone.safetensors").exists()
+    run(tmp_path, *common, name="paused")
+    straight = load_file(str(tmp_path / "straight/backbone.safetensors"))
+    resumed = load_file(str(tmp_path / "paused/backbone.safetensors"))
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
+    iterations = [r["iteration"] for r in read_metrics(tmp_path / "paused") if "train_loss" in r]
+    assert iterations == sorted(set(iterations))  # no record logged twice
+
+
+def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    cfg, _ = run(tmp_path, "train.stop_at=4")
+    last = tmp_path / "run/checkpoints/last.pth"
+    before = last.read_bytes()
+
+    def torn_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine.checkpoint.torch, "save", torn_save)
+    with pytest.raises(OSError, match="disk full"):
+        engine.checkpoint.atomic_save({"x": torch.zeros(1)}, last)
+    assert last.read_bytes() == before
+    assert torch.load(last, weights_only=True)["step"] == 4
+    assert not list(last.parent.glob(".*.tmp"))
+
+
+def test_fresh_run_refuses_to_overwrite(tmp_path):
+    run(tmp_path, "train.stop_at=2")
+    with pytest.raises(FileExistsError, match="resume=auto"):
+        run(tmp_path, "resume=none")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path):
+    """Same global batch and seed, GroupNorm, no random augmentation: the same weights (to float
+    round-off, atol 1e-5) and the same validation metrics from 1 and 2 gloo processes."""
+    common = ["model.options={norm: gn}", "data.preset=none", "schedule.total=6",
+              "schedule.milestones=[4]", "train.eval_every=6", "data.num_val=30"]
+    cfg, single = run(tmp_path, *common, name="one")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", str(REPO / "tools/pretrain.py"), "--config",
+               str(SMOKE), f"output_dir={tmp_path / 'two'}", *common]
+    subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=300)
+    one = load_file(str(tmp_path / "one/backbone.safetensors"))
+    two = load_file(str(tmp_path / "two/backbone.safetensors"))
+    for key, value in one.items():
+        torch.testing.assert_close(two[key], value, atol=1e-5, rtol=1e-4, msg=key)
+    last_eval = [r for r in read_metrics(tmp_path / "two") if "val_top1_error" in r][-1]
+    assert last_eval["val_images"] == 30  # every image once, none padded in
+    assert {r["processes"] for r in read_metrics(tmp_path / "two") if "processes" in r} == {2}
+    assert last_eval["val_top1_error"] == pytest.approx(single["val_top1_error"])
+    assert last_eval["val_top5_error"] == pytest.approx(single["val_top5_error"])
