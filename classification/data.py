@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from backbones.errors import check_choice
-from engine.data import sample_seed
+from engine.data import sample_seed, seed_transform
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
@@ -75,7 +75,7 @@ class ClassificationDataset(Dataset):
             return BadSample(str(self.images[index]), str(error))
         if self.transform is None:
             return torch.from_numpy(np.ascontiguousarray(image)), self.labels[index]
-        self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
+        seed_transform(self.transform, sample_seed(self.seed, self.epoch, index))
         return self.transform(image=image)["image"], self.labels[index]
 
 
@@ -115,7 +115,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """CIFAR batches are pickles of dicts of NumPy arrays: allow exactly that, never other code."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol-2 pickles written by Python 3 store bytes
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:

@@ -35,3 +35,15 @@ def compare_steps(steps: dict[str, Callable], *, repeats: int = 5, warmup: int =
             step()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def loader_throughput(dataset, collate, *, batch_size: int, num_workers: int, batches: int) -> float:
+    """Images per second a DataLoader delivers on its own (no model), after one warm-up batch."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                         num_workers=num_workers, collate_fn=collate)
+    iterator = iter(loader)
+    next(iterator)
+    start, seen = time.perf_counter(), 0
+    for _ in range(batches):
+        seen += len(next(iterator)["label"])
+    return seen / (time.perf_counter() - start)

@@ -1,6 +1,9 @@
 """Data plumbing both tasks share: a seeded per-epoch sampler and the per-sample seed that makes
 random augmentation reproducible (and so resumable) whatever the worker layout."""
 
+import random
+
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -27,3 +30,17 @@ class EpochSampler(Sampler[int]):
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The augmentation seed of one sample in one epoch."""
     return (seed * 1_000_003 + epoch * 10_007 + index) % (2**31)
+
+
+def seed_transform(compose, seed: int) -> None:
+    """Seed an albumentations Compose and all its transforms with one shared pair of generators.
+
+    `Compose.set_random_seed` builds two generators per transform; sharing one pair is ~2x
+    faster per sample and just as reproducible.
+    """
+    numpy_rng, python_rng = np.random.default_rng(seed), random.Random(seed)
+    stack = [compose]
+    while stack:
+        transform = stack.pop()
+        transform.random_generator, transform.py_random = numpy_rng, python_rng
+        stack.extend(getattr(transform, "transforms", []))

@@ -21,6 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from backbones.errors import check_choice
+
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .config import save_config
 from .data import EpochSampler
@@ -32,7 +34,7 @@ from .schedule import build_scheduler, to_iterations
 class TrainConfig:
     batch_size: int = 128  # global: across processes and accumulation steps
     grad_accum: int = 1
-    precision: str = "no"  # no | bf16 | fp16
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; on CPUs without bf16 units, slower)
     channels_last: bool = False
     compile: bool = False
     seed: int = 0
@@ -51,6 +53,14 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     nesterov: bool = False
+
+
+PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+def _accelerate_precision(precision: str) -> str:
+    check_choice("train.precision", precision, tuple(PRECISIONS))
+    return PRECISIONS[precision]
 
 
 class Task(Protocol):
@@ -72,7 +82,7 @@ class Trainer:
         t = cfg.train
         self.accelerator = Accelerator(
             cpu=t.cpu,
-            mixed_precision=t.precision,
+            mixed_precision=_accelerate_precision(t.precision),
             gradient_accumulation_steps=t.grad_accum,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
         )

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 import torch
+from helpers import REPO, SMOKE
 from safetensors.torch import load_file
 
 import engine.checkpoint
 from backbones import create_backbone, load_weights
 from classification.pretrain import load_pretrain_config, pretrain
 from engine.metrics import read_metrics
-from helpers import REPO, SMOKE
 
 LOG_FIELDS = {"iteration", "epoch", "lr", "train_loss", "train_error", "images_per_s", "processes"}
 EVAL_FIELDS = {"iteration", "epoch", "val_top1_error", "val_top5_error"}

@@ -1,0 +1,61 @@
+"""Config loading: YAML inheritance, overrides, and errors that name the key at fault."""
+
+import pytest
+from helpers import REPO, SMOKE
+
+from classification.config import ClassificationConfig
+from classification.pretrain import load_pretrain_config
+from engine.config import ConfigError, load_config
+from engine.trainer import _accelerate_precision
+
+
+def test_overrides_and_inheritance():
+    cfg = load_pretrain_config(REPO / "configs/classification/cifar10_resnet110_short.yaml",
+                               ["optim.lr=0.05", "model.options={shortcut: B}"])
+    assert cfg.model.name == "cifar_resnet110" and cfg.optim.lr == 0.05
+    assert cfg.model.options.shortcut == "B"
+    assert cfg.schedule.unit == "epoch" and cfg.optim.weight_decay == 0.0001  # from the base
+
+
+def test_unknown_key_names_it_and_the_valid_keys():
+    with pytest.raises(ConfigError, match="'optim.learning_rate'") as info:
+        load_pretrain_config(SMOKE, ["optim.learning_rate=0.1"])
+    assert "lr, lr_batch, momentum" in str(info.value)
+
+
+def test_unknown_key_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="bad.yaml") as info:
+        load_config(ClassificationConfig, path)
+    assert "train.epochs" in str(info.value)
+
+
+def test_bad_value_type_names_the_key():
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_pretrain_config(SMOKE, ["optim.lr=fast"])
+
+
+def test_malformed_override_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        load_pretrain_config(SMOKE, ["optim.lr"])
+    with pytest.raises(ConfigError, match="nothere.yaml"):
+        load_pretrain_config(tmp_path / "nothere.yaml")
+
+
+def test_inheritance_cycle_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
+    with pytest.raises(ConfigError, match="inherits from itself"):
+        load_config(ClassificationConfig, tmp_path / "a.yaml")
+
+
+def test_precision_names():
+    assert _accelerate_precision("fp32") == "no"
+    with pytest.raises(ValueError, match="train.precision"):
+        _accelerate_precision("no")
+
+
+def test_every_shipped_config_loads():
+    for path in sorted((REPO / "configs/classification").glob("*.yaml")):
+        load_pretrain_config(path)

@@ -1,0 +1,43 @@
+"""Learning-rate schedules and the compressed CPU schedules."""
+
+import pytest
+from helpers import REPO
+
+from classification.pretrain import load_pretrain_config
+from engine.schedule import ScheduleConfig, compress, lr_factor
+
+
+def test_step_schedule_in_iterations():
+    cfg = ScheduleConfig()  # the paper's CIFAR protocol
+    factors = [lr_factor(s, cfg, 391) for s in (0, 31999, 32000, 47999, 48000, 63999)]
+    assert factors == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_epoch_units_and_warmup():
+    cfg = ScheduleConfig(unit="epoch", total=90, milestones=[30, 60], warmup=1, warmup_factor=0.1)
+    assert lr_factor(0, cfg, 100) == pytest.approx(0.1)
+    assert lr_factor(99, cfg, 100) == pytest.approx(0.1)
+    assert lr_factor(100, cfg, 100) == pytest.approx(1)
+    assert lr_factor(3000, cfg, 100) == pytest.approx(0.1)
+    linear = ScheduleConfig(warmup=10, warmup_factor=0.0, warmup_kind="linear")
+    assert [lr_factor(s, linear, 1) for s in (0, 5, 10)] == pytest.approx([0, 0.5, 1])
+
+
+def test_cosine():
+    cfg = ScheduleConfig(kind="cosine", total=100)
+    assert [lr_factor(s, cfg, 1) for s in (0, 50, 100)] == pytest.approx([1, 0.5, 0], abs=1e-9)
+
+
+def test_compress_keeps_fractions():
+    paper = ScheduleConfig(warmup=400)
+    short = compress(paper, 10, "epoch")
+    assert [m / short.total for m in short.milestones] == [m / paper.total for m in paper.milestones]
+    assert short.warmup / short.total == paper.warmup / paper.total
+
+
+@pytest.mark.parametrize("net", ["resnet20", "resnet56", "plain20", "plain56"])
+def test_short_configs_are_proportional_to_the_paper(net):
+    paper = load_pretrain_config(REPO / f"configs/classification/cifar10_{net}.yaml").schedule
+    short = load_pretrain_config(REPO / f"configs/classification/cifar10_{net}_short.yaml").schedule
+    assert [m / short.total for m in short.milestones] == [m / paper.total for m in paper.milestones]
+    assert (paper.kind, paper.gamma) == (short.kind, short.gamma)
