@@ -16,6 +16,7 @@ from torch import nn
 class Backbone(nn.Module):
     feature_info: list[dict]
     config: dict
+    classifier_patterns: tuple[str, ...] = ("fc.*",)  # state keys of the ImageNet classifier
 
     def forward_features(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         raise NotImplementedError

@@ -28,6 +28,7 @@ class TimmBackbone(Backbone):
                  **timm_options):
         super().__init__()
         import timm
+        from timm.models import get_pretrained_cfg_value
 
         self.config = dict(model_name=model_name, features_only=features_only, **timm_options)
         try:
@@ -43,6 +44,8 @@ class TimmBackbone(Backbone):
                                                num_classes=num_classes, **timm_options)
         except TypeError as error:  # timm raises TypeError for a keyword a model does not take
             raise InvalidOptionError(f"timm model {model_name!r} rejected an option: {error}") from error
+        classifier = get_pretrained_cfg_value(model_name, "classifier") or "fc"
+        self.classifier_patterns = (f"model.{classifier}.*",)
         infos = [dict(probe.feature_info.info[i]) for i in levels]
         self._levels = levels
         self._modules_of_levels = [info["module"] for info in infos]

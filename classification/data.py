@@ -8,38 +8,17 @@ that the collate function drops and counts (or an error, with `on_bad_image="err
 
 import io
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from backbones.errors import check_choice
-from engine.data import sample_seed, seed_transform
+from engine.data import BadImageError, BadSample, decode_image, sample_seed, seed_transform
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
-
-
-class BadImageError(OSError):
-    """An image that cannot be decoded; the message names the file."""
-
-
-@dataclass(frozen=True)
-class BadSample:
-    path: str
-    reason: str
-
-
-def decode_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 HxWx3, or BadImageError naming the file."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise BadImageError(f"cannot read image {path}: {error}") from error
 
 
 class ClassificationDataset(Dataset):

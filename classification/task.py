@@ -30,7 +30,7 @@ class ClassificationTask:
         loss = F.cross_entropy(logits, batch["label"])
         errors = (logits.argmax(1) != batch["label"]).sum()
         n = len(batch["label"])
-        return loss, {"loss": loss.detach() * n, "errors": errors, "samples": n}
+        return loss, {"loss": loss.detach() * n, "error": errors, "samples": n}
 
     def predict(self, model, images: torch.Tensor) -> torch.Tensor:
         """Class scores; with 10-crop testing, the mean softmax over the ten 224 crops."""

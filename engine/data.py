@@ -1,10 +1,14 @@
-"""Data plumbing both tasks share: a seeded per-epoch sampler and the per-sample seed that makes
-random augmentation reproducible (and so resumable) whatever the worker layout."""
+"""Data plumbing both tasks share: image decoding with bad-image reporting, a seeded per-epoch
+sampler and the per-sample seed that makes random augmentation reproducible (and so resumable)
+whatever the worker layout."""
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Sampler
 
 
@@ -44,3 +48,22 @@ def seed_transform(compose, seed: int) -> None:
         transform = stack.pop()
         transform.random_generator, transform.py_random = numpy_rng, python_rng
         stack.extend(getattr(transform, "transforms", []))
+
+
+class BadImageError(OSError):
+    """An image that cannot be decoded; the message names the file."""
+
+
+@dataclass(frozen=True)
+class BadSample:
+    path: str
+    reason: str
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 HxWx3, or BadImageError naming the file."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise BadImageError(f"cannot read image {path}: {error}") from error

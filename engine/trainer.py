@@ -69,7 +69,8 @@ class Task(Protocol):
     def collate(self, samples: list) -> dict: ...
 
     def train_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The loss to minimise and sums to log: {"loss": ..., "errors": ..., "samples": ...}."""
+        """The loss to minimise, and per-sample sums to log as train_<key> means, with the number
+        of samples: e.g. {"loss": loss * n, "error": wrong, "samples": n}."""
 
     def evaluate(self, model: nn.Module, loader, accelerator: Accelerator) -> dict:
         """Metrics over the whole loader, each sample counted once across processes."""
@@ -78,6 +79,12 @@ class Task(Protocol):
 def _cpu_processes() -> bool:
     """Several processes and no GPU: Accelerate runs them on gloo only when told `cpu=True`."""
     return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    """Loader workers leave SIGTERM to the main process, which saves before they are shut down
+    (PyTorch's workers already ignore SIGINT)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stop_on_sigterm():
@@ -138,7 +145,8 @@ class Trainer:
         workers = self.cfg.train.num_workers
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                           num_workers=workers, collate_fn=self.task.collate,
-                          pin_memory=self.accelerator.device.type == "cuda")
+                          pin_memory=self.accelerator.device.type == "cuda",
+                          worker_init_fn=_ignore_sigterm if workers else None)
 
     # ---- checkpoints -------------------------------------------------------------------------
     @property
@@ -214,11 +222,14 @@ class Trainer:
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         self.logger.log({"iteration": self.step, "epoch": epoch, "elapsed_s": self.elapsed, **metrics})
-        key = getattr(self.task, "best_metric", None)
-        if key in metrics and metrics[key] < self.best:
-            self.best = metrics[key]
+        key = getattr(self.task, "best_metric", None)  # lower is better unless best_higher
+        if key not in metrics:
+            return
+        score = -metrics[key] if getattr(self.task, "best_higher", False) else metrics[key]
+        if score < self.best:
+            self.best = score
             if self.accelerator.is_main_process:
-                atomic_save({"model": self._model_state(), "step": self.step, key: self.best},
+                atomic_save({"model": self._model_state(), "step": self.step, key: metrics[key]},
                             self.out / "checkpoints" / "best.pth")
 
     def _report_skipped(self, skipped: list, epoch: int) -> None:
@@ -241,7 +252,7 @@ class Trainer:
         stop = min(self.total, t.stop_at) if t.stop_at else self.total
         bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
                    desc=self.cfg.get("name", "train"), dynamic_ncols=True)
-        window = torch.zeros(3, device=acc.device)  # loss sum, errors, samples since last log
+        window: dict[str, torch.Tensor] = {}  # per-sample sums since the last log, and "samples"
         window_start = last_tick = time.perf_counter()
         metrics = {}
         self.model.train()
@@ -266,8 +277,9 @@ class Trainer:
                         acc.backward(loss)
                         self.optimizer.step()
                         self.optimizer.zero_grad(set_to_none=True)
-                    window += torch.tensor([stats["loss"], stats["errors"], stats["samples"]],
-                                           device=acc.device, dtype=torch.float32)
+                    for key, value in stats.items():
+                        window[key] = window.get(key, 0) + torch.as_tensor(
+                            value, dtype=torch.float32, device=acc.device).detach()
                     if not acc.sync_gradients:
                         continue
                     self.scheduler.step()
@@ -301,19 +313,18 @@ class Trainer:
         acc.wait_for_everyone()
         return metrics
 
-    def _log_window(self, window: torch.Tensor, seconds: float, bar) -> torch.Tensor:
-        loss_sum, errors, samples = self.accelerator.reduce(window, "sum").tolist()
+    def _log_window(self, window: dict, seconds: float, bar) -> dict:
+        """Log per-sample means of the task's sums over the window (all processes), then reset."""
+        keys = sorted(window)
+        totals = self.accelerator.reduce(torch.stack([window[k] for k in keys]), "sum").tolist()
+        sums = dict(zip(keys, totals))
+        samples = sums.pop("samples", 0)
         if samples:
-            record = {
-                "iteration": self.step,
-                "epoch": self.step / self.iters_per_epoch,
-                "lr": self.scheduler.get_last_lr()[0],
-                "train_loss": loss_sum / samples,
-                "train_error": errors / samples,
-                "images_per_s": samples / max(seconds, 1e-9),
-                "processes": self.accelerator.num_processes,
-                "elapsed_s": self.elapsed,
-            }
+            record = {"iteration": self.step, "epoch": self.step / self.iters_per_epoch,
+                      "lr": self.scheduler.get_last_lr()[0]}
+            record.update({f"train_{key}": value / samples for key, value in sums.items()})
+            record.update({"images_per_s": samples / max(seconds, 1e-9), "elapsed_s": self.elapsed,
+                           "processes": self.accelerator.num_processes})
             self.logger.log(record)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", err=f"{record['train_error']:.3f}")
-        return torch.zeros_like(window)
+            bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in record.items() if k.startswith("train_")})
+        return {}

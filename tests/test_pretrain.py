@@ -145,18 +145,20 @@ def test_ten_crop_prediction_averages_ten_views():
 
 
 def test_sigterm_saves_and_rerun_continues(tmp_path):
-    """A run stopped by SIGTERM (preemption, kill) keeps its work; running again resumes it."""
+    """A run whose process group gets SIGTERM (a scheduler's preemption) keeps its work, loader
+    workers included; running it again resumes it."""
     out = tmp_path / "run"
     command = [sys.executable, str(REPO / "tools/pretrain.py"), "--config", str(SMOKE),
                f"output_dir={out}", "schedule.total=400", "schedule.milestones=[]",
-               "train.log_every=1", "train.ckpt_every=1000", "data.num_val=8"]
+               "train.log_every=1", "train.ckpt_every=1000", "data.num_val=8", "train.num_workers=1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "metrics.jsonl").is_file():
         time.sleep(0.2)
     time.sleep(1)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(timeout=60) != 0
     stopped_at = torch.load(out / "checkpoints/last.pth", weights_only=True)["step"]
     assert 0 < stopped_at < 400

@@ -1,0 +1,132 @@
+"""Faster R-CNN (torchvision's) around any registry backbone, with the paper's heads."""
+
+import inspect
+
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
+
+from backbones import create_backbone, load_weights
+from backbones.errors import InvalidOptionError, check_choice
+from backbones.registry import TIMM_PREFIX, get_entry
+from backbones.weights import extract_state_dict, read_state_file
+
+from .heads import SHARED_MAP, C4Body, C5Head, FPNBody, RoIPool, VGGBody, VGGHead
+
+HEADS = ("c4", "vgg", "fpn")
+# FasterRCNN's own keyword arguments that a config may set (the modules are ours to build).
+DETECTOR_OPTIONS = tuple(
+    p for p in inspect.signature(FasterRCNN.__init__).parameters
+    if p not in ("self", "backbone", "num_classes", "kwargs", "rpn_anchor_generator",
+                 "box_roi_pool", "box_head", "box_predictor")
+)
+HEAD_DEFAULTS = {
+    # The paper's COCO anchors: 4 scales x 3 aspect ratios on the stride-16 map.
+    "c4": {"roi_pool": "align", "roi_size": 14, "anchor_sizes": [64, 128, 256, 512]},
+    "vgg": {"roi_pool": "pool", "roi_size": 7, "anchor_sizes": [64, 128, 256, 512]},
+    "fpn": {"fpn_channels": 256, "anchor_sizes": [32, 64, 128, 256, 512]},
+}
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict, dict]:
+    """Split options into (backbone, detector, head) by name; anything else is an error."""
+    backbone_valid = set() if backbone.startswith(TIMM_PREFIX) else set(get_entry(backbone).defaults)
+    routed = ({}, {}, {})
+    for key, value in options.items():
+        if key in backbone_valid:
+            routed[0][key] = value
+        elif key in DETECTOR_OPTIONS:
+            routed[1][key] = value
+        elif key in HEAD_DEFAULTS[head]:
+            routed[2][key] = value
+        elif backbone.startswith(TIMM_PREFIX):
+            routed[0][key] = value  # timm names its own options; it rejects unknown ones
+        else:
+            raise InvalidOptionError(
+                f"unknown option {key!r} for build_faster_rcnn({backbone!r}, head={head!r}); "
+                f"backbone options: {sorted(backbone_valid)}; head options: "
+                f"{sorted(HEAD_DEFAULTS[head])}; detector options: {list(DETECTOR_OPTIONS)}"
+            )
+    return routed
+
+
+def _freeze(backbone: nn.Module, freeze_at: int) -> None:
+    """detectron2's convention: 1 freezes the stem, 2 also the first stage (res2), and so on."""
+    stages = list(backbone.stages)
+    if not 0 <= freeze_at <= len(stages) + 1:
+        raise InvalidOptionError(f"freeze_at={freeze_at} must be between 0 and {len(stages) + 1}")
+    frozen = ([backbone.stem] if freeze_at >= 1 else []) + stages[: max(freeze_at - 1, 0)]
+    for module in frozen:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+
+
+def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_weights=None,
+                      freeze_at: int = 2, norm: str = "frozen_bn", **options) -> FasterRCNN:
+    """A torchvision FasterRCNN on registry backbone `backbone`.
+
+    num_classes counts the background (COCO: 81). `backbone_weights`: a pretrained backbone
+    (e.g. a pretraining run's backbone.safetensors, or a torchvision / timm state dict).
+    `norm` applies where the backbone has normalisation layers (frozen BN keeps ImageNet
+    statistics, as the paper). Other options are routed by name to the backbone, the head
+    (roi_pool, roi_size, anchor_sizes, fpn_channels) or FasterRCNN (min_size, max_size, ...).
+    """
+    check_choice("head", head, HEADS)
+    backbone_opts, detector_opts, head_opts = _route_options(backbone, head, options)
+    head_opts = {**HEAD_DEFAULTS[head], **head_opts}
+    timm = backbone.startswith(TIMM_PREFIX)
+    if timm:
+        backbone_opts.setdefault("features_only", True)
+    elif "norm" in get_entry(backbone).defaults:
+        backbone_opts.setdefault("norm", norm)
+    net = create_backbone(backbone, **backbone_opts)
+    if backbone_weights is not None:
+        load_weights(net, backbone_weights, skip=getattr(net, "classifier_patterns", ()))
+    _freeze(net, freeze_at)
+    if hasattr(net, "fc"):
+        del net.fc  # the ImageNet classifier has no part in detection
+    anchors = AnchorGenerator(
+        tuple((s,) for s in head_opts["anchor_sizes"]) if head == "fpn"
+        else (tuple(head_opts["anchor_sizes"]),),
+        (ASPECT_RATIOS,) * (len(head_opts["anchor_sizes"]) if head == "fpn" else 1),
+    )
+    if head == "fpn":
+        return FasterRCNN(FPNBody(net, head_opts["fpn_channels"]), num_classes,
+                          rpn_anchor_generator=anchors, **detector_opts)
+    if head == "c4" and (timm or len(net.feature_info) != 4 or not hasattr(net, "stem")):
+        raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {backbone!r}")
+    if head == "vgg" and not backbone.startswith("vgg"):
+        raise InvalidOptionError(f"head='vgg' needs a VGG backbone, not {backbone!r}")
+    body, box_head = (C4Body(net), C5Head(net)) if head == "c4" else (VGGBody(net), VGGHead(net))
+    check_choice("roi_pool", head_opts["roi_pool"], ("align", "pool"))
+    model = FasterRCNN(
+        body, None, rpn_anchor_generator=anchors, box_head=box_head,
+        box_roi_pool=MultiScaleRoIAlign([SHARED_MAP], head_opts["roi_size"], sampling_ratio=0),
+        box_predictor=_predictor(box_head.out_channels, num_classes), **detector_opts,
+    )
+    if head_opts["roi_pool"] == "pool":  # FasterRCNN's constructor accepts RoIAlign only
+        model.roi_heads.box_roi_pool = RoIPool(SHARED_MAP, head_opts["roi_size"], 1 / 16)
+    return model
+
+
+def _predictor(channels: int, num_classes: int) -> nn.Module:
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+    return FastRCNNPredictor(channels, num_classes)
+
+
+def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
+    """Our detection checkpoints, or torchvision detection state dicts (fasterrcnn_resnet50_fpn),
+    loaded strictly and safely; torchvision's backbone names are mapped to ours."""
+    checkpoint = read_state_file(source) if not isinstance(source, dict) else source
+    state = extract_state_dict(checkpoint)
+    body = getattr(model.backbone, "body", None)
+    own = model.state_dict()
+    if body is not None and hasattr(body, "remap_state_dict") and not set(state) <= set(own):
+        prefix = "backbone.body."
+        inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        state.update({prefix + k: v for k, v in body.remap_state_dict(inner).items()})
+    return load_weights(model, state)
