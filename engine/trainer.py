@@ -289,7 +289,6 @@ class Trainer:
                     bar.update(1)
                     if self.step % t.log_every == 0 or self.step == stop:
                         window = self._log_window(window, time.perf_counter() - window_start, bar)
-                        window_start = time.perf_counter()
                     end_of_epoch = self.step % self.iters_per_epoch == 0
                     if (t.eval_every and self.step % t.eval_every == 0) or (
                         not t.eval_every and end_of_epoch) or self.step == self.total:
@@ -297,6 +296,8 @@ class Trainer:
                         self._after_eval(metrics, self.step / self.iters_per_epoch)
                     if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
                         self.save()
+                    if self.step % t.log_every == 0:
+                        window_start = time.perf_counter()  # images/s counts training time only
                     if self.step >= stop:
                         break
                 self._report_skipped(skipped, epoch)

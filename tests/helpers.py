@@ -17,3 +17,30 @@ def write_image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=32,
             pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8) // 2 + 100 * c
             Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i:04d}.png")
     return root
+
+
+def write_coco_dataset(root: Path, num_images=8, size=96, seed=0, category_ids=(3, 7)) -> Path:
+    """A tiny COCO set: 1-2 filled squares (red: first category, blue: second) on noise."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for image_id in range(1, num_images + 1):
+        pixels = rng.integers(90, 140, (size, size, 3)).astype(np.uint8)
+        for k in range(1 + image_id % 2):
+            side = int(rng.integers(size // 4, size // 2))
+            x, y = (int(v) for v in rng.integers(0, size - side, 2))
+            colour = (230, 30, 30) if k == 0 else (30, 30, 230)
+            pixels[y : y + side, x : x + side] = colour
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": category_ids[k], "bbox": [x, y, side, side],
+                                "area": side * side, "iscrowd": 0})
+        Image.fromarray(pixels).save(root / "images" / f"{image_id:04d}.png")
+        images.append({"id": image_id, "file_name": f"{image_id:04d}.png", "width": size,
+                       "height": size})
+    categories = [{"id": c, "name": n} for c, n in zip(category_ids, ("red", "blue"))]
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": categories}))
+    return path

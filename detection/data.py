@@ -1,0 +1,228 @@
+"""Detection data: COCO (instances JSON through pycocotools) and PASCAL VOC (devkit XML).
+
+Both are read into the same records: one per image with its file, size, xyxy boxes, contiguous
+labels (1..K; 0 is torchvision's background) and an `ignore` flag (COCO crowd, VOC difficult)
+that keeps a box out of training and tells evaluation to neither reward nor punish it.
+Bad input is an error naming the file and record, or, with `on_bad_record="skip"`, a counted
+skip listed in `problems` (and unreadable images are skipped and reported by the trainer).
+"""
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from backbones.errors import check_choice
+from engine.data import BadImageError, BadSample, decode_image, sample_seed, seed_transform
+
+from .evaluation import coco_ground_truth
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+
+class BadRecordError(ValueError):
+    """An annotation that cannot be used; the message names the file and the record."""
+
+
+@dataclass
+class ImageRecord:
+    image_id: int
+    file: Path
+    width: int
+    height: int
+    boxes: np.ndarray  # (N, 4) float32 xyxy, clipped to the image
+    labels: np.ndarray  # (N,) int64 in 1..K
+    ignore: np.ndarray  # (N,) bool: crowd (COCO) or difficult (VOC)
+
+
+@dataclass
+class Source:
+    """What a reader returns: records, the label <-> category mapping and the ground truth in COCO
+    format for evaluation (COCO's own file as loaded; VOC's converted)."""
+
+    records: list
+    category_ids: list  # contiguous label i <-> category_ids[i - 1]
+    class_names: list
+    ground_truth: dict
+    problems: "Problems"
+
+
+@dataclass
+class Problems:
+    """Counts of bad or dropped annotations, with a few examples, for the end-of-load report."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: list = field(default_factory=list)
+
+    def add(self, kind: str, message: str, on_bad_record: str, fatal: bool = True) -> None:
+        if fatal and on_bad_record == "error":
+            raise BadRecordError(message)
+        self.counts[kind] += 1
+        if len(self.examples) < 20:
+            self.examples.append(message)
+
+    def report(self) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items())) or "none"
+
+
+def clean_boxes(boxes, width, height, where: str, problems: Problems, on_bad_record: str):
+    """Clip to the image; a box with negative size is bad input, one clipped to nothing dropped."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    negative = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    for index in np.flatnonzero(negative):
+        problems.add("boxes with negative size", f"{where}: box {boxes[index].tolist()} has "
+                     f"negative width or height", on_bad_record)
+    clipped = boxes.copy()
+    clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
+    clipped[:, 1::2] = clipped[:, 1::2].clip(0, height)
+    empty = ~negative & ((clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1]))
+    for _ in np.flatnonzero(empty):
+        problems.add("zero-area boxes dropped", f"{where}: zero-area box", on_bad_record,
+                     fatal=False)
+    return clipped, ~(negative | empty)
+
+
+def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record: str = "error") -> Source:
+    """A COCO instances file (2014 or 2017) and its image folder."""
+    from pycocotools.coco import COCO
+
+    check_choice("data.on_bad_record", on_bad_record, ("skip", "error"))
+    annotation_file, image_dir = Path(annotation_file), Path(image_dir)
+    if not annotation_file.is_file():
+        raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"COCO image folder not found: {image_dir}")
+    coco = COCO(str(annotation_file))
+    category_ids = sorted(coco.cats)
+    label_of = {cid: i + 1 for i, cid in enumerate(category_ids)}
+    problems = Problems()
+    per_image = {image_id: [] for image_id in coco.imgs}
+    for ann in coco.dataset.get("annotations", []):
+        where = f"{annotation_file.name}: annotation {ann.get('id')}"
+        if ann.get("image_id") not in per_image:
+            problems.add("annotations of unknown images", f"{where} names unknown image_id "
+                         f"{ann.get('image_id')}", on_bad_record)
+        elif ann.get("category_id") not in label_of:
+            problems.add("annotations of unknown categories", f"{where} names unknown "
+                         f"category_id {ann.get('category_id')}", on_bad_record)
+        else:
+            per_image[ann["image_id"]].append(ann)
+    records = []
+    for image_id, info in sorted(coco.imgs.items()):
+        anns = per_image[image_id]
+        xywh = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        where = f"{annotation_file.name}: image {image_id} ({info.get('file_name')})"
+        boxes, keep = clean_boxes(xyxy, info["width"], info["height"], where, problems, on_bad_record)
+        records.append(ImageRecord(
+            image_id, image_dir / info["file_name"], info["width"], info["height"], boxes[keep],
+            np.array([label_of[a["category_id"]] for a in anns], dtype=np.int64)[keep],
+            np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)[keep],
+        ))
+    names = [coco.cats[c]["name"] for c in category_ids]
+    return Source(records, category_ids, names, coco.dataset, problems)
+
+
+def read_voc(root: str | Path, split: str, classes=VOC_CLASSES, on_bad_record: str = "error",
+             first_id: int = 0) -> Source:
+    """A VOC devkit year folder (Annotations/, JPEGImages/, ImageSets/Main/<split>.txt); image
+    ids count from `first_id`, so several years can be joined."""
+    check_choice("data.on_bad_record", on_bad_record, ("skip", "error"))
+    root = Path(root)
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(f"VOC split file not found: {split_file}")
+    label_of = {name: i + 1 for i, name in enumerate(classes)}
+    problems, records = Problems(), []
+    for image_id, name in enumerate(split_file.read_text().split(), start=first_id):
+        record = _read_voc_xml(root / "Annotations" / f"{name}.xml", root / "JPEGImages",
+                               image_id, label_of, problems, on_bad_record)
+        if record is not None:
+            records.append(record)
+    category_ids = list(range(1, len(classes) + 1))
+    return Source(records, category_ids, list(classes),
+                  coco_ground_truth(records, category_ids, classes), problems)
+
+
+def _read_voc_xml(path: Path, image_dir: Path, image_id, label_of, problems, on_bad_record):
+    try:
+        tree = ET.parse(path).getroot()
+        width, height = (int(tree.find("size").find(k).text) for k in ("width", "height"))
+        objects = []
+        for obj in tree.findall("object"):
+            box = obj.find("bndbox")
+            # VOC pixel indices are 1-based and inclusive; continuous coordinates start at 0.
+            coords = [float(box.find(k).text) - (1 if k.endswith("min") else 0)
+                      for k in ("xmin", "ymin", "xmax", "ymax")]
+            difficult = obj.find("difficult")
+            objects.append((obj.find("name").text.strip(), coords,
+                            difficult is not None and difficult.text.strip() == "1"))
+        file_name = tree.find("filename").text.strip()
+    except (ET.ParseError, AttributeError, ValueError, OSError) as error:
+        problems.add("unreadable annotation files", f"{path}: {error}", on_bad_record)
+        return None
+    for cls, _, _ in objects:
+        if cls not in label_of:
+            problems.add("objects of unknown classes", f"{path}: unknown class {cls!r}",
+                         on_bad_record)
+    objects = [o for o in objects if o[0] in label_of]
+    boxes, keep = clean_boxes([o[1] for o in objects], width, height, str(path), problems,
+                              on_bad_record)
+    return ImageRecord(image_id, image_dir / file_name, width, height, boxes[keep],
+                       np.array([label_of[o[0]] for o in objects], dtype=np.int64)[keep],
+                       np.array([o[2] for o in objects], dtype=bool)[keep])
+
+
+class DetectionDataset(Dataset):
+    """A source's records -> (float image CHW in [0, 1], target) for torchvision's detectors.
+
+    Training drops images with no usable box and keeps ignored boxes out of the targets;
+    `transform` is an albumentations Compose with bbox parameters (labels in "labels").
+    """
+
+    def __init__(self, source: Source, transform=None, *, train: bool, seed: int = 0,
+                 on_bad_record: str = "error"):
+        records, self.problems = source.records, source.problems
+        if train:
+            kept = [r for r in records if (~r.ignore).any()]
+            self.problems.counts["training images without boxes skipped"] += len(records) - len(kept)
+            records = kept
+        self.records, self.category_ids = records, source.category_ids
+        self.classes, self.ground_truth = source.class_names, source.ground_truth
+        self.transform, self.train, self.seed, self.epoch = transform, train, seed, 0
+        self.on_bad_record = on_bad_record
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        record = self.records[index]
+        try:
+            image = decode_image(record.file)
+        except BadImageError as error:
+            if self.on_bad_record == "error":
+                raise
+            return BadSample(str(record.file), str(error))
+        keep = ~record.ignore if self.train else np.ones(len(record.labels), dtype=bool)
+        boxes, labels = record.boxes[keep], record.labels[keep]
+        if self.transform is not None:
+            seed_transform(self.transform, sample_seed(self.seed, self.epoch, index))
+            out = self.transform(image=image, bboxes=boxes, labels=labels)
+            image, boxes, labels = out["image"], out["bboxes"], out["labels"]
+        target = {
+            "boxes": torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)),
+            "labels": torch.as_tensor(np.asarray(labels, dtype=np.int64)),
+            "image_id": record.image_id,
+        }
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255, target

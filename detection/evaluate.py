@@ -1,0 +1,30 @@
+"""Evaluating a trained detector checkpoint on a config's validation set, on 1..N processes."""
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from torch.utils.data import DataLoader
+
+from engine.data import EpochSampler
+
+from .model import load_detector_weights
+from .task import DetectionTask
+from .train import build_datasets, build_detector, write_evaluation
+
+
+def evaluate_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, batch_size: int = 2) -> dict:
+    accelerator = Accelerator(cpu=cfg.train.cpu or not torch.cuda.is_available(),
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    _, val_set = build_datasets(cfg)
+    model = load_detector_weights(build_detector(cfg, len(val_set.classes) + 1), checkpoint)
+    task = DetectionTask(val_set, cfg.eval.backend)
+    loader = DataLoader(val_set, batch_size=batch_size * accelerator.num_processes,
+                        sampler=EpochSampler(len(val_set), shuffle=False),
+                        num_workers=cfg.train.num_workers, collate_fn=task.collate)
+    model, loader = accelerator.prepare(model.eval(), loader)
+    with torch.no_grad():
+        metrics = task.evaluate(model, loader, accelerator)
+    if accelerator.is_main_process:
+        write_evaluation(Path(out_dir), task.last_results, metrics, cfg)
+    return metrics

@@ -1,0 +1,106 @@
+"""Detection metrics: COCO's twelve (through faster-coco-eval, or pycocotools as the reference)
+and PASCAL VOC mAP@0.5 (VOC07 11-point and area under the curve), from the same records."""
+
+import contextlib
+import io
+
+import numpy as np
+
+from backbones.errors import check_choice
+
+COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
+                "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+BACKENDS = ("faster_coco_eval", "pycocotools")
+
+
+def coco_ground_truth(records, category_ids, class_names) -> dict:
+    """A COCO-format dict of the records (VOC's difficult boxes become iscrowd ones)."""
+    images, annotations = [], []
+    for record in records:
+        images.append({"id": record.image_id, "width": record.width, "height": record.height,
+                       "file_name": record.file.name})
+        for box, label, ignore in zip(record.boxes, record.labels, record.ignore):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            annotations.append({"id": len(annotations) + 1, "image_id": record.image_id,
+                                "category_id": category_ids[label - 1], "iscrowd": int(ignore),
+                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h})
+    categories = [{"id": c, "name": n} for c, n in zip(category_ids, class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faster_coco_eval") -> dict:
+    """COCOeval's 12 box metrics for COCO-format results ({image_id, category_id, bbox, score})."""
+    check_choice("backend", backend, BACKENDS)
+    if backend == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    else:
+        from faster_coco_eval import COCO
+        from faster_coco_eval import COCOeval_faster as COCOeval
+    if not results:
+        return dict.fromkeys(COCO_METRICS, 0.0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = ground_truth
+        gt.createIndex()
+        evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: float(value) for name, value in zip(COCO_METRICS, evaluator.stats[:12])}
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lt = np.maximum(box[:2], boxes[:, :2])
+    rb = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(box) + area(boxes) - inter)
+
+
+def _average_precision(recall, precision, use_07_metric: bool) -> float:
+    if use_07_metric:  # VOC2007: mean of the best precision at recall >= 0, 0.1, ..., 1
+        return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                              for t in np.linspace(0, 1, 11)]))
+    r = np.concatenate([[0.0], recall, [1.0]])  # VOC2010+: area under the monotone curve
+    p = np.concatenate([[0.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    steps = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
+
+
+def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
+    """VOC mAP. `detections[image_id]` = (boxes xyxy, scores, labels 1..K) arrays.
+
+    Ignored (difficult) ground truth neither counts as a miss nor makes a detection false.
+    """
+    aps07, aps = [], []
+    for label in range(1, num_classes + 1):
+        gt = {r.image_id: (r.boxes[r.labels == label], r.ignore[r.labels == label]) for r in records}
+        positives = sum(int((~ignore).sum()) for _, ignore in gt.values())
+        if positives == 0:
+            continue
+        found = [(score, image_id, box) for image_id, (boxes, scores, labels) in detections.items()
+                 for box, score, lab in zip(boxes, scores, labels) if lab == label and image_id in gt]
+        found.sort(key=lambda d: -d[0])
+        used = {image_id: np.zeros(len(g[0]), dtype=bool) for image_id, g in gt.items()}
+        tp, fp = np.zeros(len(found)), np.zeros(len(found))
+        for i, (_, image_id, box) in enumerate(found):
+            boxes, ignore = gt[image_id]
+            overlaps = _iou(np.asarray(box), boxes) if len(boxes) else np.zeros(0)
+            best = int(overlaps.argmax()) if len(overlaps) else -1
+            if best < 0 or overlaps[best] < iou_threshold:
+                fp[i] = 1
+            elif ignore[best]:
+                continue
+            elif not used[image_id][best]:
+                tp[i], used[image_id][best] = 1, True
+            else:
+                fp[i] = 1
+        tp, fp = np.cumsum(tp), np.cumsum(fp)
+        recall = tp / positives
+        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        aps07.append(_average_precision(recall, precision, True))
+        aps.append(_average_precision(recall, precision, False))
+    return {"VOC07_mAP50": float(np.mean(aps07)) if aps07 else 0.0,
+            "VOC_mAP50": float(np.mean(aps)) if aps else 0.0}

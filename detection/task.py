@@ -1,0 +1,57 @@
+"""Detection as a task for the shared trainer: torchvision's losses; COCO and VOC metrics."""
+
+from accelerate.utils import gather_object
+
+from engine.data import BadSample
+
+from .evaluation import coco_evaluate, voc_evaluate
+
+
+class DetectionTask:
+    best_metric, best_higher = "val_AP", True
+
+    def __init__(self, val_set=None, backend: str = "faster_coco_eval"):
+        self.val_set, self.backend = val_set, backend
+        self.last_results: list[dict] = []  # COCO-format detections of the last evaluation
+
+    def collate(self, samples: list) -> dict:
+        good = [s for s in samples if not isinstance(s, BadSample)]
+        return {"images": [image for image, _ in good], "targets": [t for _, t in good],
+                "skipped": [s.path for s in samples if isinstance(s, BadSample)]}
+
+    def train_step(self, model, batch: dict):
+        losses = model(batch["images"], batch["targets"])
+        loss = sum(losses.values())
+        n = len(batch["images"])
+        stats = {key.removeprefix("loss_"): value.detach() * n for key, value in losses.items()}
+        return loss, {"loss": loss.detach() * n, **stats, "samples": n}
+
+    def predict(self, model, loader, accelerator) -> dict:
+        """image_id -> (boxes xyxy, scores, labels), every image once across processes."""
+        local = {}
+        for batch in loader:
+            outputs = model(batch["images"])
+            for target, output in zip(batch["targets"], outputs):
+                local[target["image_id"]] = tuple(output[k].float().cpu().numpy()
+                                                  for k in ("boxes", "scores", "labels"))
+        merged = {}
+        for part in gather_object([local]) if accelerator.num_processes > 1 else [local]:
+            merged.update(part)  # padding duplicates collapse on image_id
+        return merged
+
+    def to_coco_results(self, detections: dict) -> list[dict]:
+        ids = self.val_set.category_ids
+        return [{"image_id": int(image_id), "category_id": int(ids[int(label) - 1]),
+                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                 "score": float(score)}
+                for image_id, (boxes, scores, labels) in detections.items()
+                for b, score, label in zip(boxes, scores, labels)]
+
+    def evaluate(self, model, loader, accelerator) -> dict:
+        detections = self.predict(model, loader, accelerator)
+        if not accelerator.is_main_process:
+            return {}
+        self.last_results = self.to_coco_results(detections)
+        metrics = coco_evaluate(self.val_set.ground_truth, self.last_results, self.backend)
+        metrics.update(voc_evaluate(self.val_set.records, detections, len(self.val_set.classes)))
+        return {"val_images": len(detections), **{f"val_{k}": v for k, v in metrics.items()}}

@@ -1,0 +1,93 @@
+"""Training and evaluating detectors from a config: data sources, model, the shared trainer."""
+
+import json
+from pathlib import Path
+
+from accelerate.utils import set_seed
+
+from backbones.errors import check_choice
+from engine.config import load_config
+from engine.trainer import Trainer
+
+from .config import DetectionConfig
+from .data import DetectionDataset, Problems, Source, read_coco, read_voc
+from .evaluation import coco_ground_truth
+from .model import build_faster_rcnn, load_detector_weights
+from .task import DetectionTask
+from .transforms import build_detection_transform
+
+
+def load_detection_config(path=None, overrides=()):
+    return load_config(DetectionConfig, path, overrides)
+
+
+def read_source(data, split: str) -> Source:
+    """The train or val source of `data` (VOC: several year/split entries joined)."""
+    check_choice("data.kind", data.kind, ("coco", "voc"))
+    if data.kind == "coco":
+        return read_coco(data[f"{split}_annotations"], data[f"{split}_images"], data.on_bad_record)
+    parts, first_id = [], 0
+    for entry in data[f"voc_{split}"]:
+        year, _, subset = str(entry).partition("/")
+        part = read_voc(Path(data.voc_root) / year, subset, on_bad_record=data.on_bad_record,
+                        first_id=first_id)
+        parts.append(part)
+        first_id += len(part.records)
+    if not parts:
+        raise ValueError(f"data.voc_{split} names no VOC split")
+    problems = Problems()
+    for part in parts:
+        problems.counts.update(part.problems.counts)
+        problems.examples += part.problems.examples
+    records = [r for part in parts for r in part.records]
+    first = parts[0]
+    return Source(records, first.category_ids, first.class_names,
+                  coco_ground_truth(records, first.category_ids, first.class_names), problems)
+
+
+def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
+    train = DetectionDataset(read_source(cfg.data, "train"),
+                             build_detection_transform(True, flip=cfg.data.flip), train=True,
+                             seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    val = DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
+                           train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    for name, dataset in (("train", train), ("val", val)):
+        print(f"{name}: {len(dataset)} images; problems: {dataset.problems.report()}")
+    return train, val
+
+
+def build_detector(cfg, num_classes: int | None = None):
+    """The FasterRCNN a config describes (num_classes: the data's classes + background)."""
+    m = cfg.model
+    classes = m.num_classes or num_classes
+    if classes is None:
+        raise ValueError("model.num_classes is not set and no data set gives it")
+    model = build_faster_rcnn(m.backbone, head=m.head, num_classes=classes,
+                              backbone_weights=m.backbone_weights, freeze_at=m.freeze_at,
+                              norm=m.norm, **m.options)
+    if m.weights:
+        load_detector_weights(model, m.weights)
+    return model
+
+
+def write_evaluation(out_dir: Path, results: list, metrics: dict, cfg) -> Path:
+    """detections.json (COCO results format) and metrics.json, for tools/compare.py."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "detections.json").write_text(json.dumps(results))
+    summary = {"name": cfg.name, "backbone": cfg.model.backbone, "head": cfg.model.head,
+               "backend": cfg.eval.backend, "metrics": metrics}
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(summary, indent=2))
+    return path
+
+
+def train_detector(cfg) -> dict:
+    set_seed(cfg.train.seed)
+    train_set, val_set = build_datasets(cfg)
+    model = build_detector(cfg, len(train_set.classes) + 1)
+    task = DetectionTask(val_set, cfg.eval.backend)
+    trainer = Trainer(cfg, model, task, train_set, val_set)
+    metrics = trainer.fit()
+    if trainer.accelerator.is_main_process and metrics:
+        write_evaluation(Path(cfg.output_dir) / "eval", task.last_results, metrics, cfg)
+    return metrics

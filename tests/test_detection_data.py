@@ -1,0 +1,144 @@
+"""COCO and VOC readers on tiny generated data, and every bad-input case."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import write_coco_dataset
+
+from detection.data import BadRecordError, DetectionDataset, read_coco, read_voc
+from detection.transforms import build_detection_transform
+from engine.data import BadImageError, BadSample
+
+
+@pytest.fixture
+def coco(tmp_path):
+    return write_coco_dataset(tmp_path, num_images=4, size=64), tmp_path / "images"
+
+
+def edit(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_coco_labels_are_contiguous_and_mapped_back(coco):
+    ann, images = coco
+    source = read_coco(ann, images)
+    assert source.category_ids == [3, 7] and source.class_names == ["red", "blue"]
+    first = json.loads(ann.read_text())["annotations"][0]
+    record = source.records[0]
+    x, y, w, h = first["bbox"]
+    np.testing.assert_allclose(record.boxes[0], [x, y, x + w, y + h])
+    assert record.labels[0] == 1 and not record.ignore.any()
+    assert {int(label) for r in source.records for label in r.labels} == {1, 2}
+
+
+def test_coco_crowd_clip_zero_area_and_empty_images(coco):
+    ann, images = coco
+
+    def change(data):
+        anns = data["annotations"]
+        anns[0]["iscrowd"] = 1
+        anns[1]["bbox"] = [50, 50, 40, 40]  # runs past the 64 px image: clipped
+        anns.append({"id": 99, "image_id": 1, "category_id": 3, "bbox": [70, 70, 5, 5],
+                     "area": 25, "iscrowd": 0})  # wholly outside: zero area once clipped
+        data["images"].append({"id": 50, "file_name": "0001.png", "width": 64, "height": 64})
+
+    edit(ann, change)
+    source = read_coco(ann, images)
+    by_id = {r.image_id: r for r in source.records}
+    assert by_id[1].ignore[0] and by_id[1].boxes.shape[0] == 2  # its third, zero-area, dropped
+    assert by_id[1].boxes[1].tolist() == [50, 50, 64, 64]
+    assert source.problems.counts["zero-area boxes dropped"] == 1
+    train = DetectionDataset(source, train=True)
+    assert 50 not in {r.image_id for r in train.records}  # no boxes: skipped in training
+    image, target = train[0]
+    assert image.shape == (3, 64, 64) and 0 <= image.min() and image.max() <= 1
+    val = DetectionDataset(source, train=False)
+    assert len(val) == 5
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["annotations"][0].update(category_id=42), "unknown category_id 42"),
+    (lambda d: d["annotations"][0].update(image_id=999), "unknown image_id 999"),
+    (lambda d: d["annotations"][0].update(bbox=[10, 10, -5, 4]), "negative width or height"),
+])
+def test_coco_bad_records_error_or_skip(coco, change, message):
+    ann, images = coco
+    edit(ann, change)
+    with pytest.raises(BadRecordError, match=message) as info:
+        read_coco(ann, images, on_bad_record="error")
+    assert "annotations.json" in str(info.value)
+    source = read_coco(ann, images, on_bad_record="skip")
+    assert sum(source.problems.counts.values()) == 1 and message in source.problems.examples[0]
+
+
+def test_missing_or_corrupt_image(coco):
+    ann, images = coco
+    (images / "0002.png").unlink()
+    (images / "0003.png").write_bytes(b"not a png")
+    skip = DetectionDataset(read_coco(ann, images), train=False, on_bad_record="skip")
+    bad = [skip[i] for i in range(len(skip)) if isinstance(skip[i], BadSample)]
+    assert sorted(b.path.rsplit("/", 1)[1] for b in bad) == ["0002.png", "0003.png"]
+    strict = DetectionDataset(read_coco(ann, images), train=False, on_bad_record="error")
+    with pytest.raises(BadImageError, match="0002.png"):
+        strict[1]
+
+
+def test_missing_annotation_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.json"):
+        read_coco(tmp_path / "nothere.json", tmp_path)
+
+
+def write_voc(root, objects_by_image, size=(80, 60)):
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for name, objects in objects_by_image.items():
+        parts = "".join(
+            f"<object><name>{cls}</name><difficult>{int(diff)}</difficult><bndbox>"
+            f"<xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax>"
+            f"</bndbox></object>" for cls, b, diff in objects)
+        (root / "Annotations" / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.jpg</filename><size><width>{size[0]}</width>"
+            f"<height>{size[1]}</height><depth>3</depth></size>{parts}</annotation>")
+    (root / "ImageSets" / "Main" / "trainval.txt").write_text("\n".join(objects_by_image))
+
+
+def test_voc_reader_difficult_and_pixel_convention(tmp_path):
+    write_voc(tmp_path / "VOC2007", {"000001": [("dog", (11, 21, 40, 50), False),
+                                                ("cat", (1, 1, 10, 10), True)]})
+    source = read_voc(tmp_path / "VOC2007", "trainval")
+    record = source.records[0]
+    assert record.boxes[0].tolist() == [10, 20, 40, 50]  # 1-based xmin/ymin -> 0-based
+    assert [source.class_names[label - 1] for label in record.labels] == ["dog", "cat"]
+    assert record.ignore.tolist() == [False, True]
+    assert source.ground_truth["annotations"][1]["iscrowd"] == 1
+
+
+def test_voc_malformed_xml_and_unknown_class(tmp_path):
+    root = tmp_path / "VOC2007"
+    write_voc(root, {"000001": [("dog", (1, 1, 9, 9), False)],
+                     "000002": [("unicorn", (1, 1, 9, 9), False)]})
+    (root / "Annotations" / "000001.xml").write_text("<annotation><size>")
+    with pytest.raises(BadRecordError, match="000001.xml"):
+        read_voc(root, "trainval")
+    source = read_voc(root, "trainval", on_bad_record="skip")
+    assert source.problems.counts == {"unreadable annotation files": 1,
+                                      "objects of unknown classes": 1}
+    with pytest.raises(FileNotFoundError, match="test.txt"):
+        read_voc(root, "test")
+
+
+def test_flip_moves_boxes(coco):
+    ann, images = coco
+    source = read_coco(ann, images)
+    flip = build_detection_transform(train=True)
+    flip.transforms[0].p = 1.0
+    dataset = DetectionDataset(source, flip, train=True)
+    plain = DetectionDataset(source, None, train=True)
+    (image, target), (raw, raw_target) = dataset[0], plain[0]
+    x0, y0, x1, y1 = raw_target["boxes"][0].tolist()
+    assert target["boxes"][0].tolist() == pytest.approx([64 - x1, y0, 64 - x0, y1])
+    assert (image == raw.flip(-1)).all()

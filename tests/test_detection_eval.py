@@ -1,0 +1,75 @@
+"""Evaluation parity: faster-coco-eval and pycocotools give the same twelve numbers; VOC AP."""
+
+import numpy as np
+import pytest
+from helpers import write_coco_dataset
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from detection.data import read_coco
+from detection.evaluation import COCO_METRICS, coco_evaluate, voc_evaluate
+
+
+@pytest.fixture
+def source(tmp_path):
+    ann = write_coco_dataset(tmp_path, num_images=12, size=64, seed=3)
+    return read_coco(ann, tmp_path / "images"), ann
+
+
+def noisy_results(source, seed=0):
+    rng = np.random.default_rng(seed)
+    results = []
+    for record in source.records:
+        for box, label in zip(record.boxes, record.labels):
+            for _ in range(3):
+                jitter = box + rng.normal(0, 4, 4)
+                x0, y0, x1, y1 = jitter.tolist()
+                results.append({"image_id": record.image_id, "score": float(rng.uniform()),
+                                "category_id": source.category_ids[int(rng.integers(1, 3)) - 1
+                                                                   if rng.uniform() < 0.2 else label - 1],
+                                "bbox": [x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)]})
+    return results
+
+
+def test_backends_agree_with_pycocotools_directly(source):
+    src, ann = source
+    results = noisy_results(src)
+    ours = [coco_evaluate(src.ground_truth, results, b) for b in ("faster_coco_eval", "pycocotools")]
+    gt = COCO(str(ann))
+    reference = COCOeval(gt, gt.loadRes(results), "bbox")
+    reference.evaluate()
+    reference.accumulate()
+    reference.summarize()
+    for name, value in zip(COCO_METRICS, reference.stats[:12]):
+        assert ours[0][name] == pytest.approx(value, abs=1e-9), name
+        assert ours[1][name] == pytest.approx(value, abs=1e-9), name
+    assert 0.05 < ours[0]["AP"] < 0.95  # a case that tests something
+
+
+def test_perfect_detections_score_one(source):
+    src, _ = source
+    results = [{"image_id": r.image_id, "category_id": src.category_ids[label - 1], "score": 1.0,
+                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
+               for r in src.records for b, label in zip(r.boxes, r.labels)]
+    metrics = coco_evaluate(src.ground_truth, results)
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["AP50"] == pytest.approx(1.0)
+    detections = {r.image_id: (r.boxes, np.ones(len(r.boxes)), r.labels) for r in src.records}
+    voc = voc_evaluate(src.records, detections, num_classes=2)
+    assert voc == {"VOC07_mAP50": pytest.approx(1.0), "VOC_mAP50": pytest.approx(1.0)}
+
+
+def test_voc_ap_by_hand(source):
+    """One class, 2 ground-truth boxes: a hit (0.9), a false positive (0.8), a hit (0.7):
+    precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1 -> AUC AP = 1/2*1 + 1/2*2/3 = 5/6."""
+    src, _ = source
+    record = src.records[0]
+    record.boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=np.float32)
+    record.labels, record.ignore = np.array([1, 1]), np.array([False, False])
+    detections = {record.image_id: (np.array([[0, 0, 10, 10], [40, 40, 50, 50], [20, 20, 30, 30]]),
+                                    np.array([0.9, 0.8, 0.7]), np.array([1, 1, 1]))}
+    voc = voc_evaluate([record], detections, num_classes=1)
+    assert voc["VOC_mAP50"] == pytest.approx(5 / 6)
+    assert voc["VOC07_mAP50"] == pytest.approx((6 * 1 + 5 * 2 / 3) / 11)
+    record.ignore = np.array([False, True])  # the second box difficult: its hit is not counted
+    voc = voc_evaluate([record], detections, num_classes=1)
+    assert voc["VOC_mAP50"] == pytest.approx(1.0)

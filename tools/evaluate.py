@@ -1,0 +1,33 @@
+"""Evaluate a detector checkpoint: COCO metrics (faster-coco-eval, or --backend pycocotools) and
+VOC mAP@0.5; writes detections.json (COCO results) and metrics.json.
+
+    python tools/evaluate.py --config configs/detection/coco_faster_rcnn_r101_c4.yaml \\
+        --checkpoint outputs/coco_r101_c4/checkpoints/last.pth [--out DIR] [key=value ...]
+"""
+
+import argparse
+from pathlib import Path
+
+from detection import load_detection_config
+from detection.evaluate import evaluate_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--backend", choices=("faster_coco_eval", "pycocotools"))
+    parser.add_argument("--out", type=Path, help="default: <output_dir>/eval")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    overrides = list(args.overrides) + ([f"eval.backend={args.backend}"] if args.backend else [])
+    cfg = load_detection_config(args.config, overrides)
+    out = args.out or Path(cfg.output_dir) / "eval"
+    metrics = evaluate_checkpoint(cfg, args.checkpoint, out)
+    if metrics:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        print(f"written {out / 'metrics.json'} and {out / 'detections.json'}")
+
+
+if __name__ == "__main__":
+    main()
