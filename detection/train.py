@@ -32,7 +32,7 @@ def read_source(data, split: str) -> Source:
         part = read_voc(Path(data.voc_root) / year, subset, on_bad_record=data.on_bad_record,
                         first_id=first_id)
         parts.append(part)
-        first_id += len(part.records)
+        first_id = max((r.image_id + 1 for r in part.records), default=first_id)  # ids stay unique
     if not parts:
         raise ValueError(f"data.voc_{split} names no VOC split")
     problems = Problems()

@@ -119,7 +119,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch
         optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=cfg.optim.momentum,
+            [p for p in model.parameters() if p.requires_grad], lr=lr, momentum=cfg.optim.momentum,
             weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
         )
         self.sampler = EpochSampler(len(train_set), seed=t.seed)
@@ -253,8 +253,7 @@ class Trainer:
         bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
                    desc=self.cfg.get("name", "train"), dynamic_ncols=True)
         window: dict[str, torch.Tensor] = {}  # per-sample sums since the last log, and "samples"
-        window_start = last_tick = time.perf_counter()
-        metrics = {}
+        last_tick, self._window_seconds, metrics = time.perf_counter(), 0.0, {}
         self.model.train()
         previous_handler = _stop_on_sigterm()
         try:
@@ -284,20 +283,11 @@ class Trainer:
                         continue
                     self.scheduler.step()
                     self.step += 1
+                    bar.update(1)
+                    self._window_seconds += time.perf_counter() - last_tick  # loading + compute
+                    window, metrics = self._after_step(window, stop, bar, metrics)
                     now = time.perf_counter()
                     self.elapsed, last_tick = self.elapsed + now - last_tick, now
-                    bar.update(1)
-                    if self.step % t.log_every == 0 or self.step == stop:
-                        window = self._log_window(window, time.perf_counter() - window_start, bar)
-                    end_of_epoch = self.step % self.iters_per_epoch == 0
-                    if (t.eval_every and self.step % t.eval_every == 0) or (
-                        not t.eval_every and end_of_epoch) or self.step == self.total:
-                        metrics = self.evaluate()
-                        self._after_eval(metrics, self.step / self.iters_per_epoch)
-                    if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
-                        self.save()
-                    if self.step % t.log_every == 0:
-                        window_start = time.perf_counter()  # images/s counts training time only
                     if self.step >= stop:
                         break
                 self._report_skipped(skipped, epoch)
@@ -313,6 +303,21 @@ class Trainer:
             self.export_backbone()
         acc.wait_for_everyone()
         return metrics
+
+    def _after_step(self, window: dict, stop: int, bar, metrics: dict) -> tuple[dict, dict]:
+        """Log, evaluate and checkpoint when their cadence says so."""
+        t = self.cfg.train
+        if self.step % t.log_every == 0 or self.step == stop:
+            window = self._log_window(window, self._window_seconds, bar)
+            self._window_seconds = 0.0
+        end_of_epoch = self.step % self.iters_per_epoch == 0
+        if (t.eval_every and self.step % t.eval_every == 0) or (
+                not t.eval_every and end_of_epoch) or self.step == self.total:
+            metrics = self.evaluate()
+            self._after_eval(metrics, self.step / self.iters_per_epoch)
+        if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
+            self.save()
+        return window, metrics
 
     def _log_window(self, window: dict, seconds: float, bar) -> dict:
         """Log per-sample means of the task's sums over the window (all processes), then reset."""

@@ -2,6 +2,8 @@
 
     python tools/benchmark.py backbone         # our resnet50 training step vs torchvision's
     python tools/benchmark.py classification   # training and loader images/s on this machine
+    python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
+    python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
 """
 
 import argparse
@@ -54,7 +56,7 @@ def classification(args) -> None:
             steps[f"channels_last={channels_last}"] = make_train_step(model, x, labels)
         repeats = args.repeats if size == 32 else max(3, args.repeats // 3)
         for variant, seconds in compare_steps(steps, repeats=repeats).items():
-            print(f"  {name} batch {batch} {size}px fp32 {variant}: {batch / seconds:.0f} images/s")
+            print(f"  {name} batch {batch} {size}px fp32 {variant}: {batch / seconds:.1f} images/s")
     transform = build_transform("cifar", train=True)
     if args.data_root:
         paths, labels, classes = scan_image_folder(args.data_root)
@@ -73,6 +75,88 @@ def classification(args) -> None:
             print(f"  loader alone ({kind}, cifar augmentation, {workers} workers): {rate:.0f} images/s")
 
 
+def detection(args) -> None:
+    from detection import build_faster_rcnn
+
+    torch.manual_seed(0)
+    size = args.size
+    common = dict(min_size=size, max_size=size, box_batch_size_per_image=args.rois)
+    images = [torch.rand(3, size, size) for _ in range(args.batch)]
+    targets = [{"boxes": torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]]),
+                "labels": torch.tensor([1, 2])} for _ in images]
+    models = {
+        "torchvision fasterrcnn_resnet50_fpn": torchvision.models.detection.fasterrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None, num_classes=91, trainable_backbone_layers=3,
+            norm_layer=torchvision.ops.FrozenBatchNorm2d, **common),
+        "ours resnet50 fpn": build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
+        "ours resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91, **common),
+        "ours vgg16 vgg": build_faster_rcnn("vgg16", head="vgg", num_classes=91, **common),
+    }
+
+    def train_step(model):
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+
+        def step():
+            optimizer.zero_grad()
+            sum(model.train()(images, targets).values()).backward()
+            optimizer.step()
+        return step
+
+    def infer(model):
+        def step():
+            with torch.no_grad():
+                model.eval()(images[:1])
+        return step
+
+    print(f"{size}px, batch {args.batch} (training), 1 image (inference), "
+          f"{torch.get_num_threads()} threads, {args.rois} sampled RoIs per image")
+    for kind, make in (("training iteration", train_step), ("inference latency", infer)):
+        medians = compare_steps({n: make(m) for n, m in models.items()}, repeats=args.repeats)
+        reference = medians["torchvision fasterrcnn_resnet50_fpn"]
+        for name, seconds in medians.items():
+            print(f"  {kind:18s} {name:36s} {seconds:7.3f} s  ratio to torchvision "
+                  f"{seconds / reference:.3f}")
+
+
+def coco_eval(args) -> None:
+    import time
+
+    import numpy as np
+
+    from detection.evaluation import coco_evaluate
+
+    rng = np.random.default_rng(0)
+    images, annotations, results = [], [], []
+    for image_id in range(1, args.images + 1):
+        images.append({"id": image_id, "width": 640, "height": 480})
+        for _ in range(rng.poisson(7.56)):
+            w, h = rng.uniform(8, 300, 2)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            category = int(rng.integers(1, 81))
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
+                                "category_id": category, "bbox": [x, y, w, h], "area": w * h})
+            for _ in range(3):
+                jx, jy = rng.normal(0, 0.1 * w), rng.normal(0, 0.1 * h)
+                results.append({"image_id": image_id, "category_id": category,
+                                "bbox": [x + jx, y + jy, w, h], "score": float(rng.uniform())})
+        for _ in range(rng.poisson(75)):
+            w, h = rng.uniform(8, 300, 2)
+            results.append({"image_id": image_id, "category_id": int(rng.integers(1, 81)),
+                            "bbox": [rng.uniform(0, 600), rng.uniform(0, 440), w, h],
+                            "score": float(rng.uniform())})
+    gt = {"images": images, "annotations": annotations,
+          "categories": [{"id": c, "name": str(c)} for c in range(1, 81)]}
+    print(f"{len(images)} images, {len(annotations)} boxes, {len(results)} detections")
+    outcome = {}
+    for backend in ("faster_coco_eval", "pycocotools"):
+        start = time.perf_counter()
+        outcome[backend] = coco_evaluate(gt, results, backend)
+        print(f"  {backend:17s} {time.perf_counter() - start:6.1f} s  AP {outcome[backend]['AP']:.6f}")
+    same = all(abs(outcome["faster_coco_eval"][k] - outcome["pycocotools"][k]) < 1e-9
+               for k in outcome["pycocotools"])
+    print(f"  all twelve metrics identical: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +172,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=6)
     p.add_argument("--loader-batches", type=int, default=40)
     p.set_defaults(run=classification)
+    p = sub.add_parser("detection", help="detector training iteration and inference latency")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rois", type=int, default=64, help="box_batch_size_per_image, for all models")
+    p.set_defaults(run=detection)
+    p = sub.add_parser("coco-eval", help="evaluation time of both COCO backends")
+    p.add_argument("--images", type=int, default=5000)
+    p.set_defaults(run=coco_eval)
     args = parser.parse_args()
     args.run(args)
 
