@@ -14,6 +14,10 @@ class DetectionTask:
         self.val_set, self.backend = val_set, backend
         self.last_results: list[dict] = []  # COCO-format detections of the last evaluation
 
+    def batch_groups(self, dataset) -> list[int]:
+        """Aspect-ratio grouping: landscape (0) and portrait (1) images batch separately."""
+        return [int(r.height > r.width) for r in dataset.records]
+
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
         return {"images": [image for image, _ in good], "targets": [t for _, t in good],

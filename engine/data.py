@@ -67,3 +67,25 @@ def decode_image(path: str | Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise BadImageError(f"cannot read image {path}: {error}") from error
+
+
+class GroupedBatchSampler(torch.utils.data.BatchSampler):
+    """Batches drawn in the sampler's order but from one group at a time (e.g. landscape or
+    portrait images, so padding to a batch's largest image wastes little). Each group's last
+    incomplete batch is dropped; the length is exact, as the trainer's epochs need."""
+
+    def __init__(self, sampler: EpochSampler, groups: list[int], batch_size: int):
+        super().__init__(sampler, batch_size, drop_last=True)
+        self.groups = groups
+
+    def __iter__(self):
+        buffers: dict[int, list[int]] = {}
+        for index in self.sampler:
+            buffer = buffers.setdefault(self.groups[index], [])
+            buffer.append(index)
+            if len(buffer) == self.batch_size:
+                yield buffers.pop(self.groups[index])
+
+    def __len__(self) -> int:
+        counts = np.bincount(self.groups)
+        return int(sum(n // self.batch_size for n in counts))

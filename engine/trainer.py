@@ -27,7 +27,7 @@ from backbones.errors import check_choice
 
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .config import save_config
-from .data import EpochSampler
+from .data import EpochSampler, GroupedBatchSampler
 from .metrics import MetricsLogger, truncate_after
 from .schedule import build_scheduler, to_iterations
 
@@ -123,7 +123,7 @@ class Trainer:
             weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
         )
         self.sampler = EpochSampler(len(train_set), seed=t.seed)
-        train_loader = self._loader(train_set, micro_batch, self.sampler, drop_last=True)
+        train_loader = self._loader(train_set, micro_batch, self.sampler, train=True)
         if len(train_loader) == 0:
             raise ValueError(f"the training set ({len(train_set)} samples) is smaller than one batch")
         self.iters_per_epoch = len(train_loader) // t.grad_accum
@@ -141,12 +141,16 @@ class Trainer:
         self.step, self.best, self.elapsed = 0, math.inf, 0.0  # elapsed: training seconds so far
         self.logger = None
 
-    def _loader(self, dataset, batch_size, sampler, drop_last=False) -> DataLoader:
+    def _loader(self, dataset, batch_size, sampler, train=False) -> DataLoader:
+        """Training batches are full (drop_last) and, where the task groups samples (detection's
+        aspect ratios), drawn one group at a time."""
         workers = self.cfg.train.num_workers
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                          num_workers=workers, collate_fn=self.task.collate,
+        groups = self.task.batch_groups(dataset) if train and hasattr(self.task, "batch_groups") else None
+        batching = (dict(batch_sampler=GroupedBatchSampler(sampler, groups, batch_size)) if groups
+                    else dict(batch_size=batch_size, sampler=sampler, drop_last=train))
+        return DataLoader(dataset, num_workers=workers, collate_fn=self.task.collate,
                           pin_memory=self.accelerator.device.type == "cuda",
-                          worker_init_fn=_ignore_sigterm if workers else None)
+                          worker_init_fn=_ignore_sigterm if workers else None, **batching)
 
     # ---- checkpoints -------------------------------------------------------------------------
     @property

@@ -142,3 +142,13 @@ def test_flip_moves_boxes(coco):
     x0, y0, x1, y1 = raw_target["boxes"][0].tolist()
     assert target["boxes"][0].tolist() == pytest.approx([64 - x1, y0, 64 - x0, y1])
     assert (image == raw.flip(-1)).all()
+
+
+def test_aspect_ratio_grouped_batches():
+    from engine.data import EpochSampler, GroupedBatchSampler
+
+    groups = [0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1]  # 5 landscape, 6 portrait
+    batches = list(GroupedBatchSampler(EpochSampler(len(groups), seed=1), groups, 2))
+    assert len(batches) == len(GroupedBatchSampler(EpochSampler(11), groups, 2)) == 2 + 3
+    assert all(len({groups[i] for i in batch}) == 1 and len(batch) == 2 for batch in batches)
+    assert len({i for b in batches for i in b}) == 10  # no index twice
