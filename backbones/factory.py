@@ -23,8 +23,9 @@ def create_backbone(name: str, *, num_classes: int | None = None, weights=None, 
     if name.startswith(TIMM_PREFIX):
         from .timm_backbone import TimmBackbone
 
-        if weights not in (None, "timm") and not isinstance(weights, (str, Path, dict)):
-            raise InvalidOptionError(f"invalid weights {weights!r} for {name!r}")
+        if weights == "torchvision" or not isinstance(weights, (type(None), str, Path, dict)):
+            raise InvalidOptionError(f"invalid weights {weights!r} for {name!r}: use None, "
+                                     f"'timm', or a path / state dict")
         model = TimmBackbone(name[len(TIMM_PREFIX):], num_classes=1000 if num_classes is None
                              else num_classes, pretrained=weights == "timm", **options)
         if weights not in (None, "timm"):

@@ -31,7 +31,14 @@ def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, Classifi
     train = _read(data, data.train_split, train=True, transform=train_tf, seed=seed)
     if data.holdout:
         return _hold_out(train, data.holdout, val_tf, seed)
-    return train, _read(data, data.val_split, train=False, transform=val_tf, seed=seed)
+    val = _read(data, data.val_split, train=False, transform=val_tf, seed=seed)
+    if val.classes != train.classes:  # labels are class indices: they must mean the same
+        raise ValueError(
+            f"the classes of {data.val_split!r} differ from those of {data.train_split!r} under "
+            f"{data.root}: only in train {sorted(set(train.classes) - set(val.classes))}, "
+            f"only in val {sorted(set(val.classes) - set(train.classes))}"
+        )
+    return train, val
 
 
 def _read(data, split: str, train: bool, transform, seed: int) -> ClassificationDataset:

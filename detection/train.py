@@ -51,6 +51,9 @@ def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
                              seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
     val = DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
                            train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    if train.category_ids != val.category_ids:  # labels index categories: they must agree
+        raise ValueError(f"train and val categories differ: {train.category_ids} vs "
+                         f"{val.category_ids} ({cfg.data.kind} data)")
     for name, dataset in (("train", train), ("val", val)):
         print(f"{name}: {len(dataset)} images; problems: {dataset.problems.report()}")
     return train, val

@@ -136,3 +136,11 @@ def test_holdout_split_is_disjoint_and_sized(tmp_path):
     assert (len(train), len(val)) == (15, 5)
     train_images = {t.tobytes() for t in train.images}
     assert not train_images & {v.tobytes() for v in val.images}
+
+
+def test_val_classes_must_match_train(tmp_path):
+    write_image_folder(tmp_path / "train", classes=("cat", "dog", "emu"), per_class=2)
+    write_image_folder(tmp_path / "val", classes=("cat", "emu"), per_class=2)
+    cfg = load_pretrain_config(SMOKE, ["data.kind=imagefolder", f"data.root={tmp_path}"])
+    with pytest.raises(ValueError, match=r"only in train \['dog'\]"):
+        build_datasets(cfg.data)
