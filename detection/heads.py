@@ -17,14 +17,19 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 SHARED_MAP = "c4"  # the single feature map's name for the C4 and VGG designs
 
 
-class C4Body(nn.Module):
-    """stem and the first three stages of a ResNet (or plain net): one stride-16 map."""
+class SharedMapBody(nn.Module):
+    """The stem and the first `num_stages` stages: the one stride-16 map the RPN and the box head
+    share (ResNet C4: stem..conv4_x; VGG: conv1_1..conv5_3, without pool5)."""
 
-    def __init__(self, backbone):
+    def __init__(self, backbone, num_stages: int):
         super().__init__()
         self.stem = backbone.stem
-        self.stages = nn.ModuleList(list(backbone.stages)[:3])
-        self.out_channels = backbone.feature_info[2]["channels"]
+        self.stages = nn.ModuleList(list(backbone.stages)[:num_stages])
+        # feature_info ends with the last stage's entry (VGG's also has the stem's, c1, first)
+        last = backbone.feature_info[num_stages - len(backbone.stages) - 1]
+        if last["stride"] != 16:
+            raise ValueError(f"the shared map must have stride 16, not {last['stride']}")
+        self.out_channels = last["channels"]
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         x = self.stem(x)
@@ -44,21 +49,6 @@ class C5Head(nn.Module):
 
     def forward(self, regions: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.stage(regions)), 1)
-
-
-class VGGBody(nn.Module):
-    """conv1_1..conv5_3 of a VGG: one stride-16 map of 512 channels (no pool5)."""
-
-    def __init__(self, backbone):
-        super().__init__()
-        self.stem, self.stages = backbone.stem, backbone.stages
-        self.out_channels = backbone.feature_info[-1]["channels"]
-
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return OrderedDict([(SHARED_MAP, x)])
 
 
 class VGGHead(nn.Module):

@@ -12,7 +12,7 @@ from backbones.errors import InvalidOptionError, check_choice
 from backbones.registry import TIMM_PREFIX, get_entry
 from backbones.weights import extract_state_dict, read_state_file
 
-from .heads import SHARED_MAP, C4Body, C5Head, FPNBody, RoIPool, VGGBody, VGGHead
+from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
 
 HEADS = ("c4", "vgg", "fpn")
 # FasterRCNN's own keyword arguments that a config may set (the modules are ours to build).
@@ -99,7 +99,10 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
         raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {backbone!r}")
     if head == "vgg" and not backbone.startswith("vgg"):
         raise InvalidOptionError(f"head='vgg' needs a VGG backbone, not {backbone!r}")
-    body, box_head = (C4Body(net), C5Head(net)) if head == "c4" else (VGGBody(net), VGGHead(net))
+    if head == "c4":  # conv1..conv4_x shared; conv5_x per region
+        body, box_head = SharedMapBody(net, num_stages=3), C5Head(net)
+    else:  # conv1_1..conv5_3 shared; fc6, fc7 per region
+        body, box_head = SharedMapBody(net, num_stages=len(net.stages)), VGGHead(net)
     check_choice("roi_pool", head_opts["roi_pool"], ("align", "pool"))
     model = FasterRCNN(
         body, None, rpn_anchor_generator=anchors, box_head=box_head,

@@ -44,3 +44,16 @@ def write_coco_dataset(root: Path, num_images=8, size=96, seed=0, category_ids=(
     path.write_text(json.dumps({"images": images, "annotations": annotations,
                                 "categories": categories}))
     return path
+
+
+def pycocotools_stats(annotation_file, results) -> list:
+    """COCOeval's twelve box metrics computed directly, the reference for our numbers."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO(str(annotation_file))
+    evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return list(evaluator.stats[:12])
