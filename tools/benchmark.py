@@ -84,10 +84,14 @@ def detection(args) -> None:
     images = [torch.rand(3, size, size) for _ in range(args.batch)]
     targets = [{"boxes": torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]]),
                 "labels": torch.tensor([1, 2])} for _ in images]
+    reference = torchvision.models.detection.fasterrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91,
+        norm_layer=torchvision.ops.FrozenBatchNorm2d, **common)
+    for name, parameter in reference.backbone.body.named_parameters():
+        if name.startswith(("conv1.", "layer1.")):  # what trainable_backbone_layers=3 freezes
+            parameter.requires_grad_(False)  # (torchvision ignores it without pretrained weights)
     models = {
-        "torchvision fasterrcnn_resnet50_fpn": torchvision.models.detection.fasterrcnn_resnet50_fpn(
-            weights=None, weights_backbone=None, num_classes=91, trainable_backbone_layers=3,
-            norm_layer=torchvision.ops.FrozenBatchNorm2d, **common),
+        "torchvision fasterrcnn_resnet50_fpn": reference,
         "ours resnet50 fpn": build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
         "ours resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91, **common),
         "ours vgg16 vgg": build_faster_rcnn("vgg16", head="vgg", num_classes=91, **common),
