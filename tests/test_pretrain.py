@@ -82,6 +82,15 @@ def test_fresh_run_refuses_to_overwrite(tmp_path):
         run(tmp_path, "resume=none")
 
 
+def assert_same_training(run_a, run_b, weights_atol: float) -> list[list[float]]:
+    """The two runs' exported weights agree to `weights_atol`; returns their logged losses."""
+    a = load_file(str(run_a / "backbone.safetensors"))
+    b = load_file(str(run_b / "backbone.safetensors"))
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, atol=weights_atol, rtol=0, msg=key)
+    return [[r["train_loss"] for r in read_metrics(run) if "train_loss" in r] for run in (run_a, run_b)]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,12 +109,7 @@ def test_two_processes_match_one(tmp_path):
                f"--master_port={_free_port()}", str(REPO / "tools/pretrain.py"), "--config",
                str(SMOKE), f"output_dir={tmp_path / 'two'}", *common]
     subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=300)
-    one = load_file(str(tmp_path / "one/backbone.safetensors"))
-    two = load_file(str(tmp_path / "two/backbone.safetensors"))
-    for key, value in one.items():
-        torch.testing.assert_close(two[key], value, atol=5e-4, rtol=0, msg=key)
-    losses = [[r["train_loss"] for r in read_metrics(tmp_path / n) if "train_loss" in r]
-              for n in ("one", "two")]
+    losses = assert_same_training(tmp_path / "one", tmp_path / "two", weights_atol=5e-4)
     assert losses[1] == pytest.approx(losses[0], abs=1e-4)
     last_eval = [r for r in read_metrics(tmp_path / "two") if "val_top1_error" in r][-1]
     assert last_eval["val_images"] == 30  # every image once, none padded in
@@ -122,12 +126,7 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path):
               "schedule.milestones=[]"]
     run(tmp_path, *common, name="full")
     run(tmp_path, *common, "train.grad_accum=2", name="accumulated")
-    full = load_file(str(tmp_path / "full/backbone.safetensors"))
-    accumulated = load_file(str(tmp_path / "accumulated/backbone.safetensors"))
-    for key, value in full.items():
-        torch.testing.assert_close(accumulated[key], value, atol=5e-4, rtol=0, msg=key)
-    losses = [[r["train_loss"] for r in read_metrics(tmp_path / name) if "train_loss" in r]
-              for name in ("full", "accumulated")]
+    losses = assert_same_training(tmp_path / "full", tmp_path / "accumulated", weights_atol=5e-4)
     assert losses[0] == pytest.approx(losses[1], abs=1e-5) and len(losses[0]) == 2
 
 
