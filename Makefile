@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint table benchmark clean
+.PHONY: demo test lint table benchmark gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ table: demo
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python tools/benchmark.py backbone
+
+# On a lent GPU machine (no venv there: its python3 has torch); writes outputs/gpu_check.json.
+gpu-check:
+	python3 tools/gpu_check.py --out outputs/gpu_check.json
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
