@@ -3,20 +3,20 @@
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
 from torch.utils.data import DataLoader
 
 from engine.data import EpochSampler
+from engine.trainer import make_accelerator
 
 from .model import load_detector_weights
 from .task import DetectionTask
-from .train import build_datasets, build_detector, write_evaluation
+from .train import build_detector, build_val_dataset, write_evaluation
 
 
 def evaluate_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, batch_size: int = 2) -> dict:
-    accelerator = Accelerator(cpu=cfg.train.cpu or not torch.cuda.is_available(),
-                              dataloader_config=DataLoaderConfiguration(split_batches=True))
-    _, val_set = build_datasets(cfg)
+    accelerator = make_accelerator(cfg.train)
+    val_set = build_val_dataset(cfg)  # the training annotations are not needed to evaluate
+    print(f"val: {len(val_set)} images; problems: {val_set.problems.report()}")
     model = load_detector_weights(build_detector(cfg, len(val_set.classes) + 1), checkpoint)
     task = DetectionTask(val_set, cfg.eval.backend)
     loader = DataLoader(val_set, batch_size=batch_size * accelerator.num_processes,

@@ -45,12 +45,16 @@ def read_source(data, split: str) -> Source:
                   coco_ground_truth(records, first.category_ids, first.class_names), problems)
 
 
+def build_val_dataset(cfg) -> DetectionDataset:
+    return DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
+                            train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+
+
 def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
     train = DetectionDataset(read_source(cfg.data, "train"),
                              build_detection_transform(True, flip=cfg.data.flip), train=True,
                              seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
-    val = DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
-                           train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    val = build_val_dataset(cfg)
     if train.category_ids != val.category_ids:  # labels index categories: they must agree
         raise ValueError(f"train and val categories differ: {train.category_ids} vs "
                          f"{val.category_ids} ({cfg.data.kind} data)")

@@ -81,6 +81,17 @@ def _cpu_processes() -> bool:
     return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def make_accelerator(t: TrainConfig) -> Accelerator:
+    """The Accelerator of a run: devices and processes, precision, accumulation; batches split
+    so the global batch is the same on any number of processes."""
+    return Accelerator(
+        cpu=t.cpu or _cpu_processes(),
+        mixed_precision=_accelerate_precision(t.precision),
+        gradient_accumulation_steps=t.grad_accum,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+
+
 def _ignore_sigterm(worker_id: int) -> None:
     """Loader workers leave SIGTERM to the main process, which saves before they are shut down
     (PyTorch's workers already ignore SIGINT)."""
@@ -103,12 +114,7 @@ class Trainer:
         self.cfg, self.task, self.train_set = cfg, task, train_set
         self.out = Path(cfg.output_dir)
         t = cfg.train
-        self.accelerator = Accelerator(
-            cpu=t.cpu or _cpu_processes(),
-            mixed_precision=_accelerate_precision(t.precision),
-            gradient_accumulation_steps=t.grad_accum,
-            dataloader_config=DataLoaderConfiguration(split_batches=True),
-        )
+        self.accelerator = make_accelerator(t)
         micro_batch = t.batch_size // t.grad_accum
         if micro_batch * t.grad_accum != t.batch_size or micro_batch % self.accelerator.num_processes:
             raise ValueError(
