@@ -18,16 +18,24 @@ from tqdm.auto import tqdm
 from backbones.errors import check_choice
 from engine.data import BadImageError, BadSample, decode_image, sample_seed, seed_transform
 
+from .batch_augment import draw_crop_flip
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
 
 class ClassificationDataset(Dataset):
-    """Images (file paths or decoded arrays) with labels; `transform` is an albumentations Compose."""
+    """Images (file paths or decoded arrays) with labels; `transform` is an albumentations Compose.
 
-    def __init__(self, images, labels, classes, transform=None, *, seed=0, on_bad_image="skip"):
+    Without a transform a sample is the uint8 HxWx3 tensor, and with `crop_flip` also the crop
+    and flip it draws for `batch_augment.crop_flip` to apply to the whole batch later.
+    """
+
+    def __init__(self, images, labels, classes, transform=None, *, seed=0, on_bad_image="skip",
+                 crop_flip=False):
         check_choice("data.on_bad_image", on_bad_image, ("skip", "error"))
         self.images, self.labels, self.classes = images, list(labels), list(classes)
         self.transform, self.seed, self.on_bad_image, self.epoch = transform, seed, on_bad_image, 0
+        self.crop_flip = crop_flip
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -35,11 +43,12 @@ class ClassificationDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def subset(self, indices, transform) -> "ClassificationDataset":
+    def subset(self, indices, transform, crop_flip=False) -> "ClassificationDataset":
         """Some samples with another transform (a held-out validation split)."""
         images = [self.images[i] for i in indices]
         return ClassificationDataset(images, [self.labels[i] for i in indices], self.classes,
-                                     transform, seed=self.seed, on_bad_image=self.on_bad_image)
+                                     transform, seed=self.seed, on_bad_image=self.on_bad_image,
+                                     crop_flip=crop_flip)
 
     def load(self, index: int) -> np.ndarray:
         item = self.images[index]
@@ -52,9 +61,11 @@ class ClassificationDataset(Dataset):
             if self.on_bad_image == "error":
                 raise
             return BadSample(str(self.images[index]), str(error))
+        seed = sample_seed(self.seed, self.epoch, index)
         if self.transform is None:
-            return torch.from_numpy(np.ascontiguousarray(image)), self.labels[index]
-        seed_transform(self.transform, sample_seed(self.seed, self.epoch, index))
+            sample = torch.from_numpy(np.ascontiguousarray(image)), self.labels[index]
+            return sample + (draw_crop_flip(seed),) if self.crop_flip else sample
+        seed_transform(self.transform, seed)
         return self.transform(image=image)["image"], self.labels[index]
 
 
@@ -131,12 +142,14 @@ def cifar10_batches(root: str | Path, train: bool) -> tuple[np.ndarray, list[int
 class SyntheticImages(ClassificationDataset):
     """A learnable synthetic set: each class a colour and a bar orientation, on noise."""
 
-    def __init__(self, num, size, num_classes, transform=None, *, seed=0, split_seed=0):
+    def __init__(self, num, size, num_classes, transform=None, *, seed=0, split_seed=0,
+                 crop_flip=False):
         super().__init__(list(range(num)), [i % num_classes for i in range(num)],
-                         [f"class{c}" for c in range(num_classes)], transform, seed=seed)
+                         [f"class{c}" for c in range(num_classes)], transform, seed=seed,
+                         crop_flip=crop_flip)
         self.size, self.split_seed, self.num_classes = size, split_seed, num_classes
 
-    def subset(self, indices, transform):
+    def subset(self, indices, transform, crop_flip=False):
         raise NotImplementedError("hold out synthetic data with data.num_val instead")
 
     def load(self, index: int) -> np.ndarray:

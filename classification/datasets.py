@@ -16,19 +16,27 @@ from .data import (
 from .transforms import build_transform
 
 KINDS = ("imagefolder", "cifar10", "synthetic")
+BATCH_PRESETS = ("cifar", "none")  # fixed-size images: batches of them can be stacked raw
 
 
 def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, ClassificationDataset]:
     check_choice("data.kind", data.kind, KINDS)
     train_tf = build_transform(data.preset, train=True)
     val_tf = build_transform(data.preset, train=False, ten_crop=data.ten_crop)
+    crop_flip = False
+    if data.batch_augment:  # uint8 samples; augmented and normalised by the task, per batch
+        check_choice("data.preset (with data.batch_augment)", data.preset, BATCH_PRESETS)
+        train_tf = val_tf = None
+        crop_flip = data.preset == "cifar"
     if data.kind == "synthetic":
         return (
-            SyntheticImages(data.num_train, data.image_size, data.num_classes, train_tf, seed=seed),
+            SyntheticImages(data.num_train, data.image_size, data.num_classes, train_tf, seed=seed,
+                            crop_flip=crop_flip),
             SyntheticImages(data.num_val, data.image_size, data.num_classes, val_tf, seed=seed,
                             split_seed=1),
         )
     train = _read(data, data.train_split, train=True, transform=train_tf, seed=seed)
+    train.crop_flip = crop_flip
     if data.holdout:
         return _hold_out(train, data.holdout, val_tf, seed)
     val = _read(data, data.val_split, train=False, transform=val_tf, seed=seed)
@@ -59,4 +67,5 @@ def _hold_out(train: ClassificationDataset, holdout: int, val_transform, seed: i
         raise ValueError(f"data.holdout={holdout} must be between 0 and {len(train)}")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     keep, held = sorted(order[holdout:]), sorted(order[:holdout])
-    return train.subset(keep, train.transform), train.subset(held, val_transform)
+    return (train.subset(keep, train.transform, crop_flip=train.crop_flip),
+            train.subset(held, val_transform))

@@ -9,6 +9,7 @@ from engine.trainer import Trainer
 from .config import ClassificationConfig
 from .datasets import build_datasets
 from .task import ClassificationTask
+from .transforms import preset_mean_std
 
 
 def load_pretrain_config(path=None, overrides=()):
@@ -28,5 +29,6 @@ def pretrain(cfg) -> dict:
     set_seed(cfg.train.seed)  # before the model is built: its initialisation is part of the run
     train_set, val_set = build_datasets(cfg.data, seed=cfg.train.seed)
     model = build_model(cfg, len(train_set.classes))
-    task = ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop)
+    task = ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
+                              mean_std=preset_mean_std(cfg.data.preset))
     return Trainer(cfg, model, task, train_set, val_set).fit()

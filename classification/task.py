@@ -4,14 +4,18 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from .batch_augment import crop_flip, normalize
 from .data import BadSample
 
 
 class ClassificationTask:
     best_metric = "val_top1_error"
 
-    def __init__(self, channels_last: bool = False, ten_crop: bool = False):
-        self.channels_last, self.ten_crop = channels_last, ten_crop
+    def __init__(self, channels_last: bool = False, ten_crop: bool = False,
+                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3)):
+        """`mean_std` normalises uint8 batches (`data.batch_augment`); other batches come
+        normalised from the dataset's transform."""
+        self.channels_last, self.ten_crop, self.mean_std = channels_last, ten_crop, mean_std
 
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
@@ -19,14 +23,26 @@ class ClassificationTask:
         if not good:
             return {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long),
                     "skipped": skipped}
-        images = torch.stack([image for image, _ in good])
-        if self.channels_last:
+        images = torch.stack([s[0] for s in good])
+        if self.channels_last and images.dtype != torch.uint8:
             images = images.contiguous(memory_format=torch.channels_last)
-        labels = torch.tensor([label for _, label in good], dtype=torch.long)
-        return {"image": images, "label": labels, "skipped": skipped}
+        batch = {"image": images, "label": torch.tensor([s[1] for s in good], dtype=torch.long),
+                 "skipped": skipped}
+        if len(good[0]) == 3:
+            batch["crop_flip"] = torch.stack([s[2] for s in good])
+        return batch
+
+    def images(self, batch: dict) -> torch.Tensor:
+        """The model's input: uint8 batches are augmented (if drawn) and normalised here."""
+        images = batch["image"]
+        if images.dtype != torch.uint8:
+            return images
+        if "crop_flip" in batch:
+            images = crop_flip(images, batch["crop_flip"])
+        return normalize(images, *self.mean_std, channels_last=self.channels_last)
 
     def train_step(self, model, batch: dict):
-        logits = model(batch["image"])
+        logits = model(self.images(batch))
         loss = F.cross_entropy(logits, batch["label"])
         errors = (logits.argmax(1) != batch["label"]).sum()
         n = len(batch["label"])
@@ -43,7 +59,7 @@ class ClassificationTask:
         top1 = top5 = loss = count = 0.0
         for batch in loader:
             batch.pop("skipped", None)
-            scores = self.predict(model, batch["image"])
+            scores = self.predict(model, self.images(batch))
             labels = batch["label"]
             k = min(5, scores.shape[1])
             hits = scores.topk(k, dim=1).indices == labels[:, None]

@@ -17,10 +17,14 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def build_transform(preset: str, train: bool, ten_crop: bool = False) -> A.Compose:
+def preset_mean_std(preset: str) -> tuple:
     check_choice("data.preset", preset, PRESETS)
+    return (IMAGENET_MEAN, IMAGENET_STD) if preset == "imagenet" else (CIFAR_MEAN, CIFAR_STD)
+
+
+def build_transform(preset: str, train: bool, ten_crop: bool = False) -> A.Compose:
+    mean, std = preset_mean_std(preset)
     if preset == "imagenet":
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
         if train:
             steps = [
                 A.SmallestMaxSize(max_size=list(range(256, 481))),
@@ -32,7 +36,6 @@ def build_transform(preset: str, train: bool, ten_crop: bool = False) -> A.Compo
             crop = 256 if ten_crop else 224  # 10-crop cuts 224 crops from the 256 square later
             steps = [A.SmallestMaxSize(max_size=256), A.CenterCrop(crop, crop)]
     else:
-        mean, std = CIFAR_MEAN, CIFAR_STD
         steps = []
         if preset == "cifar" and train:
             steps = [

@@ -64,7 +64,7 @@ def decode_image(path: str | Path) -> np.ndarray:
     """RGB uint8 HxWx3, or BadImageError naming the file."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))  # writable: tensors may share its memory
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise BadImageError(f"cannot read image {path}: {error}") from error
 

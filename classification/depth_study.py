@@ -1,0 +1,248 @@
+"""The paper's CIFAR-10 depth study (Sec. 4.2): plain and residual nets of several depths trained
+with one shared schedule, then Figure 6 (plain left, residual right) and Table 6 beside the paper.
+
+Each net is an ordinary `tools/pretrain.py` run in its own folder (resumable with
+`resume=auto`); this module only plans the runs, launches them (several at once if asked) and
+reads their metrics.jsonl afterwards, so the figure and table can be rebuilt from copied metrics.
+"""
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+from backbones import count_params, create_backbone
+from backbones.errors import check_choice
+from engine.metrics import read_metrics
+from engine.plots import save_curves
+from engine.schedule import to_iterations
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "classification"
+FAMILIES = ("plain", "resnet")  # Figure 6: plain on the left, residual on the right
+SCHEDULES = ("short", "paper")
+TABLE6_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # ResNets
+
+
+@dataclass
+class StudyRun:
+    family: str
+    depth: int
+    config: Path
+    run_dir: Path
+    overrides: list
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}{self.depth}"
+
+    def done(self) -> bool:
+        return (self.run_dir / "backbone.safetensors").is_file()  # exported when training ends
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(REPO / "tools" / "pretrain.py"), "--config", str(self.config),
+                f"output_dir={self.run_dir}", "resume=auto", *self.overrides]
+
+
+def plan(depths, schedule: str, runs_dir: Path, epochs: float | None = None,
+         overrides=()) -> list[StudyRun]:
+    """One run per (family, depth); `epochs` compresses the short schedule further (milestones
+    at the same fractions of training)."""
+    check_choice("--schedule", schedule, SCHEDULES)
+    runs = []
+    for family in FAMILIES:
+        for depth in depths:
+            config = CONFIGS / f"cifar10_{family}{depth}{'_short' if schedule == 'short' else ''}.yaml"
+            if not config.is_file():
+                raise FileNotFoundError(f"no config for {family}-{depth} ({schedule}): {config}")
+            extra = list(overrides)
+            if epochs:
+                extra = _epoch_overrides(config, epochs) + extra
+            runs.append(StudyRun(family, depth, config, Path(runs_dir) / f"{family}{depth}", extra))
+    return runs
+
+
+def _epoch_overrides(config: Path, epochs: float) -> list[str]:
+    schedule = OmegaConf.load(config).get("schedule", {})
+    if schedule.get("unit") != "epoch":
+        raise ValueError(f"--epochs needs a schedule in epochs; {config} counts {schedule.get('unit')}")
+    scale = epochs / schedule["total"]
+    milestones = ",".join(f"{m * scale:g}" for m in schedule["milestones"])
+    return ["schedule.unit=epoch", f"schedule.total={epochs:g}", f"schedule.milestones=[{milestones}]"]
+
+
+def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 10.0) -> list[StudyRun]:
+    """Train the unfinished runs, `jobs` at a time, each logging to <run_dir>/train.log; one bar
+    follows them all. Returns the runs that failed. CPU threads are shared out between jobs."""
+    pending = sorted((r for r in runs if not r.done()), key=lambda r: -r.depth)  # longest first
+    env = dict(os.environ)
+    if jobs > 1 and not torch.cuda.is_available():
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or jobs) // jobs))
+    active, failed = {}, []
+    bar = tqdm(total=100 * len(runs), desc="depth study (% of all runs)", dynamic_ncols=True)
+    try:
+        while pending or active:
+            while pending and len(active) < jobs:
+                run = pending.pop(0)
+                run.run_dir.mkdir(parents=True, exist_ok=True)
+                log = open(run.run_dir / "train.log", "a")
+                active[run.name] = (run, subprocess.Popen(run.command(), stdout=log, stderr=log,
+                                                          env=env, cwd=REPO), log)
+            time.sleep(poll_s)
+            for name, (run, process, log) in list(active.items()):
+                if process.poll() is not None:
+                    log.close()
+                    del active[name]
+                    if process.returncode or not run.done():
+                        failed.append(run)
+                        tqdm.write(f"{name} failed (exit {process.returncode}): see {run.run_dir / 'train.log'}")
+            bar.n = round(sum(100 * progress(r.run_dir) for r in runs))
+            bar.set_postfix_str(", ".join(f"{r.name} {100 * progress(r.run_dir):.0f}%" for r in runs))
+            bar.refresh()
+    finally:
+        bar.close()
+        for _, process, _ in active.values():  # Ctrl-C reached them too: let them save
+            process.wait()
+    return failed
+
+
+def progress(run_dir: Path) -> float:
+    """Fraction of its schedule a run has trained, from its saved config and metrics."""
+    if (run_dir / "backbone.safetensors").is_file():
+        return 1.0
+    if not (run_dir / "metrics.jsonl").is_file() or not (run_dir / "config.yaml").is_file():
+        return 0.0
+    record = next((r for r in reversed(read_metrics(run_dir)) if r.get("epoch")), None)
+    if record is None:
+        return 0.0
+    schedule = OmegaConf.load(run_dir / "config.yaml").schedule
+    total = to_iterations(schedule.total, schedule.unit, round(record["iteration"] / record["epoch"]))
+    return min(record["iteration"] / total, 1.0)
+
+
+@dataclass
+class RunResult:
+    name: str
+    family: str
+    depth: int
+    params_m: float
+    train_error: float  # %, mean over the last epoch's logged windows
+    test_error: float  # %, the final evaluation
+    epochs: float
+    hours: float
+    images_per_s: float
+
+
+def summarize(run_dir: Path, family: str, depth: int) -> RunResult:
+    """A finished (or partial) run's figures from its metrics.jsonl and config.yaml."""
+    records = read_metrics(run_dir)
+    train = [r for r in records if "train_error" in r]
+    tests = [r for r in records if "val_top1_error" in r]
+    if not train or not tests:
+        raise ValueError(f"{run_dir / 'metrics.jsonl'} has no training or test error records yet")
+    last_epoch = train[-1]["epoch"]
+    window = [r["train_error"] for r in train if r["epoch"] > last_epoch - 1]
+    speeds = [r["images_per_s"] for r in train]
+    model = OmegaConf.load(run_dir / "config.yaml").model.name
+    return RunResult(
+        name=f"{family}-{depth}", family=family, depth=depth,
+        params_m=count_params(create_backbone(model)) / 1e6,
+        train_error=100 * sum(window) / len(window), test_error=100 * tests[-1]["val_top1_error"],
+        epochs=tests[-1]["epoch"], hours=records[-1]["elapsed_s"] / 3600,
+        images_per_s=sorted(speeds)[len(speeds) // 2],
+    )
+
+
+def results_table(results: list[RunResult]) -> str:
+    """Markdown: measured train and test error beside Table 6 (the paper tabulates ResNets only;
+    its plain nets appear in Figure 6)."""
+    lines = ["| net | params (M) | epochs | train error % | test error % | paper test error % "
+             "(Table 6) | training time (h) | images/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        paper = TABLE6_TEST_ERROR.get(r.depth) if r.family == "resnet" else None
+        lines.append(f"| {r.name} | {r.params_m:.2f} | {r.epochs:g} | {r.train_error:.2f} | "
+                     f"{r.test_error:.2f} | {paper if paper else '- (Figure 6 only)'} | "
+                     f"{r.hours:.2f} | {r.images_per_s:.0f} |")
+    return "\n".join(lines)
+
+
+def degradation_checks(results: list[RunResult]) -> list[str]:
+    """The paper's two claims, checked on the measured figures (shallowest vs deepest)."""
+    lines = []
+    for family, claim in (("plain", "higher"), ("resnet", "no higher")):
+        runs = sorted((r for r in results if r.family == family), key=lambda r: r.depth)
+        if len(runs) < 2:
+            continue
+        shallow, deep = runs[0], runs[-1]
+        for kind in ("train", "test"):
+            a, b = getattr(shallow, f"{kind}_error"), getattr(deep, f"{kind}_error")
+            holds = b > a if claim == "higher" else b <= a
+            lines.append(f"- {deep.name} {kind} error {b:.2f}% vs {shallow.name} {a:.2f}%: "
+                         f"paper expects {claim} -> {'as expected' if holds else 'NOT as expected'}")
+    return lines
+
+
+def figure6(runs: list[StudyRun], out: Path) -> Path:
+    """Plain nets left, residual nets right; training error dashed, test error bold."""
+    panels = [(f"{'plain' if f == 'plain' else 'ResNet'} (CIFAR-10)",
+               [r.run_dir for r in runs if r.family == f and (r.run_dir / "metrics.jsonl").is_file()])
+              for f in FAMILIES]
+    return save_curves([], out, panels=panels)
+
+
+def machine() -> str:
+    """What the runs were timed on."""
+    if torch.cuda.is_available():
+        device = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    else:
+        model = next((line.split(":", 1)[1].strip() for line in
+                      Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+                     platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+        device = f"CPU: {os.cpu_count()} cores of {model}, {torch.get_num_threads()} torch threads"
+    return f"{device}; torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def write_report(runs: list[StudyRun], out: Path, command: str) -> Path:
+    """Copy each run's metrics and config under `out`, draw Figure 6 from the copies and write
+    README.md: the table beside Table 6, the paper's claims checked, the commands and machine."""
+    out = Path(out)
+    copies, results, missing = [], [], []
+    for run in runs:
+        if not (run.run_dir / "metrics.jsonl").is_file():
+            missing.append(run.name)
+            continue
+        copy = out / run.name
+        copy.mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.jsonl", "config.yaml"):
+            (copy / name).write_bytes((run.run_dir / name).read_bytes())
+        copies.append(StudyRun(run.family, run.depth, run.config, copy, run.overrides))
+        results.append(summarize(copy, run.family, run.depth))
+        if not run.done():
+            missing.append(f"{run.name} (unfinished: {100 * progress(run.run_dir):.0f}%)")
+    figure6(copies, out / "figure6.png")
+    text = [
+        "# CIFAR-10 depth study: plain vs residual (the paper's Figure 6 and Table 6)", "",
+        "Reproduce (resumes whatever exists):", "", f"    {command}", "",
+        f"Machine: {machine()}.", "",
+        "![Figure 6](figure6.png)", "",
+        "Training error dashed, test error bold; plain nets left, ResNets right.", "",
+        results_table(results), "",
+        "Train error: mean over the last epoch's logged windows (augmented training batches, as "
+        "the paper's curves); test error: all test images after the last iteration.", "",
+        "The paper's claims, checked on these numbers:", "", *degradation_checks(results), "",
+        "Configs (each run's full config is saved beside its metrics):", "",
+        *[f"- {r.name}: `{r.config.relative_to(REPO)}` {' '.join(r.overrides)}" for r in runs],
+    ]
+    if missing:
+        text += ["", f"Missing or unfinished: {', '.join(missing)}."]
+    path = out / "README.md"
+    path.write_text("\n".join(text) + "\n")
+    return path

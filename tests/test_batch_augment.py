@@ -1,0 +1,53 @@
+"""Batch augmentation (`data.batch_augment`): the same crops, flips and normalisation as the
+albumentations pipeline, and training on it resumes exactly."""
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from test_pretrain import run
+
+from classification.batch_augment import crop_flip, draw_crop_flip, normalize
+from classification.transforms import CIFAR_MEAN, CIFAR_STD, build_transform
+
+
+def test_crop_flip_equals_pad_slice_and_mirror_per_image():
+    images = torch.randint(0, 256, (6, 32, 32, 3), dtype=torch.uint8)
+    params = torch.stack([draw_crop_flip(seed) for seed in range(6)])
+    out = crop_flip(images, params)
+    for image, (top, left, flip), got in zip(images.numpy(), params.tolist(), out.numpy()):
+        expected = np.pad(image, ((4, 4), (4, 4), (0, 0)))[top:top + 32, left:left + 32]
+        np.testing.assert_array_equal(got, expected[:, ::-1] if flip else expected)
+
+
+def test_draws_cover_every_offset_and_both_flips():
+    params = torch.stack([draw_crop_flip(seed) for seed in range(2000)])
+    assert set(params[:, 0].tolist()) == set(range(9)) == set(params[:, 1].tolist())
+    assert 0.45 < params[:, 2].float().mean() < 0.55
+
+
+def test_normalize_matches_the_albumentations_test_transform():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    expected = build_transform("cifar", train=False)(image=image)["image"]
+    got = normalize(torch.from_numpy(image)[None], CIFAR_MEAN, CIFAR_STD, channels_last=True)
+    torch.testing.assert_close(got[0], expected, atol=1e-5, rtol=0)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_training_on_batch_augmented_data_learns_and_resumes_exactly(tmp_path):
+    common = ["data.batch_augment=true", "schedule.total=12", "schedule.milestones=[6,9]",
+              "train.ckpt_every=100", "train.channels_last=true"]
+    _, final = run(tmp_path, *common, name="straight")
+    run(tmp_path, *common, "train.stop_at=5", name="paused")
+    run(tmp_path, *common, name="paused")
+    straight = load_file(str(tmp_path / "straight/backbone.safetensors"))
+    resumed = load_file(str(tmp_path / "paused/backbone.safetensors"))
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
+    assert final["val_top1_error"] < 0.75  # 4 classes: chance is 0.75
+
+
+def test_batch_augment_refuses_imagenet_sized_presets(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="imagenet"):
+        run(tmp_path, "data.batch_augment=true", "data.preset=imagenet")

@@ -1,0 +1,64 @@
+"""The CIFAR-10 depth study's planning, table, checks and Figure 6 on tiny fake runs (the real
+runs are hours long: docs/results/cifar10/)."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from classification import depth_study
+from classification.pretrain import load_pretrain_config
+
+
+def fake_run(run_dir, model, train_errors, test_error, done=True):
+    """Two epochs of 10 iterations: train_error logged every 5, evaluated at each epoch end."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(
+        f"model:\n  name: {model}\nschedule:\n  unit: epoch\n  total: 2\n")
+    records = []
+    for i, error in enumerate(train_errors, start=1):
+        records.append({"iteration": 5 * i, "epoch": i / 2, "train_error": error,
+                        "images_per_s": 100.0 * i, "elapsed_s": 10.0 * i})
+        if i % 2 == 0:
+            records.append({"iteration": 5 * i, "epoch": i / 2, "elapsed_s": 10.0 * i + 1,
+                            "val_top1_error": test_error + 0.1 * (4 - i) / 2})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if done:
+        (run_dir / "backbone.safetensors").write_bytes(b"")
+    return run_dir
+
+
+def test_plan_compresses_the_short_schedule_proportionally(tmp_path):
+    runs = depth_study.plan([20, 56], "short", tmp_path, epochs=5)
+    assert [r.name for r in runs] == ["plain20", "plain56", "resnet20", "resnet56"]
+    cfg = load_pretrain_config(runs[1].config, runs[1].overrides)
+    assert cfg.model.name == "cifar_plain56" and cfg.schedule.total == 5
+    assert [m / cfg.schedule.total for m in cfg.schedule.milestones] == [0.5, 0.75]
+    assert f"output_dir={tmp_path / 'plain56'}" in runs[1].command()
+    with pytest.raises(FileNotFoundError, match="cifar10_plain57"):
+        depth_study.plan([57], "short", tmp_path)
+
+
+def test_report_table_checks_and_figure_from_fake_runs(tmp_path):
+    runs = depth_study.plan([20, 56], "short", tmp_path / "runs")
+    errors = {"plain20": ([0.5, 0.4, 0.3, 0.2], 0.25), "plain56": ([0.6, 0.5, 0.4, 0.3], 0.35),
+              "resnet20": ([0.5, 0.4, 0.3, 0.2], 0.25), "resnet56": ([0.5, 0.35, 0.25, 0.15], 0.2)}
+    for run in runs:
+        train, test = errors[run.name]
+        fake_run(run.run_dir, f"cifar_{run.name}", train, test, done=run.name != "resnet56")
+    report = depth_study.write_report(runs, tmp_path / "out", "python tools/reproduce.py cifar10")
+    text = report.read_text()
+    # train error: mean of the last epoch's windows; test error: the last evaluation
+    assert "| plain-56 | 0.85 | 2 | 35.00 | 35.00 | - (Figure 6 only) | 0.01 | 300 |" in text
+    assert "| resnet-56 | 0.85 | 2 | 20.00 | 20.00 | 6.97 |" in text
+    assert "plain-56 train error 35.00% vs plain-20 25.00%: paper expects higher -> as expected" in text
+    assert "resnet-56 test error 20.00% vs resnet-20 25.00%: paper expects no higher -> as expected" in text
+    assert "Missing or unfinished: resnet56 (unfinished" in text
+    assert (tmp_path / "out/plain56/metrics.jsonl").is_file()
+    assert Image.open(tmp_path / "out/figure6.png").size[0] > 600  # two panels
+
+
+def test_progress_reads_iterations_against_the_schedule(tmp_path):
+    run = fake_run(tmp_path / "r", "cifar_resnet20", [0.5, 0.4, 0.3], 0.3, done=False)
+    assert depth_study.progress(run) == pytest.approx(15 / 20)
+    assert depth_study.progress(tmp_path / "missing") == 0.0

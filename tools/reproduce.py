@@ -1,0 +1,46 @@
+"""Reproduce one of the paper's studies end to end: train every run (resumably), then write the
+figure and table beside the paper's.
+
+    python tools/reproduce.py cifar10 --depths 20,56 --schedule short     # CPU-sized
+    python tools/reproduce.py cifar10 --depths 20,32,44,56,110 --schedule paper --jobs 4   # GPU
+
+Interrupt at any time and run the same command again: finished runs are kept, unfinished ones
+resume from their last checkpoint. Extra key=value arguments go to every run's config.
+"""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from classification import depth_study
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("study", choices=["cifar10"], help="cifar10: Figure 6 and Table 6")
+    parser.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
+    parser.add_argument("--schedule", choices=depth_study.SCHEDULES, default="short",
+                        help="short: the configs' *_short CPU schedule; paper: 64k iterations")
+    parser.add_argument("--epochs", type=float, help="compress the short schedule to this many epochs")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    parser.add_argument("--runs-dir", type=Path, help="checkpoints and logs "
+                        "(default outputs/reproduce/cifar10_<schedule>)")
+    parser.add_argument("--out", type=Path, default=Path("docs/results/cifar10"),
+                        help="report, figure and copied metrics")
+    parser.add_argument("--report-only", action="store_true", help="train nothing; report what exists")
+    parser.add_argument("overrides", nargs="*", help="key=value for every run, e.g. data.root=/data/cifar")
+    args = parser.parse_intermixed_args()
+    depths = [int(d) for d in args.depths.split(",")]
+    runs_dir = args.runs_dir or Path(f"outputs/reproduce/cifar10_{args.schedule}")
+    runs = depth_study.plan(depths, args.schedule, runs_dir, args.epochs, args.overrides)
+    failed = [] if args.report_only else depth_study.launch(runs, jobs=args.jobs)
+    command = "python tools/reproduce.py " + shlex.join(a for a in sys.argv[1:] if a != "--report-only")
+    report = depth_study.write_report(runs, args.out, command)
+    print(f"report: {report}")
+    if failed:
+        sys.exit(f"failed runs: {', '.join(r.name for r in failed)}")
+
+
+if __name__ == "__main__":
+    main()
