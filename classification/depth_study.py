@@ -102,9 +102,11 @@ def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 10.0) -> list[St
                     del active[name]
                     if process.returncode or not run.done():
                         failed.append(run)
-                        tqdm.write(f"{name} failed (exit {process.returncode}): see {run.run_dir / 'train.log'}")
-            bar.n = round(sum(100 * progress(r.run_dir) for r in runs))
-            bar.set_postfix_str(", ".join(f"{r.name} {100 * progress(r.run_dir):.0f}%" for r in runs))
+                        log_path = run.run_dir / "train.log"
+                        tqdm.write(f"{name} failed (exit {process.returncode}): see {log_path}")
+            done = {r.name: 100 * progress(r.run_dir) for r in runs}
+            bar.n = round(sum(done.values()))
+            bar.set_postfix_str(", ".join(f"{name} {pct:.0f}%" for name, pct in done.items()))
             bar.refresh()
     finally:
         bar.close()
