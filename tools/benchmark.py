@@ -4,6 +4,7 @@
     python tools/benchmark.py classification   # training and loader images/s on this machine
     python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
     python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
+    python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
 """
 
 import argparse
@@ -161,6 +162,24 @@ def coco_eval(args) -> None:
     print(f"  all twelve metrics identical: {same}")
 
 
+def cifar_epoch(args) -> None:
+    from classification import peer_benchmark as peer
+
+    print(f"one epoch of cifar_resnet20 (batch 128) on {args.data_root}, "
+          f"{torch.get_num_threads()} threads")
+    model, seconds, images = peer.reference_epoch(args.data_root, workers=args.workers)
+    rows = {"reference (torchvision ImageFolder + transforms, "
+            f"{args.workers} workers)": (seconds, 0.0, images, peer.test_error(model, args.data_root))}
+    model, decode, seconds, images = peer.toolkit_epoch(args.config, args.data_root)
+    rows[f"toolkit ({args.config.name})"] = (seconds, decode, images,
+                                             peer.test_error(model, args.data_root))
+    reference = next(iter(rows.values()))[0]
+    for name, (seconds, decode, images, error) in rows.items():
+        print(f"  {name}: epoch {seconds:.1f} s ({images / seconds:.0f} images/s), "
+              f"one-off decoding {decode:.1f} s, test error after 1 epoch {100 * error:.2f}%, "
+              f"speed-up {reference / seconds:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +204,12 @@ def main() -> None:
     p = sub.add_parser("coco-eval", help="evaluation time of both COCO backends")
     p.add_argument("--images", type=int, default=5000)
     p.set_defaults(run=coco_eval)
+    p = sub.add_parser("cifar-epoch", help="one CIFAR epoch: toolkit vs a reference loop")
+    p.add_argument("--data-root", type=Path, default=Path("data/cifar10-jpeg"))
+    p.add_argument("--config", type=Path,
+                   default=Path("configs/classification/cifar10_resnet20_short.yaml"))
+    p.add_argument("--workers", type=int, default=2, help="the reference loop's loader workers")
+    p.set_defaults(run=cifar_epoch)
     args = parser.parse_args()
     args.run(args)
 

@@ -1,0 +1,80 @@
+"""One epoch of cifar_resnet20 training two ways, side by side on the same machine: the usual
+reference loop (torchvision ImageFolder + transforms, DataLoader workers, a hand-written SGD loop,
+as most CIFAR ResNet repositories do) and this toolkit's trainer (images decoded once, batches
+augmented in the training process, channels-last). Same model, batch, optimiser and seed; both
+then tested by one shared evaluation."""
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms as T
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from backbones import create_backbone
+from engine.trainer import Trainer
+
+from .datasets import build_datasets
+from .pretrain import build_model, load_pretrain_config
+from .task import ClassificationTask
+from .transforms import CIFAR_MEAN, CIFAR_STD, preset_mean_std
+
+
+def _sgd(model, lr=0.1):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+
+
+def reference_epoch(root: Path, batch_size: int = 128, workers: int = 2, seed: int = 0):
+    """(model, seconds, images trained on) after one epoch the usual way."""
+    torch.manual_seed(seed)
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    start = time.perf_counter()
+    train = torchvision.datasets.ImageFolder(str(Path(root) / "train"), transform)
+    loader = DataLoader(train, batch_size, shuffle=True, num_workers=workers, drop_last=True)
+    model = create_backbone("cifar_resnet20", num_classes=len(train.classes)).train()
+    optimizer = _sgd(model)
+    for images, labels in tqdm(loader, desc="reference loop", mininterval=5):
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    return model, time.perf_counter() - start, len(loader) * batch_size
+
+
+def toolkit_epoch(config: Path, root: Path, seed: int = 0):
+    """(model, decode seconds, epoch seconds, images trained on) after one epoch with the
+    toolkit's trainer."""
+    with tempfile.TemporaryDirectory() as out:
+        cfg = load_pretrain_config(config, [
+            f"output_dir={out}", f"data.root={root}", "schedule.unit=epoch", "schedule.total=1",
+            "schedule.milestones=[]", "schedule.warmup=0", f"train.seed={seed}"])
+        start = time.perf_counter()
+        set_seed(seed)
+        train_set, _ = build_datasets(cfg.data, seed=seed)
+        decoded = time.perf_counter()
+        model = build_model(cfg, len(train_set.classes))
+        task = ClassificationTask(channels_last=cfg.train.channels_last,
+                                  mean_std=preset_mean_std(cfg.data.preset))
+        trainer = Trainer(cfg, model, task, train_set, None)
+        trainer.fit()
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        seconds = time.perf_counter() - decoded
+        images = trainer.iters_per_epoch * cfg.train.batch_size
+        return model.to(memory_format=torch.contiguous_format), decoded - start, seconds, images
+
+
+@torch.no_grad()
+def test_error(model, root: Path) -> float:
+    """Top-1 error on root/test, read the same way for both."""
+    transform = T.Compose([T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    test = torchvision.datasets.ImageFolder(str(Path(root) / "test"), transform)
+    wrong = 0
+    model.eval()
+    for images, labels in DataLoader(test, batch_size=500, num_workers=2):
+        wrong += (model(images).argmax(1) != labels).sum().item()
+    return wrong / len(test)
