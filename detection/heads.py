@@ -1,7 +1,8 @@
 """What this project adds to torchvision's Faster R-CNN: backbone bodies and box heads.
 
 - C4 (the paper's ResNet design, Appendix A): stem..conv4_x give the shared stride-16 map; the
-  whole conv5_x stage and global average pooling run per region as the box head.
+  whole conv5_x stage and global average pooling run per region as the box head. Generally: all
+  stages but the last shared, the last per region (a CIFAR net: stem..c3 at stride 2, c4).
 - VGG (the paper's baseline): conv1_1..conv5_3 (stride 16, no pool5) shared; 7x7 RoI pooling,
   then fc6 and fc7 per region.
 - FPN: torchvision's feature pyramid over c2..c5 of any backbone.
@@ -18,8 +19,8 @@ SHARED_MAP = "c4"  # the single feature map's name for the C4 and VGG designs
 
 
 class SharedMapBody(nn.Module):
-    """The stem and the first `num_stages` stages: the one stride-16 map the RPN and the box head
-    share (ResNet C4: stem..conv4_x; VGG: conv1_1..conv5_3, without pool5)."""
+    """The stem and the first `num_stages` stages: the one map the RPN and the box head share
+    (ResNet C4: stem..conv4_x at stride 16; VGG: conv1_1..conv5_3, without pool5)."""
 
     def __init__(self, backbone, num_stages: int):
         super().__init__()
@@ -27,9 +28,7 @@ class SharedMapBody(nn.Module):
         self.stages = nn.ModuleList(list(backbone.stages)[:num_stages])
         # feature_info ends with the last stage's entry (VGG's also has the stem's, c1, first)
         last = backbone.feature_info[num_stages - len(backbone.stages) - 1]
-        if last["stride"] != 16:
-            raise ValueError(f"the shared map must have stride 16, not {last['stride']}")
-        self.out_channels = last["channels"]
+        self.out_channels, self.stride = last["channels"], last["stride"]
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         x = self.stem(x)
@@ -39,13 +38,14 @@ class SharedMapBody(nn.Module):
 
 
 class C5Head(nn.Module):
-    """conv5_x and global average pooling, per region: a 2048-d (bottleneck) representation."""
+    """The last stage (conv5_x) and global average pooling, per region: a 2048-d (bottleneck)
+    representation."""
 
     def __init__(self, backbone):
         super().__init__()
-        self.stage = backbone.stages[3]
+        self.stage = backbone.stages[-1]
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.out_channels = backbone.feature_info[3]["channels"]
+        self.out_channels = backbone.feature_info[-1]["channels"]
 
     def forward(self, regions: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.stage(regions)), 1)

@@ -95,12 +95,12 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
     if head == "fpn":
         return FasterRCNN(FPNBody(net, head_opts["fpn_channels"]), num_classes,
                           rpn_anchor_generator=anchors, **detector_opts)
-    if head == "c4" and (timm or len(net.feature_info) != 4 or not hasattr(net, "stem")):
+    if head == "c4" and (timm or not hasattr(net, "stem") or backbone.startswith("vgg")):
         raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {backbone!r}")
     if head == "vgg" and not backbone.startswith("vgg"):
         raise InvalidOptionError(f"head='vgg' needs a VGG backbone, not {backbone!r}")
     if head == "c4":  # conv1..conv4_x shared; conv5_x per region
-        body, box_head = SharedMapBody(net, num_stages=3), C5Head(net)
+        body, box_head = SharedMapBody(net, num_stages=len(net.stages) - 1), C5Head(net)
     else:  # conv1_1..conv5_3 shared; fc6, fc7 per region
         body, box_head = SharedMapBody(net, num_stages=len(net.stages)), VGGHead(net)
     check_choice("roi_pool", head_opts["roi_pool"], ("align", "pool"))
@@ -110,7 +110,7 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
         box_predictor=_predictor(box_head.out_channels, num_classes), **detector_opts,
     )
     if head_opts["roi_pool"] == "pool":  # FasterRCNN's constructor accepts RoIAlign only
-        model.roi_heads.box_roi_pool = RoIPool(SHARED_MAP, head_opts["roi_size"], 1 / 16)
+        model.roi_heads.box_roi_pool = RoIPool(SHARED_MAP, head_opts["roi_size"], 1 / body.stride)
     return model
 
 
