@@ -8,6 +8,7 @@ reads their metrics.jsonl afterwards, so the figure and table can be rebuilt fro
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -79,13 +80,18 @@ def _epoch_overrides(config: Path, epochs: float) -> list[str]:
 
 
 def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 10.0) -> list[StudyRun]:
-    """Train the unfinished runs, `jobs` at a time, each logging to <run_dir>/train.log; one bar
-    follows them all. Returns the runs that failed. CPU threads are shared out between jobs."""
-    pending = sorted((r for r in runs if not r.done()), key=lambda r: -r.depth)  # longest first
+    """Train the unfinished runs, `jobs` at a time (longest first), each logging to
+    <run_dir>/train.log; one bar follows them all. Returns the runs that failed.
+
+    CPU threads are shared out between jobs. Ctrl-C reaches the runs from the terminal; a SIGTERM
+    to this process is passed on to them. Either way each saves its checkpoint, and this
+    returns once they have, raising KeyboardInterrupt."""
+    pending = sorted((r for r in runs if not r.done()), key=lambda r: -r.depth)
     env = dict(os.environ)
     if jobs > 1 and not torch.cuda.is_available():
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or jobs) // jobs))
     active, failed = {}, []
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     bar = tqdm(total=100 * len(runs), desc="depth study (% of all runs)", dynamic_ncols=True)
     try:
         while pending or active:
@@ -102,17 +108,34 @@ def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 10.0) -> list[St
                     del active[name]
                     if process.returncode or not run.done():
                         failed.append(run)
-                        log_path = run.run_dir / "train.log"
-                        tqdm.write(f"{name} failed (exit {process.returncode}): see {log_path}")
-            done = {r.name: 100 * progress(r.run_dir) for r in runs}
-            bar.n = round(sum(done.values()))
-            bar.set_postfix_str(", ".join(f"{name} {pct:.0f}%" for name, pct in done.items()))
-            bar.refresh()
+                        tqdm.write(f"{name} failed (exit {process.returncode}): see "
+                                   f"{run.run_dir / 'train.log'}")
+            _show_progress(bar, runs)
+    except _Terminated:
+        for _, process, _ in active.values():
+            process.terminate()  # the trainer saves on SIGTERM
+        raise KeyboardInterrupt("terminated") from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bar.close()
-        for _, process, _ in active.values():  # Ctrl-C reached them too: let them save
+        for _, process, _ in active.values():  # let them finish saving
             process.wait()
     return failed
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _show_progress(bar, runs) -> None:
+    done = {r.name: 100 * progress(r.run_dir) for r in runs}
+    bar.n = round(sum(done.values()))
+    bar.set_postfix_str(", ".join(f"{name} {pct:.0f}%" for name, pct in done.items()))
+    bar.refresh()
 
 
 def progress(run_dir: Path) -> float:
@@ -138,7 +161,7 @@ class RunResult:
     train_error: float  # %, mean over the last epoch's logged windows
     test_error: float  # %, the final evaluation
     epochs: float
-    hours: float
+    minutes: float
     images_per_s: float
 
 
@@ -157,22 +180,25 @@ def summarize(run_dir: Path, family: str, depth: int) -> RunResult:
         name=f"{family}-{depth}", family=family, depth=depth,
         params_m=count_params(create_backbone(model)) / 1e6,
         train_error=100 * sum(window) / len(window), test_error=100 * tests[-1]["val_top1_error"],
-        epochs=tests[-1]["epoch"], hours=records[-1]["elapsed_s"] / 3600,
+        epochs=tests[-1]["epoch"], minutes=records[-1]["elapsed_s"] / 60,
         images_per_s=sorted(speeds)[len(speeds) // 2],
     )
 
 
-def results_table(results: list[RunResult]) -> str:
-    """Markdown: measured train and test error beside Table 6 (the paper tabulates ResNets only;
-    its plain nets appear in Figure 6)."""
-    lines = ["| net | params (M) | epochs | train error % | test error % | paper test error % "
-             "(Table 6) | training time (h) | images/s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+def results_table(results: list[RunResult], paper: bool = True) -> str:
+    """Markdown: measured train and test error, beside Table 6 unless `paper` is False (the paper
+    tabulates ResNets only; its plain nets appear in Figure 6)."""
+    head = ["net", "params (M)", "epochs", "train error %", "test error %"]
+    head += ["paper test error % (Table 6)"] * paper + ["training time (min)", "images/s"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in results:
-        paper = TABLE6_TEST_ERROR.get(r.depth) if r.family == "resnet" else None
-        lines.append(f"| {r.name} | {r.params_m:.2f} | {r.epochs:g} | {r.train_error:.2f} | "
-                     f"{r.test_error:.2f} | {paper if paper else '- (Figure 6 only)'} | "
-                     f"{r.hours:.2f} | {r.images_per_s:.0f} |")
+        cells = [r.name, f"{r.params_m:.2f}", f"{r.epochs:g}", f"{r.train_error:.2f}",
+                 f"{r.test_error:.2f}"]
+        if paper:
+            table6 = TABLE6_TEST_ERROR.get(r.depth) if r.family == "resnet" else None
+            cells.append(str(table6) if table6 else "- (Figure 6 only)")
+        cells += [f"{r.minutes:.1f}", f"{r.images_per_s:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -7,14 +7,16 @@ from pathlib import Path
 PAPER_TABLE8 = {"vgg16": ("VGG-16", 41.5, 21.2), "resnet101": ("ResNet-101", 48.4, 27.2)}
 
 
-def compare_table(metric_files) -> str:
+def compare_table(metric_files, paper_rows=None) -> str:
+    """One row per metrics.json; `paper_rows` names the Table 8 row each is set beside (default:
+    the row of its backbone, if the paper has one)."""
     lines = ["| run | backbone | head | mAP@.5 | mAP@[.5,.95] | paper mAP@.5 | paper mAP@[.5,.95] |",
              "|---|---|---|---:|---:|---:|---:|"]
-    for path in metric_files:
+    for index, path in enumerate(metric_files):
         summary = json.loads(Path(path).read_text())
         metrics = summary["metrics"]
         ap50, ap = (100 * metrics.get(f"val_{k}", metrics.get(k, float("nan"))) for k in ("AP50", "AP"))
-        paper = PAPER_TABLE8.get(summary["backbone"])
+        paper = PAPER_TABLE8.get(paper_rows[index] if paper_rows else summary["backbone"])
         paper_cells = f"{paper[1]:.1f} | {paper[2]:.1f}" if paper else "- | -"
         lines.append(f"| {summary.get('name', Path(path).parent.name)} | {summary['backbone']} | "
                      f"{summary['head']} | {ap50:.1f} | {ap:.1f} | {paper_cells} |")

@@ -49,7 +49,7 @@ def test_report_table_checks_and_figure_from_fake_runs(tmp_path):
     report = depth_study.write_report(runs, tmp_path / "out", "python tools/reproduce.py cifar10")
     text = report.read_text()
     # train error: mean of the last epoch's windows; test error: the last evaluation
-    assert "| plain-56 | 0.85 | 2 | 35.00 | 35.00 | - (Figure 6 only) | 0.01 | 300 |" in text
+    assert "| plain-56 | 0.85 | 2 | 35.00 | 35.00 | - (Figure 6 only) | 0.7 | 300 |" in text
     assert "| resnet-56 | 0.85 | 2 | 20.00 | 20.00 | 6.97 |" in text
     assert "plain-56 train error 35.00% vs plain-20 25.00%: paper expects higher -> as expected" in text
     assert "resnet-56 test error 20.00% vs resnet-20 25.00%: paper expects no higher -> as expected" in text

@@ -6,15 +6,20 @@
 import argparse
 from pathlib import Path
 
-from detection.compare import compare_table
+from detection.compare import PAPER_TABLE8, compare_table
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("metrics", nargs="+", type=Path, help="metrics.json files from evaluation")
     parser.add_argument("--out", type=Path, help="also write the table as Markdown here")
-    args = parser.parse_args()
-    table = compare_table(args.metrics)
+    parser.add_argument("--paper", nargs="+", choices=sorted(PAPER_TABLE8),
+                        help="the Table 8 row to set beside each metrics file, in order "
+                             "(default: its backbone's row, if any)")
+    args = parser.parse_args(argv)
+    if args.paper and len(args.paper) != len(args.metrics):
+        parser.error(f"--paper names {len(args.paper)} rows for {len(args.metrics)} metrics files")
+    table = compare_table(args.metrics, args.paper)
     print(table, end="")
     if args.out:
         args.out.write_text(table)

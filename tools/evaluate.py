@@ -12,14 +12,14 @@ from detection import load_detection_config
 from detection.evaluate import evaluate_checkpoint
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--backend", choices=("faster_coco_eval", "pycocotools"))
     parser.add_argument("--out", type=Path, help="default: <output_dir>/eval")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     overrides = list(args.overrides) + ([f"eval.backend={args.backend}"] if args.backend else [])
     cfg = load_detection_config(args.config, overrides)
     out = args.out or Path(cfg.output_dir) / "eval"

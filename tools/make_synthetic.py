@@ -10,7 +10,7 @@ from pathlib import Path
 from engine.synthetic import make_synthetic
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--num-cls-train", type=int, default=2000)
     parser.add_argument("--num-cls-val", type=int, default=500)
     parser.add_argument("--cls-size", type=int, default=32)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     paths = make_synthetic(args.out, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
                            size=args.size, num_cls_train=args.num_cls_train,
                            num_cls_val=args.num_cls_val, cls_size=args.cls_size)

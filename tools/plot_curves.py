@@ -9,11 +9,11 @@ from pathlib import Path
 from engine.plots import save_curves
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="folders holding metrics.jsonl")
     parser.add_argument("--out", type=Path, default=Path("curves.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     missing = [str(d) for d in args.run_dirs if not (d / "metrics.jsonl").is_file()]
     if missing:
         parser.error(f"no metrics.jsonl in: {', '.join(missing)}")

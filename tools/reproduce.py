@@ -34,7 +34,10 @@ def main() -> None:
     depths = [int(d) for d in args.depths.split(",")]
     runs_dir = args.runs_dir or Path(f"outputs/reproduce/cifar10_{args.schedule}")
     runs = depth_study.plan(depths, args.schedule, runs_dir, args.epochs, args.overrides)
-    failed = [] if args.report_only else depth_study.launch(runs, jobs=args.jobs)
+    try:
+        failed = [] if args.report_only else depth_study.launch(runs, jobs=args.jobs)
+    except KeyboardInterrupt:
+        sys.exit("\ninterrupted: every run saved its checkpoint; run the same command to continue")
     command = "python tools/reproduce.py " + shlex.join(a for a in sys.argv[1:] if a != "--report-only")
     report = depth_study.write_report(runs, args.out, command)
     print(f"report: {report}")

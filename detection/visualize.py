@@ -1,0 +1,62 @@
+"""Detections drawn on images, to look at what a detector does: predicted boxes coloured by class
+with "name score", ground-truth boxes (when known) in thin white."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import draw_bounding_boxes, make_grid
+
+from engine.data import decode_image
+
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+           "#fabed4", "#469990"]
+
+
+def draw(image: np.ndarray, prediction: dict, class_names: list, score_threshold: float = 0.5,
+         ground_truth: torch.Tensor | None = None, scale: int = 1) -> torch.Tensor:
+    """uint8 (3, H*scale, W*scale): `image` (HxWx3) with `prediction` (torchvision's boxes, labels,
+    scores; labels 1..K index class_names) and optional ground-truth boxes (N, 4) drawn."""
+    canvas = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    if scale > 1:  # small images: enlarge first so labels stay legible
+        canvas = canvas.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    if ground_truth is not None and len(ground_truth):
+        canvas = draw_bounding_boxes(canvas, ground_truth * scale, colors="white", width=1)
+    keep = prediction["scores"] >= score_threshold
+    boxes, labels, scores = (prediction[k][keep] for k in ("boxes", "labels", "scores"))
+    if len(boxes):
+        names = [f"{class_names[int(lab) - 1]} {s:.2f}" for lab, s in zip(labels, scores)]
+        colours = [PALETTE[(int(lab) - 1) % len(PALETTE)] for lab in labels]
+        canvas = draw_bounding_boxes(canvas, boxes * scale, labels=names, colors=colours, width=2)
+    return canvas
+
+
+@torch.no_grad()
+def visualize(model, files: list[Path], out_dir: Path, class_names: list, *, score_threshold=0.5,
+              ground_truth: dict | None = None, scale: int = 1) -> list[Path]:
+    """Predict on each file and write <out_dir>/<stem>.png, plus grid.png of them all.
+    `ground_truth` maps a file path to its (N, 4) xyxy boxes."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    drawn, written = [], []
+    for file in files:
+        image = decode_image(file)
+        tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+        prediction = {k: v.cpu() for k, v in model([tensor])[0].items()}
+        canvas = draw(image, prediction, class_names, score_threshold,
+                      (ground_truth or {}).get(Path(file)), scale)
+        path = out_dir / f"{Path(file).stem}.png"
+        _save(canvas, path)
+        drawn.append(canvas)
+        written.append(path)
+    if drawn and len({c.shape for c in drawn}) == 1:
+        _save(make_grid(drawn, nrow=min(4, len(drawn)), padding=4, pad_value=255), out_dir / "grid.png")
+        written.append(out_dir / "grid.png")
+    return written
+
+
+def _save(canvas: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(path)

@@ -1,0 +1,67 @@
+"""`tools/demo.py --smoke` end to end, interrupted during a detector's training and run again:
+it resumes rather than restarts, and the report's numbers are the evaluation files' numbers."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import REPO
+from PIL import Image
+
+from engine.metrics import read_metrics
+
+DEMO = [sys.executable, str(REPO / "tools" / "demo.py"), "--smoke"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    first = subprocess.Popen([*DEMO, "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    checkpoint = out / "detect" / "plain32_c4" / "checkpoints" / "last.pth"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGINT)  # Ctrl-C
+    first_log = first.communicate(timeout=120)[0]
+    second = subprocess.run([*DEMO, "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return out, first_log, second.stdout + second.stderr
+
+
+def test_interrupted_demo_resumes_rather_than_restarts(demo):
+    out, first_log, second_log = demo
+    assert "interrupted: run the same command again" in first_log, first_log[-2000:]
+    assert f"pretrained: {out / 'pretrain' / 'plain32'}" in second_log  # kept, not retrained
+    resumed = re.search(r"resumed from \S+plain32_c4\S+ at iteration (\d+)", second_log)
+    assert resumed and int(resumed.group(1)) >= 2, second_log[-3000:]
+
+
+def test_report_holds_both_tables_and_the_pictures(demo):
+    out = demo[0]
+    report = (out / "report.md").read_text()
+    assert "| plain-32 (VGG-style) |" in report and "| ResNet-32 |" in report
+    assert "| plain32_c4 | cifar_plain32 | c4 |" in report and "| 41.5 | 21.2 |" in report
+    for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert Image.open(out / picture).size[0] > 100, picture
+    assert len(re.findall(r"!\[", report)) == 3  # curves and two detectors' images
+
+
+def test_report_numbers_are_the_evaluation_files_numbers(demo):
+    out = demo[0]
+    report = (out / "report.md").read_text()
+    for name, backbone in (("plain32_c4", "cifar_plain32"), ("resnet32_c4", "cifar_resnet32")):
+        summary = json.loads((out / "detect" / name / "eval_pycocotools" / "metrics.json").read_text())
+        assert summary["backend"] == "pycocotools"
+        m = summary["metrics"]
+        row = f"| {name} | {backbone} | c4 | {100 * m['val_AP50']:.1f} | {100 * m['val_AP']:.1f} |"
+        assert row in report
+    for run, label in (("plain32", "plain-32 (VGG-style)"), ("resnet32", "ResNet-32")):
+        final = [r for r in read_metrics(out / "pretrain" / run) if "val_top1_error" in r][-1]
+        row = re.search(rf"\| {re.escape(label)} \| [^|]+ \| [^|]+ \| [^|]+ \| ([\d.]+) \|", report)
+        assert row and float(row.group(1)) == round(100 * final["val_top1_error"], 2)

@@ -1,0 +1,56 @@
+"""Draw a detector's predictions (and the ground truth, where known) on images.
+
+    python tools/visualize.py --config configs/detection/voc07_faster_rcnn_r101_c4.yaml \\
+        --checkpoint outputs/voc07_r101_c4/checkpoints/last.pth [--images DIR] [--num 8] [--out DIR]
+
+Without --images: the first --num images of the config's validation set, ground truth in white.
+With --images: any folder of images (predictions only); class names still come from the
+config's validation annotations, or are numbered when only model.num_classes is set.
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from classification.data import IMAGE_EXTENSIONS
+from detection import load_detection_config
+from detection.model import load_detector_weights
+from detection.train import build_detector, read_source
+from detection.visualize import visualize
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--images", type=Path, help="a folder of images (default: the val set)")
+    parser.add_argument("--num", type=int, default=8, help="images drawn")
+    parser.add_argument("--score", type=float, default=0.5, help="lowest score drawn")
+    parser.add_argument("--scale", type=int, default=1, help="enlarge small images this many times")
+    parser.add_argument("--out", type=Path, help="default: <output_dir>/visualize")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    cfg = load_detection_config(args.config, args.overrides)
+    source = None if args.images and cfg.model.num_classes else read_source(cfg.data, "val")
+    names = source.class_names if source else [f"class {i}" for i in range(1, cfg.model.num_classes)]
+    model = load_detector_weights(build_detector(cfg, len(names) + 1), args.checkpoint)
+    if args.images:
+        if not args.images.is_dir():
+            parser.error(f"--images: no such folder: {args.images}")
+        files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        truth = None
+    else:
+        records = source.records[: args.num]
+        files = [r.file for r in records]
+        truth = {Path(r.file): torch.as_tensor(r.boxes) for r in records}
+    if not files:
+        parser.error(f"no images found in {args.images}")
+    out = args.out or Path(cfg.output_dir) / "visualize"
+    written = visualize(model, files[: args.num], out, names, score_threshold=args.score,
+                        ground_truth=truth, scale=args.scale)
+    print(f"written {len(written)} images to {out}")
+
+
+if __name__ == "__main__":
+    main()
