@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint table benchmark gpu-check clean
+.PHONY: demo demo-smoke test lint table benchmark reproduce-cifar gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The main job on generated data (about 8 minutes on 2 CPU cores): outputs/demo/report.md.
+# Run it again after an interruption: it continues where it stopped.
 demo: $(VENV)/.installed
-	$(BIN)/python tools/model_table.py
+	$(BIN)/python tools/demo.py
+
+demo-smoke: $(VENV)/.installed
+	$(BIN)/python tools/demo.py --smoke
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
@@ -25,7 +30,12 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check backbones classification detection engine tools tests
 
-table: demo
+table: $(VENV)/.installed
+	$(BIN)/python tools/model_table.py
+
+# The CIFAR-10 depth study as measured on a CPU (needs the data: see docs/results/cifar10/).
+reproduce-cifar: $(VENV)/.installed
+	$(BIN)/python tools/reproduce.py cifar10 --depths 20,56 --schedule short --epochs 3 --jobs 2
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python tools/benchmark.py backbone

@@ -62,3 +62,33 @@ def test_progress_reads_iterations_against_the_schedule(tmp_path):
     run = fake_run(tmp_path / "r", "cifar_resnet20", [0.5, 0.4, 0.3], 0.3, done=False)
     assert depth_study.progress(run) == pytest.approx(15 / 20)
     assert depth_study.progress(tmp_path / "missing") == 0.0
+
+
+def test_terminated_study_saves_its_runs_and_continues(tmp_path):
+    """SIGTERM to tools/reproduce.py reaches the runs, which save; the same command continues."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO
+
+    command = [sys.executable, str(REPO / "tools/reproduce.py"), "cifar10", "--depths", "20",
+               "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+               "data.kind=synthetic", "data.num_train=64", "data.num_val=32", "data.num_classes=4",
+               "schedule.unit=iter", "schedule.total=12", "schedule.milestones=[8]", "train.batch_size=16",
+               "train.ckpt_every=2", "train.log_every=2"]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "runs/plain20/checkpoints/last.pth").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGTERM)
+    log = first.communicate(timeout=120)[0]
+    assert first.returncode != 0 and "interrupted: every run saved" in log, log[-2000:]
+    assert "interrupted at iteration" in (tmp_path / "runs/plain20/train.log").read_text()
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "resumed from" in (tmp_path / "runs/plain20/train.log").read_text()
+    assert all((tmp_path / f"runs/{n}/backbone.safetensors").is_file() for n in ("plain20", "resnet20"))
+    assert (tmp_path / "out/README.md").is_file()
