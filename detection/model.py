@@ -63,6 +63,9 @@ def _freeze(backbone: nn.Module, freeze_at: int) -> None:
             parameter.requires_grad_(False)
 
 
+BN_STATISTICS = ("*.running_mean", "*.running_var", "*.num_batches_tracked")
+
+
 def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_weights=None,
                       freeze_at: int = 2, norm: str = "frozen_bn", **options) -> FasterRCNN:
     """A torchvision FasterRCNN on registry backbone `backbone`.
@@ -83,7 +86,10 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
         backbone_opts.setdefault("norm", norm)
     net = create_backbone(backbone, **backbone_opts)
     if backbone_weights is not None:
-        load_weights(net, backbone_weights, skip=getattr(net, "classifier_patterns", ()))
+        skip = tuple(getattr(net, "classifier_patterns", ()))
+        if backbone_opts.get("norm") == "gn":  # from BN pretraining: convolutions and affine only
+            skip += BN_STATISTICS
+        load_weights(net, backbone_weights, skip=skip)
     _freeze(net, freeze_at)
     if hasattr(net, "fc"):
         del net.fc  # the ImageNet classifier has no part in detection

@@ -14,15 +14,17 @@ PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
 
 
 def draw(image: np.ndarray, prediction: dict, class_names: list, score_threshold: float = 0.5,
-         ground_truth: torch.Tensor | None = None, scale: int = 1) -> torch.Tensor:
+         ground_truth: torch.Tensor | None = None, scale: int = 1, top: int = 0) -> torch.Tensor:
     """uint8 (3, H*scale, W*scale): `image` (HxWx3) with `prediction` (torchvision's boxes, labels,
-    scores; labels 1..K index class_names) and optional ground-truth boxes (N, 4) drawn."""
+    scores, best first; labels 1..K index class_names) and optional ground-truth boxes (N, 4)
+    drawn; `top` > 0 keeps only that many of the best detections above the threshold."""
     canvas = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if scale > 1:  # small images: enlarge first so labels stay legible
         canvas = canvas.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     if ground_truth is not None and len(ground_truth):
         canvas = draw_bounding_boxes(canvas, ground_truth * scale, colors="white", width=1)
-    keep = prediction["scores"] >= score_threshold
+    keep = (prediction["scores"] >= score_threshold).nonzero().flatten()
+    keep = keep[prediction["scores"][keep].argsort(descending=True)][: top or None]
     boxes, labels, scores = (prediction[k][keep] for k in ("boxes", "labels", "scores"))
     if len(boxes):
         names = [f"{class_names[int(lab) - 1]} {s:.2f}" for lab, s in zip(labels, scores)]
@@ -33,7 +35,7 @@ def draw(image: np.ndarray, prediction: dict, class_names: list, score_threshold
 
 @torch.no_grad()
 def visualize(model, files: list[Path], out_dir: Path, class_names: list, *, score_threshold=0.5,
-              ground_truth: dict | None = None, scale: int = 1) -> list[Path]:
+              ground_truth: dict | None = None, scale: int = 1, top: int = 0) -> list[Path]:
     """Predict on each file and write <out_dir>/<stem>.png, plus grid.png of them all.
     `ground_truth` maps a file path to its (N, 4) xyxy boxes."""
     out_dir = Path(out_dir)
@@ -45,7 +47,7 @@ def visualize(model, files: list[Path], out_dir: Path, class_names: list, *, sco
         tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
         prediction = {k: v.cpu() for k, v in model([tensor])[0].items()}
         canvas = draw(image, prediction, class_names, score_threshold,
-                      (ground_truth or {}).get(Path(file)), scale)
+                      (ground_truth or {}).get(Path(file)), scale, top)
         path = out_dir / f"{Path(file).stem}.png"
         _save(canvas, path)
         drawn.append(canvas)

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 CLASSES = ("circle", "square", "triangle", "cross", "diamond")
+MAX_TILT = np.pi / 12  # radians
 
 
 def _shape_mask(kind: str, size: int, cx: float, cy: float, w: float, h: float, angle: float):
@@ -73,7 +74,8 @@ def render(rng, size: int, num_objects: int, centred: bool = False):
         w = size * scale
         h = w * rng.uniform(0.6, 1.4)
         cx, cy = (size / 2, size / 2) if centred else rng.uniform(w / 2, size - w / 2, 2)
-        mask = _shape_mask(CLASSES[label], size, cx, cy, w, h, rng.uniform(0, np.pi))
+        tilt = rng.uniform(-MAX_TILT, MAX_TILT)  # small: a square turned 45 degrees is a diamond
+        mask = _shape_mask(CLASSES[label], size, cx, cy, w, h, tilt)
         image[mask] = _texture(rng, size)[mask]
         placed = [(lab, m & ~mask) for lab, m in placed] + [(label, mask)]
     return image, [(label, m) for label, m in placed if m.sum() >= 16]  # mostly hidden: dropped

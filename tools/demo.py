@@ -60,6 +60,8 @@ class DemoConfig:
     pretrain_overrides: list[str] = field(default_factory=list)
     detect_overrides: list[str] = field(default_factory=list)
     visualize: int = 8
+    score: float = 0.05  # lowest score drawn
+    top: int = 5  # most boxes drawn per image, best first
 
 
 def tool(name: str):
@@ -150,7 +152,8 @@ class Demo:
             tool("visualize").main([
                 "--config", str(paths["detect_cfg"]),
                 "--checkpoint", str(paths["detect_dir"] / "checkpoints" / "last.pth"),
-                "--num", str(self.cfg.visualize), "--scale", "2",
+                "--num", str(self.cfg.visualize), "--scale", "2", "--score", str(self.cfg.score),
+                "--top", str(self.cfg.top),
                 "--out", str(self.out / "visualize" / paths["detect_dir"].name),
                 *self.detect_overrides(paths)])
 
@@ -188,8 +191,8 @@ class Demo:
         detection = [json.loads((p["eval_dir"] / "metrics.json").read_text()) for p in self.runs]
         total = sum(self.timings.values())
         pretrain_table = depth_study.results_table(pretrain, paper=False).replace("test error", "val error")
-        self.summary = [pretrain_table, *self._degradation(pretrain), "", self.detection_table(),
-                        *self._detection_gain(detection)]
+        self.summary = [pretrain_table, "", *self._degradation(pretrain), "", self.detection_table(),
+                        "", *self._detection_gain(detection)]
         lines = [
             "# Demo report: plain vs residual, VGG-style vs ResNet, on synthetic shapes", "",
             f"`{self.command}` on {depth_study.machine()}, "
@@ -207,10 +210,11 @@ class Demo:
             f"train / {self.cfg.data.num_val} val), evaluated by pycocotools. The paper's columns "
             "are its COCO figures (Table 8: VGG-16 vs ResNet-101), for the shape of the "
             "comparison: the data and the nets here are miniatures.", "",
-            *self.summary[-2:], "",
+            *self.summary[-3:], "",
             *[f"![{p['detect_dir'].name}](visualize/{p['detect_dir'].name}/grid.png)" for p in self.runs],
             "",
-            "Predicted boxes coloured by class with scores >= 0.5; ground truth in white.", "",
+            f"The {self.cfg.top} best detections per image (score >= {self.cfg.score}) coloured by "
+            "class, with their scores; ground truth in white.", "",
             "## Step times (s)", "",
             *[f"- {name}: {seconds:.1f}" for name, seconds in self.timings.items()],
         ]

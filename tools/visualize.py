@@ -27,6 +27,7 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=Path, help="a folder of images (default: the val set)")
     parser.add_argument("--num", type=int, default=8, help="images drawn")
     parser.add_argument("--score", type=float, default=0.5, help="lowest score drawn")
+    parser.add_argument("--top", type=int, default=0, help="draw at most this many per image, best first")
     parser.add_argument("--scale", type=int, default=1, help="enlarge small images this many times")
     parser.add_argument("--out", type=Path, help="default: <output_dir>/visualize")
     parser.add_argument("overrides", nargs="*")
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
         parser.error(f"no images found in {args.images}")
     out = args.out or Path(cfg.output_dir) / "visualize"
     written = visualize(model, files[: args.num], out, names, score_threshold=args.score,
-                        ground_truth=truth, scale=args.scale)
+                        ground_truth=truth, scale=args.scale, top=args.top)
     print(f"written {len(written)} images to {out}")
 
 
