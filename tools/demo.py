@@ -78,7 +78,10 @@ class Demo:
         self.command, self.summary = command, []
         self.config_dir, self.out = config.parent, out
         self.data = out / "data"
-        self.timings: dict[str, float] = {}
+        # seconds of work per step, kept across invocations (a resumed step adds up)
+        self.timings_file = out / "timings.json"
+        self.timings = json.loads(self.timings_file.read_text()) if self.timings_file.is_file() else {}
+        self.this_run = 0.0
         self.runs = [self._paths(run) for run in self.cfg.runs]
 
     def _paths(self, run: DemoRun) -> dict:
@@ -91,10 +94,16 @@ class Demo:
                 "eval_dir": detect_dir / "eval_pycocotools"}
 
     def step(self, title: str, action) -> None:
+        """Run one step; `action` returns False when it found its work already done."""
         print(f"\n=== {title}", flush=True)
         start = time.perf_counter()
-        action()
-        self.timings[title] = self.timings.get(title, 0.0) + time.perf_counter() - start
+        worked = action() is not False
+        seconds = time.perf_counter() - start
+        self.this_run += seconds
+        if worked or title not in self.timings:
+            self.timings[title] = self.timings.get(title, 0.0) + seconds
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.timings_file.write_text(json.dumps(self.timings, indent=1))
 
     # ---- the steps -----------------------------------------------------------------------------
     def make_data(self) -> None:
@@ -102,7 +111,7 @@ class Demo:
         wanted = OmegaConf.to_container(self.cfg.data)
         if marker.is_file() and json.loads(marker.read_text()) == wanted:
             print(f"data present: {self.data}")
-            return
+            return False
         d = self.cfg.data
         tool("make_synthetic").main([
             "--out", str(self.data), "--seed", str(d.seed), "--num-train", str(d.num_train),
@@ -113,7 +122,7 @@ class Demo:
     def pretrain(self, paths: dict) -> None:
         if (paths["pretrain_dir"] / "backbone.safetensors").is_file():
             print(f"pretrained: {paths['pretrain_dir']}")
-            return
+            return False
         tool("pretrain").main([
             "--config", str(paths["pretrain_cfg"]), f"output_dir={paths['pretrain_dir']}",
             f"data.root={self.data / 'classification'}", "resume=auto",
@@ -131,7 +140,7 @@ class Demo:
     def train_detector(self, paths: dict) -> None:
         if (paths["detect_dir"] / "backbone.safetensors").is_file():  # exported at the end
             print(f"trained: {paths['detect_dir']}")
-            return
+            return False
         tool("train_detector").main(["--config", str(paths["detect_cfg"]), "resume=auto",
                                      *self.detect_overrides(paths)])
 
@@ -140,7 +149,7 @@ class Demo:
         metrics = paths["eval_dir"] / "metrics.json"
         if metrics.is_file() and metrics.stat().st_mtime > checkpoint.stat().st_mtime:
             print(f"evaluated: {metrics}")
-            return
+            return False
         tool("evaluate").main(["--config", str(paths["detect_cfg"]), "--checkpoint", str(checkpoint),
                                "--backend", "pycocotools", "--out", str(paths["eval_dir"]),
                                *self.detect_overrides(paths)])
@@ -196,8 +205,9 @@ class Demo:
         lines = [
             "# Demo report: plain vs residual, VGG-style vs ResNet, on synthetic shapes", "",
             f"`{self.command}` on {depth_study.machine()}, "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; wall time of this invocation "
-            f"{total / 60:.1f} min (steps already done are reused, not re-timed).", "",
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. The steps took {total / 60:.1f} min "
+            f"of wall time in all; this invocation {self.this_run / 60:.1f} min (finished steps "
+            "are reused).", "",
             "## Pretraining: plain vs residual of the same depth", "",
             f"Classification of {self.cfg.data.cls_size} px single-shape images "
             f"({self.cfg.data.num_cls_train} train / {self.cfg.data.num_cls_val} val, 5 classes), "
@@ -253,7 +263,7 @@ def main(argv=None) -> None:
         report = demo.run()
     except KeyboardInterrupt:
         sys.exit(f"\ninterrupted: run the same command again to continue ({out})")
-    minutes = sum(demo.timings.values()) / 60
+    minutes = demo.this_run / 60
     print("\n" + "\n".join(demo.summary) + f"\n\nreport: {report}  (this run: {minutes:.1f} min)")
 
 
