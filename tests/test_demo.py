@@ -17,11 +17,16 @@ from engine.metrics import read_metrics
 DEMO = [sys.executable, str(REPO / "tools" / "demo.py"), "--smoke"]
 
 
+def _default_sigint():
+    """Ctrl-C must reach the demo even where the tests run with SIGINT ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     first = subprocess.Popen([*DEMO, "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                             stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
     checkpoint = out / "detect" / "plain32_c4" / "checkpoints" / "last.pth"
     deadline = time.time() + 300
     while not checkpoint.exists() and first.poll() is None and time.time() < deadline:
@@ -65,3 +70,19 @@ def test_report_numbers_are_the_evaluation_files_numbers(demo):
         final = [r for r in read_metrics(out / "pretrain" / run) if "val_top1_error" in r][-1]
         row = re.search(rf"\| {re.escape(label)} \| [^|]+ \| [^|]+ \| [^|]+ \| ([\d.]+) \|", report)
         assert row and float(row.group(1)) == round(100 * final["val_top1_error"], 2)
+
+
+def test_visualize_draws_any_image_folder_with_a_demo_checkpoint(demo, tmp_path):
+    out = demo[0]
+    detect = out / "detect" / "resnet32_c4"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools/visualize.py"), "--config",
+         str(REPO / "configs/demo/detect_resnet.yaml"), "--checkpoint",
+         str(detect / "checkpoints/last.pth"), "--images", str(out / "data/detection/val"),
+         "--num", "3", "--score", "0", "--top", "2", "--out", str(tmp_path / "drawn"),
+         "model.num_classes=6", "model.options.min_size=96", "model.options.max_size=96"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
+    assert drawn == ["00001.png", "00002.png", "00003.png", "grid.png"]
+    assert Image.open(tmp_path / "drawn/00001.png").size == (96, 96)
