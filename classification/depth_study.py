@@ -238,7 +238,7 @@ def machine() -> str:
     return f"{device}; torch {torch.__version__}, Python {platform.python_version()}"
 
 
-def write_report(runs: list[StudyRun], out: Path, command: str) -> Path:
+def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "") -> Path:
     """Copy each run's metrics and config under `out`, draw Figure 6 from the copies and write
     README.md: the table beside Table 6, the paper's claims checked, the commands and machine."""
     out = Path(out)
@@ -252,7 +252,11 @@ def write_report(runs: list[StudyRun], out: Path, command: str) -> Path:
         for name in ("metrics.jsonl", "config.yaml"):
             (copy / name).write_bytes((run.run_dir / name).read_bytes())
         copies.append(StudyRun(run.family, run.depth, run.config, copy, run.overrides))
-        results.append(summarize(copy, run.family, run.depth))
+        try:
+            results.append(summarize(copy, run.family, run.depth))
+        except ValueError:  # started, not yet evaluated: drawn, not tabulated
+            missing.append(f"{run.name} (not evaluated yet)")
+            continue
         if not run.done():
             missing.append(f"{run.name} (unfinished: {100 * progress(run.run_dir):.0f}%)")
     figure6(copies, out / "figure6.png")
@@ -264,7 +268,9 @@ def write_report(runs: list[StudyRun], out: Path, command: str) -> Path:
         "Training error dashed, test error bold; plain nets left, ResNets right.", "",
         results_table(results), "",
         "Train error: mean over the last epoch's logged windows (augmented training batches, as "
-        "the paper's curves); test error: all test images after the last iteration.", "",
+        "the paper's curves); test error: all test images after the last iteration. Training "
+        "time and images/s: each run's own clock, while it shared the machine with the other "
+        "runs of `--jobs`.", "", *([note, ""] if note else []),
         "The paper's claims, checked on these numbers:", "", *degradation_checks(results), "",
         "Configs (each run's full config is saved beside its metrics):", "",
         *[f"- {r.name}: `{r.config.relative_to(REPO)}` {' '.join(r.overrides)}" for r in runs],

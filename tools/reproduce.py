@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/cifar10"),
                         help="report, figure and copied metrics")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report what exists")
+    parser.add_argument("--note", default="", help="a paragraph for the report (circumstances)")
     parser.add_argument("overrides", nargs="*", help="key=value for every run, e.g. data.root=/data/cifar")
     args = parser.parse_intermixed_args()
     depths = [int(d) for d in args.depths.split(",")]
@@ -38,8 +39,10 @@ def main() -> None:
         failed = [] if args.report_only else depth_study.launch(runs, jobs=args.jobs)
     except KeyboardInterrupt:
         sys.exit("\ninterrupted: every run saved its checkpoint; run the same command to continue")
-    command = "python tools/reproduce.py " + shlex.join(a for a in sys.argv[1:] if a != "--report-only")
-    report = depth_study.write_report(runs, args.out, command)
+    command = "python tools/reproduce.py cifar10 " + shlex.join(
+        [f"--depths={args.depths}", f"--schedule={args.schedule}", f"--jobs={args.jobs}"]
+        + ([f"--epochs={args.epochs:g}"] if args.epochs else []) + list(args.overrides))
+    report = depth_study.write_report(runs, args.out, command, args.note)
     print(f"report: {report}")
     if failed:
         sys.exit(f"failed runs: {', '.join(r.name for r in failed)}")
