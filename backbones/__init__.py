@@ -16,7 +16,7 @@ from .errors import (
     WeightsMismatchError,
 )
 from .factory import create_backbone
-from .registry import list_backbones, register_backbone
+from .registry import backbone_family, backbone_options, list_backbones, register_backbone
 from .weights import load_weights, read_state_file
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "UnknownBackboneError",
     "UnsafeCheckpointError",
     "WeightsMismatchError",
+    "backbone_family",
+    "backbone_options",
     "count_macs",
     "count_params",
     "create_backbone",

@@ -5,7 +5,7 @@ from pathlib import Path
 from torch import nn
 
 from .errors import BackboneError, InvalidOptionError
-from .registry import TIMM_PREFIX, check_options, get_entry
+from .registry import check_options, get_entry, timm_model_name
 from .weights import load_weights
 
 # Options under which our nets are torchvision's architecture exactly, so its weights mean the same.
@@ -20,13 +20,14 @@ def create_backbone(name: str, *, num_classes: int | None = None, weights=None, 
         "timm" (for `timm/` names), or a path / state dict for `load_weights`.
     options: the builder's own (e.g. shortcut="A", stride_in_1x1=True, norm="frozen_bn").
     """
-    if name.startswith(TIMM_PREFIX):
+    timm_name = timm_model_name(name)
+    if timm_name is not None:
         from .timm_backbone import TimmBackbone
 
         if weights == "torchvision" or not isinstance(weights, (type(None), str, Path, dict)):
             raise InvalidOptionError(f"invalid weights {weights!r} for {name!r}: use None, "
                                      f"'timm', or a path / state dict")
-        model = TimmBackbone(name[len(TIMM_PREFIX):], num_classes=1000 if num_classes is None
+        model = TimmBackbone(timm_name, num_classes=1000 if num_classes is None
                              else num_classes, pretrained=weights == "timm", **options)
         if weights not in (None, "timm"):
             load_weights(model, weights)

@@ -53,6 +53,9 @@ class TimmBackbone(Backbone):
             {"name": STRIDE_TO_NAME[i["reduction"]], "channels": i["num_chs"], "stride": i["reduction"]}
             for i in infos
         ]
+        # A plain dict is not an nn.Module attribute: no duplicate state keys, built once.
+        self._views = {"stages": nn.ModuleList(self._find(m) for m in self._modules_of_levels),
+                       "stem": nn.Sequential(*self._stem_modules())}
 
     def _find(self, module_name: str) -> nn.Module:
         """A level's module; timm's features_only models flatten `stages.0` to `stages_0`."""
@@ -61,13 +64,7 @@ class TimmBackbone(Backbone):
         except AttributeError:
             return self.model.get_submodule(module_name.replace(".", "_"))
 
-    @property
-    def stages(self) -> nn.ModuleList:
-        """The modules that end each feature level (not registered: no duplicate state keys)."""
-        return nn.ModuleList(self._find(m) for m in self._modules_of_levels)
-
-    @property
-    def stem(self) -> nn.ModuleList:
+    def _stem_modules(self) -> tuple[nn.Module, ...]:
         """Top-level modules before the first feature level."""
         first = self._modules_of_levels[0]
         stop = {first.split(".")[0], first.replace(".", "_")}
@@ -76,7 +73,17 @@ class TimmBackbone(Backbone):
             if name in stop:
                 break
             stem.append(module)
-        return nn.ModuleList(stem)
+        return tuple(stem)
+
+    @property
+    def stages(self) -> nn.ModuleList:
+        """The modules that end each feature level (views into `model`, not registered again)."""
+        return self._views["stages"]
+
+    @property
+    def stem(self) -> nn.Sequential:
+        """Top-level modules before the first feature level."""
+        return self._views["stem"]
 
     def forward_features(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         if self.config["features_only"]:

@@ -52,8 +52,8 @@ def _register_imagenet(depth: int) -> None:
         def plain(*, num_classes=1000, norm="bn"):
             return ResNet(block, stages, num_classes=num_classes, shortcut=None, norm=norm)
 
-    register_backbone(resnet, name=f"resnet{depth}")
-    register_backbone(plain, name=f"plain{depth}")
+    register_backbone(resnet, name=f"resnet{depth}", family="resnet")
+    register_backbone(plain, name=f"plain{depth}", family="plain")
 
 
 def _register_cifar(depth: int) -> None:
@@ -67,9 +67,9 @@ def _register_cifar(depth: int) -> None:
         return ResNet("basic", stages, stem="cifar", num_classes=num_classes, shortcut=None,
                       norm=norm)
 
-    register_backbone(resnet, name=f"cifar_resnet{depth}")
+    register_backbone(resnet, name=f"cifar_resnet{depth}", family="resnet")
     if depth != 1202:  # the paper trains no plain-1202
-        register_backbone(plain, name=f"cifar_plain{depth}")
+        register_backbone(plain, name=f"cifar_plain{depth}", family="plain")
 
 
 def _register_vgg(name: str) -> None:
@@ -81,8 +81,8 @@ def _register_vgg(name: str) -> None:
     def vgg_bn(*, num_classes=1000, dropout=0.5, norm="bn"):
         return VGG(convs, num_classes=num_classes, norm=norm, dropout=dropout)
 
-    register_backbone(vgg, name=name)
-    register_backbone(vgg_bn, name=f"{name}_bn")
+    register_backbone(vgg, name=name, family="vgg")
+    register_backbone(vgg_bn, name=f"{name}_bn", family="vgg")
 
 
 for _depth in TABLE1:

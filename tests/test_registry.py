@@ -7,6 +7,8 @@ from torch import nn
 from backbones import (
     InvalidOptionError,
     UnknownBackboneError,
+    backbone_family,
+    backbone_options,
     create_backbone,
     list_backbones,
     register_backbone,
@@ -77,3 +79,29 @@ def test_register_your_own():
         create_backbone("tiny_test_net", depth=1)
     with pytest.raises(ValueError, match="already taken"):
         register_backbone(build, name="tiny_test_net")
+
+
+def test_family_and_options_are_asked_not_guessed_from_names():
+    assert [backbone_family(n) for n in ("resnet50", "plain34", "cifar_resnet20", "cifar_plain56",
+                                         "vgg16_bn", "timm/resnet18")] == \
+        ["resnet", "plain", "resnet", "plain", "vgg", "timm"]
+    assert backbone_options("cifar_resnet20")["shortcut"] == "A"
+    assert backbone_options("resnet50") == {"shortcut": "B", "stride_in_1x1": False,
+                                            "zero_init_residual": False, "norm": "bn"}
+    assert backbone_options("timm/resnet18") is None  # timm takes its own constructor's options
+    with pytest.raises(UnknownBackboneError):
+        backbone_family("resnet51")
+
+
+def test_detection_picks_heads_by_family_not_by_name():
+    from detection import build_faster_rcnn
+
+    @register_backbone(name="lab_net_c4_ok", family="resnet")
+    def lab_net(*, num_classes=10, norm="bn"):
+        return create_backbone("cifar_resnet20", num_classes=num_classes, norm=norm)
+
+    model = build_faster_rcnn("lab_net_c4_ok", head="c4", num_classes=3, min_size=64, max_size=64,
+                              anchor_sizes=[16, 32])
+    assert model.roi_heads.box_head.stage is not None
+    with pytest.raises(InvalidOptionError, match="head='vgg' needs a VGG"):
+        build_faster_rcnn("lab_net_c4_ok", head="vgg", num_classes=3)
