@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check backbones classification detection engine tools tests
+	$(BIN)/ruff check backbones classification detection engine experiments tools tests
 
 table: $(VENV)/.installed
 	$(BIN)/python tools/model_table.py
@@ -42,7 +42,7 @@ benchmark: $(VENV)/.installed
 
 # On a lent GPU machine (no venv there: its python3 has torch); writes outputs/gpu_check.json.
 gpu-check:
-	python3 tools/gpu_check.py --out outputs/gpu_check.json
+	PYTHONPATH=. python3 tools/gpu_check.py --out outputs/gpu_check.json
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -15,12 +15,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from backbones.errors import check_choice
-from engine.data import BadImageError, BadSample, decode_image, sample_seed, seed_transform
+from engine.config import check_choice
+from engine.data import IMAGE_EXTENSIONS, BadImageError, BadSample, decode_image, sample_seed, seed_transform
 
 from .batch_augment import draw_crop_flip
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
 
 class ClassificationDataset(Dataset):

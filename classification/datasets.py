@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from backbones.errors import check_choice
+from engine.config import check_choice
 
 from .data import (
     ClassificationDataset,

@@ -1,10 +1,12 @@
-"""Pretraining a registry backbone on image classification: config in, trained run dir out."""
+"""Pretraining a registry backbone on image classification: config in, trained run dir out.
 
-from accelerate.utils import set_seed
+    python -m classification.pretrain --config <yaml> [key=value ...]   # the library's entry point
+"""
 
 from backbones import create_backbone, load_weights
+from engine.cli import train_from_command_line
 from engine.config import load_config
-from engine.trainer import Trainer
+from engine.run import Recipe, run
 
 from .config import ClassificationConfig
 from .datasets import build_datasets
@@ -24,11 +26,27 @@ def build_model(cfg, num_classes: int):
     return model
 
 
+def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
+    return ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
+                              mean_std=preset_mean_std(cfg.data.preset))
+
+
+RECIPE = Recipe(
+    datasets=lambda cfg: build_datasets(cfg.data, seed=cfg.train.seed),
+    model=lambda cfg, train_set: build_model(cfg, len(train_set.classes)),
+    task=build_task,
+)
+
+
 def pretrain(cfg) -> dict:
     """Train `cfg.model.name` on `cfg.data`; returns the last evaluation's metrics."""
-    set_seed(cfg.train.seed)  # before the model is built: its initialisation is part of the run
-    train_set, val_set = build_datasets(cfg.data, seed=cfg.train.seed)
-    model = build_model(cfg, len(train_set.classes))
-    task = ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
-                              mean_std=preset_mean_std(cfg.data.preset))
-    return Trainer(cfg, model, task, train_set, val_set).fit()
+    return run(cfg, RECIPE)
+
+
+def main(argv=None) -> None:
+    train_from_command_line("Pretrain a backbone on image classification.", load_pretrain_config,
+                            pretrain, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,11 +4,13 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from engine.task import SKIPPED, Evaluation, Task
+
 from .batch_augment import crop_flip, normalize
 from .data import BadSample
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     best_metric = "val_top1_error"
 
     def __init__(self, channels_last: bool = False, ten_crop: bool = False,
@@ -22,12 +24,12 @@ class ClassificationTask:
         skipped = [s.path for s in samples if isinstance(s, BadSample)]
         if not good:
             return {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long),
-                    "skipped": skipped}
+                    SKIPPED: skipped}
         images = torch.stack([s[0] for s in good])
         if self.channels_last and images.dtype != torch.uint8:
             images = images.contiguous(memory_format=torch.channels_last)
         batch = {"image": images, "label": torch.tensor([s[1] for s in good], dtype=torch.long),
-                 "skipped": skipped}
+                 SKIPPED: skipped}
         if len(good[0]) == 3:
             batch["crop_flip"] = torch.stack([s[2] for s in good])
         return batch
@@ -55,10 +57,14 @@ class ClassificationTask:
         crops = TF.ten_crop(images, [224, 224])
         return torch.stack([model(c).float().softmax(1) for c in crops]).mean(0)
 
-    def evaluate(self, model, loader, accelerator) -> dict:
+    def backbone_state(self, model) -> dict:
+        """The classifier is the backbone (its fc is skipped when detection loads it)."""
+        return model.state_dict()
+
+    def evaluate(self, model, loader, accelerator) -> Evaluation:
         top1 = top5 = loss = count = 0.0
         for batch in loader:
-            batch.pop("skipped", None)
+            batch.pop(SKIPPED, None)
             scores = self.predict(model, self.images(batch))
             labels = batch["label"]
             k = min(5, scores.shape[1])
@@ -71,5 +77,5 @@ class ClassificationTask:
             loss += nll.sum().item()
             count += len(hits1)
         count = max(count, 1)
-        return {"val_top1_error": 1 - top1 / count, "val_top5_error": 1 - top5 / count,
-                "val_loss": loss / count, "val_images": int(count)}
+        return Evaluation({"val_top1_error": 1 - top1 / count, "val_top5_error": 1 - top5 / count,
+                           "val_loss": loss / count, "val_images": int(count)})

@@ -10,7 +10,7 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-from backbones.errors import check_choice
+from engine.config import check_choice
 
 PRESETS = ("cifar", "imagenet", "none")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

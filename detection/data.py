@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from backbones.errors import check_choice
+from engine.config import check_choice
 from engine.data import BadImageError, BadSample, decode_image, sample_seed, seed_transform
 
 from .evaluation import coco_ground_truth

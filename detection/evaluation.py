@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from backbones.errors import check_choice
+from engine.config import check_choice
 
 COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                 "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")

@@ -7,9 +7,9 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
-from backbones import create_backbone, load_weights
+from backbones import backbone_family, backbone_options, create_backbone, load_weights
 from backbones.errors import InvalidOptionError, check_choice
-from backbones.registry import TIMM_PREFIX, get_entry
+from backbones.registry import TIMM_FAMILY
 from backbones.weights import extract_state_dict, read_state_file
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
@@ -28,11 +28,13 @@ HEAD_DEFAULTS = {
     "fpn": {"fpn_channels": 256, "anchor_sizes": [32, 64, 128, 256, 512]},
 }
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
+C4_FAMILIES = ("resnet", "plain")  # a stem and stages of blocks: the last stage runs per region
 
 
 def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict, dict]:
     """Split options into (backbone, detector, head) by name; anything else is an error."""
-    backbone_valid = set() if backbone.startswith(TIMM_PREFIX) else set(get_entry(backbone).defaults)
+    own_options = backbone_options(backbone)  # None: a timm model, which names its own
+    backbone_valid = set(own_options or ())
     routed = ({}, {}, {})
     for key, value in options.items():
         if key in backbone_valid:
@@ -41,8 +43,8 @@ def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict,
             routed[1][key] = value
         elif key in HEAD_DEFAULTS[head]:
             routed[2][key] = value
-        elif backbone.startswith(TIMM_PREFIX):
-            routed[0][key] = value  # timm names its own options; it rejects unknown ones
+        elif own_options is None:
+            routed[0][key] = value  # timm rejects the options it does not take
         else:
             raise InvalidOptionError(
                 f"unknown option {key!r} for build_faster_rcnn({backbone!r}, head={head!r}); "
@@ -79,10 +81,10 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
     check_choice("head", head, HEADS)
     backbone_opts, detector_opts, head_opts = _route_options(backbone, head, options)
     head_opts = {**HEAD_DEFAULTS[head], **head_opts}
-    timm = backbone.startswith(TIMM_PREFIX)
-    if timm:
+    family = backbone_family(backbone)
+    if family == TIMM_FAMILY:
         backbone_opts.setdefault("features_only", True)
-    elif "norm" in get_entry(backbone).defaults:
+    elif "norm" in backbone_options(backbone):
         backbone_opts.setdefault("norm", norm)
     net = create_backbone(backbone, **backbone_opts)
     if backbone_weights is not None:
@@ -101,9 +103,9 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
     if head == "fpn":
         return FasterRCNN(FPNBody(net, head_opts["fpn_channels"]), num_classes,
                           rpn_anchor_generator=anchors, **detector_opts)
-    if head == "c4" and (timm or not hasattr(net, "stem") or backbone.startswith("vgg")):
+    if head == "c4" and family not in C4_FAMILIES:
         raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {backbone!r}")
-    if head == "vgg" and not backbone.startswith("vgg"):
+    if head == "vgg" and family != "vgg":
         raise InvalidOptionError(f"head='vgg' needs a VGG backbone, not {backbone!r}")
     if head == "c4":  # conv1..conv4_x shared; conv5_x per region
         body, box_head = SharedMapBody(net, num_stages=len(net.stages) - 1), C5Head(net)

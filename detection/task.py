@@ -1,18 +1,22 @@
 """Detection as a task for the shared trainer: torchvision's losses; COCO and VOC metrics."""
 
+import json
+from pathlib import Path
+
 from accelerate.utils import gather_object
 
 from engine.data import BadSample
+from engine.task import SKIPPED, Evaluation, Task
 
 from .evaluation import coco_evaluate, voc_evaluate
 
 
-class DetectionTask:
+class DetectionTask(Task):
     best_metric, best_higher = "val_AP", True
 
-    def __init__(self, val_set=None, backend: str = "faster_coco_eval"):
-        self.val_set, self.backend = val_set, backend
-        self.last_results: list[dict] = []  # COCO-format detections of the last evaluation
+    def __init__(self, val_set=None, backend: str = "faster_coco_eval", describe: dict | None = None):
+        """`describe`: what metrics.json says of the run (name, backbone, head), for compare."""
+        self.val_set, self.backend, self.describe = val_set, backend, dict(describe or {})
 
     def batch_groups(self, dataset) -> list[int]:
         """Aspect-ratio grouping: landscape (0) and portrait (1) images batch separately."""
@@ -21,7 +25,7 @@ class DetectionTask:
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
         return {"images": [image for image, _ in good], "targets": [t for _, t in good],
-                "skipped": [s.path for s in samples if isinstance(s, BadSample)]}
+                SKIPPED: [s.path for s in samples if isinstance(s, BadSample)]}
 
     def train_step(self, model, batch: dict):
         losses = model(batch["images"], batch["targets"])
@@ -51,11 +55,22 @@ class DetectionTask:
                 for image_id, (boxes, scores, labels) in detections.items()
                 for b, score, label in zip(boxes, scores, labels)]
 
-    def evaluate(self, model, loader, accelerator) -> dict:
+    def evaluate(self, model, loader, accelerator) -> Evaluation:
+        """COCO and VOC metrics; the predictions are the COCO-format detections they scored."""
         detections = self.predict(model, loader, accelerator)
         if not accelerator.is_main_process:
-            return {}
-        self.last_results = self.to_coco_results(detections)
-        metrics = coco_evaluate(self.val_set.ground_truth, self.last_results, self.backend)
+            return Evaluation()
+        results = self.to_coco_results(detections)
+        metrics = coco_evaluate(self.val_set.ground_truth, results, self.backend)
         metrics.update(voc_evaluate(self.val_set.records, detections, len(self.val_set.classes)))
-        return {"val_images": len(detections), **{f"val_{k}": v for k, v in metrics.items()}}
+        return Evaluation({"val_images": len(detections), **{f"val_{k}": v for k, v in metrics.items()}},
+                          predictions=results)
+
+    def save_evaluation(self, evaluation: Evaluation, out_dir: Path) -> Path:
+        """detections.json (COCO results format) and metrics.json, for tools/compare.py."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "detections.json").write_text(json.dumps(evaluation.predictions or []))
+        summary = {**self.describe, "backend": self.backend, "metrics": evaluation.metrics}
+        path = out_dir / "metrics.json"
+        path.write_text(json.dumps(summary, indent=2))
+        return path

@@ -1,13 +1,13 @@
-"""Training and evaluating detectors from a config: data sources, model, the shared trainer."""
+"""Training detectors from a config: data sources, model, the shared trainer.
 
-import json
+    python -m detection.train --config <yaml> [key=value ...]   # the library's entry point
+"""
+
 from pathlib import Path
 
-from accelerate.utils import set_seed
-
-from backbones.errors import check_choice
-from engine.config import load_config
-from engine.trainer import Trainer
+from engine.cli import train_from_command_line
+from engine.config import check_choice, load_config
+from engine.run import Recipe, run
 
 from .config import DetectionConfig
 from .data import DetectionDataset, Problems, Source, read_coco, read_voc
@@ -77,24 +77,24 @@ def build_detector(cfg, num_classes: int | None = None):
     return model
 
 
-def write_evaluation(out_dir: Path, results: list, metrics: dict, cfg) -> Path:
-    """detections.json (COCO results format) and metrics.json, for tools/compare.py."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "detections.json").write_text(json.dumps(results))
-    summary = {"name": cfg.name, "backbone": cfg.model.backbone, "head": cfg.model.head,
-               "backend": cfg.eval.backend, "metrics": metrics}
-    path = out_dir / "metrics.json"
-    path.write_text(json.dumps(summary, indent=2))
-    return path
+def build_task(cfg, train_set=None, val_set=None) -> DetectionTask:
+    describe = {"name": cfg.name, "backbone": cfg.model.backbone, "head": cfg.model.head}
+    return DetectionTask(val_set, cfg.eval.backend, describe)
+
+
+RECIPE = Recipe(datasets=build_datasets,
+                model=lambda cfg, train_set: build_detector(cfg, len(train_set.classes) + 1),
+                task=build_task)
 
 
 def train_detector(cfg) -> dict:
-    set_seed(cfg.train.seed)
-    train_set, val_set = build_datasets(cfg)
-    model = build_detector(cfg, len(train_set.classes) + 1)
-    task = DetectionTask(val_set, cfg.eval.backend)
-    trainer = Trainer(cfg, model, task, train_set, val_set)
-    metrics = trainer.fit()
-    if trainer.accelerator.is_main_process and metrics:
-        write_evaluation(Path(cfg.output_dir) / "eval", task.last_results, metrics, cfg)
-    return metrics
+    """Train the detector `cfg` describes; its last evaluation is written to <output_dir>/eval."""
+    return run(cfg, RECIPE)
+
+
+def main(argv=None) -> None:
+    train_from_command_line("Train a Faster R-CNN detector.", load_detection_config, train_detector, argv)
+
+
+if __name__ == "__main__":
+    main()

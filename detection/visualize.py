@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torchvision.utils import draw_bounding_boxes, make_grid
 
-from engine.data import decode_image
+from engine.data import IMAGE_EXTENSIONS, decode_image
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
            "#fabed4", "#469990"]
@@ -62,3 +62,30 @@ def _save(canvas: torch.Tensor, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(path)
+
+
+def visualize_checkpoint(cfg, checkpoint: Path, out_dir: Path, *, images: Path | None = None,
+                         num: int = 8, score_threshold: float = 0.5, top: int = 0,
+                         scale: int = 1) -> list[Path]:
+    """A detector config's checkpoint drawn on the first `num` validation images (ground truth in
+    white) or, given `images`, on any folder of images; class names come from the validation
+    annotations, or are numbered when only model.num_classes is set."""
+    from .model import load_detector_weights
+    from .train import build_detector, read_source
+
+    source = None if images and cfg.model.num_classes else read_source(cfg.data, "val")
+    names = source.class_names if source else [f"class {i}" for i in range(1, cfg.model.num_classes)]
+    model = load_detector_weights(build_detector(cfg, len(names) + 1), checkpoint)
+    if images:
+        if not Path(images).is_dir():
+            raise FileNotFoundError(f"no such image folder: {images}")
+        files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        truth = None
+    else:
+        records = source.records[:num]
+        files = [r.file for r in records]
+        truth = {Path(r.file): torch.as_tensor(r.boxes) for r in records}
+    if not files:
+        raise FileNotFoundError(f"no images found in {images}")
+    return visualize(model, files[:num], out_dir, names, score_threshold=score_threshold,
+                     ground_truth=truth, scale=scale, top=top)

@@ -57,3 +57,10 @@ def load_config(schema: type, path: str | Path | None = None, overrides=()) -> D
 
 def save_config(config: DictConfig, path: str | Path) -> None:
     Path(path).write_text(OmegaConf.to_yaml(config))
+
+
+def check_choice(key: str, value, valid) -> None:
+    """Raise ConfigError naming the config `key` and its valid values unless `value` is one."""
+    if value not in valid:
+        raise ConfigError(f"invalid value {value!r} for {key!r}; valid values: "
+                          + ", ".join(repr(v) for v in valid))

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Sampler
 
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+
 
 class EpochSampler(Sampler[int]):
     """A permutation of the dataset that depends only on (seed, epoch); in order if not shuffled."""

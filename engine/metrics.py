@@ -46,3 +46,8 @@ def truncate_after(output_dir: str | Path, iteration: int) -> None:
     if path.is_file():
         kept = [r for r in read_metrics(output_dir) if r.get("iteration", 0) <= iteration]
         path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def format_metrics(metrics: dict) -> str:
+    """One line of key=value, floats to 4 significant digits."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())

@@ -1,18 +1,18 @@
-"""The training loop both tasks share, on one CPU, one GPU or many through Hugging Face Accelerate.
+"""The training loop every task shares, on one CPU, one GPU or many through Hugging Face Accelerate.
 
-The task (classification, detection) supplies the model, datasets, a collate function, the loss of
-one batch and its evaluation; this module owns everything else: devices and processes, mixed
+The task (an `engine.task.Task`: classification, detection) supplies the collate function, the
+loss of one batch and its evaluation; this module owns everything else: devices and processes, mixed
 precision, gradient accumulation, the lr schedule, logging, evaluation cadence, atomic checkpoints
 and exact resume.
 """
 
+import json
 import math
 import os
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
@@ -23,13 +23,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from backbones.errors import check_choice
-
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
-from .config import save_config
+from .config import check_choice, save_config
 from .data import EpochSampler, GroupedBatchSampler
 from .metrics import MetricsLogger, truncate_after
 from .schedule import build_scheduler, to_iterations
+from .task import SKIPPED, Evaluation, Task
 
 
 @dataclass
@@ -58,22 +57,12 @@ class OptimConfig:
 
 
 PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+DONE_FILE = "done.json"  # written last by a finished run: what experiments test for
 
 
 def _accelerate_precision(precision: str) -> str:
     check_choice("train.precision", precision, tuple(PRECISIONS))
     return PRECISIONS[precision]
-
-
-class Task(Protocol):
-    def collate(self, samples: list) -> dict: ...
-
-    def train_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The loss to minimise, and per-sample sums to log as train_<key> means, with the number
-        of samples: e.g. {"loss": loss * n, "error": wrong, "samples": n}."""
-
-    def evaluate(self, model: nn.Module, loader, accelerator: Accelerator) -> dict:
-        """Metrics over the whole loader, each sample counted once across processes."""
 
 
 def _cpu_processes() -> bool:
@@ -151,7 +140,7 @@ class Trainer:
         """Training batches are full (drop_last) and, where the task groups samples (detection's
         aspect ratios), drawn one group at a time."""
         workers = self.cfg.train.num_workers
-        groups = self.task.batch_groups(dataset) if train and hasattr(self.task, "batch_groups") else None
+        groups = self.task.batch_groups(dataset) if train else None
         batching = (dict(batch_sampler=GroupedBatchSampler(sampler, groups, batch_size)) if groups
                     else dict(batch_size=batch_size, sampler=sampler, drop_last=train))
         return DataLoader(dataset, num_workers=workers, collate_fn=self.task.collate,
@@ -163,10 +152,13 @@ class Trainer:
     def last_path(self) -> Path:
         return self.out / "checkpoints" / "last.pth"
 
-    def _model_state(self) -> dict:
+    def unwrapped_model(self) -> nn.Module:
+        """The model itself, without Accelerate's (DDP) and torch.compile's wrappers."""
         model = self.accelerator.unwrap_model(self.model)
-        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
-        return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        return getattr(model, "_orig_mod", model)
+
+    def _model_state(self) -> dict:
+        return {k: v.detach().cpu().contiguous() for k, v in self.unwrapped_model().state_dict().items()}
 
     def save(self) -> None:
         self.accelerator.wait_for_everyone()
@@ -201,8 +193,7 @@ class Trainer:
                 return
             raise FileNotFoundError(f"resume checkpoint not found: {path}")
         state = load_checkpoint(path)
-        model = self.accelerator.unwrap_model(self.model)
-        getattr(model, "_orig_mod", model).load_state_dict(state["model"])
+        self.unwrapped_model().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"] is not None and self.accelerator.scaler is not None:
@@ -211,31 +202,39 @@ class Trainer:
         self.step, self.best, self.elapsed = state["step"], state["best"], state.get("elapsed", 0.0)
         self.accelerator.print(f"resumed from {path} at iteration {self.step}")
 
-    def export_backbone(self) -> Path:
-        """The weights alone, as safetensors, for detection (`backbone_weights=`)."""
-        path = self.out / "backbone.safetensors"
-        if self.accelerator.is_main_process:
-            tmp = path.with_name(".backbone.safetensors.tmp")
-            save_file(self._model_state(), str(tmp))
-            tmp.replace(path)
-        return path
+    def finish(self, evaluation: Evaluation | None) -> None:
+        """The outputs of a finished run: final.safetensors (the whole model), backbone.safetensors
+        (where the task's model is a backbone), eval/ (the last evaluation), then done.json."""
+        if not self.accelerator.is_main_process:
+            return
+        _save_safetensors(self._model_state(), self.out / "final.safetensors")
+        backbone = self.task.backbone_state(self.unwrapped_model())
+        if backbone is not None:
+            _save_safetensors({k: v.detach().cpu().contiguous() for k, v in backbone.items()},
+                              self.out / "backbone.safetensors")
+        if evaluation is not None:
+            self.task.save_evaluation(evaluation, self.out / "eval")
+        done = {"iteration": self.step, "metrics": evaluation.metrics if evaluation else {}}
+        tmp = self.out / ".done.json.tmp"
+        tmp.write_text(json.dumps(done, indent=2))
+        tmp.replace(self.out / DONE_FILE)
 
     # ---- the loop ----------------------------------------------------------------------------
-    def evaluate(self) -> dict:
+    def evaluate(self) -> Evaluation | None:
         if self.val_loader is None:
-            return {}
+            return None
         self.model.eval()
         with torch.no_grad(), self.accelerator.autocast():
-            metrics = self.task.evaluate(self.model, self.val_loader, self.accelerator)
+            evaluation = self.task.evaluate(self.model, self.val_loader, self.accelerator)
         self.model.train()
-        return metrics
+        return evaluation
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         self.logger.log({"iteration": self.step, "epoch": epoch, "elapsed_s": self.elapsed, **metrics})
-        key = getattr(self.task, "best_metric", None)  # lower is better unless best_higher
+        key = self.task.best_metric
         if key not in metrics:
             return
-        score = -metrics[key] if getattr(self.task, "best_higher", False) else metrics[key]
+        score = -metrics[key] if self.task.best_higher else metrics[key]
         if score < self.best:
             self.best = score
             if self.accelerator.is_main_process:
@@ -263,7 +262,7 @@ class Trainer:
         bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
                    desc=self.cfg.get("name", "train"), dynamic_ncols=True)
         window: dict[str, torch.Tensor] = {}  # per-sample sums since the last log, and "samples"
-        last_tick, self._window_seconds, metrics = time.perf_counter(), 0.0, {}
+        last_tick, self._window_seconds, evaluation = time.perf_counter(), 0.0, None
         self.model.train()
         previous_handler = _stop_on_sigterm()
         try:
@@ -279,7 +278,7 @@ class Trainer:
                     self.train_set.set_epoch(epoch)  # seeds the augmentation
                 skipped = []
                 for batch in loader:
-                    skipped += batch.pop("skipped", [])
+                    skipped += batch.pop(SKIPPED, [])
                     with acc.accumulate(self.model):
                         with acc.autocast():
                             loss, stats = self.task.train_step(self.model, batch)
@@ -295,7 +294,7 @@ class Trainer:
                     self.step += 1
                     bar.update(1)
                     self._window_seconds += time.perf_counter() - last_tick  # loading + compute
-                    window, metrics = self._after_step(window, stop, bar, metrics)
+                    window, evaluation = self._after_step(window, stop, bar, evaluation)
                     now = time.perf_counter()
                     self.elapsed, last_tick = self.elapsed + now - last_tick, now
                     if self.step >= stop:
@@ -310,11 +309,11 @@ class Trainer:
             bar.close()
             self.logger.close()
         if self.step >= self.total:
-            self.export_backbone()
+            self.finish(evaluation)
         acc.wait_for_everyone()
-        return metrics
+        return evaluation.metrics if evaluation is not None else {}
 
-    def _after_step(self, window: dict, stop: int, bar, metrics: dict) -> tuple[dict, dict]:
+    def _after_step(self, window: dict, stop: int, bar, evaluation):
         """Log, evaluate and checkpoint when their cadence says so."""
         t = self.cfg.train
         if self.step % t.log_every == 0 or self.step == stop:
@@ -323,11 +322,12 @@ class Trainer:
         end_of_epoch = self.step % self.iters_per_epoch == 0
         if (t.eval_every and self.step % t.eval_every == 0) or (
                 not t.eval_every and end_of_epoch) or self.step == self.total:
-            metrics = self.evaluate()
-            self._after_eval(metrics, self.step / self.iters_per_epoch)
+            evaluation = self.evaluate()
+            if evaluation is not None:
+                self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
         if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
             self.save()
-        return window, metrics
+        return window, evaluation
 
     def _log_window(self, window: dict, seconds: float, bar) -> dict:
         """Log per-sample means of the task's sums over the window (all processes), then reset."""
@@ -344,3 +344,9 @@ class Trainer:
             self.logger.log(record)
             bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in record.items() if k.startswith("train_")})
         return {}
+
+
+def _save_safetensors(state: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp))
+    tmp.replace(path)

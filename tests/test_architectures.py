@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from backbones import count_macs, count_params, create_backbone
-from backbones.paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
+from experiments.paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
 
 
 def meta(name, **options):

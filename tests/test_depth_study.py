@@ -6,8 +6,8 @@ import json
 import pytest
 from PIL import Image
 
-from classification import depth_study
 from classification.pretrain import load_pretrain_config
+from experiments import depth_study
 
 
 def fake_run(run_dir, model, train_errors, test_error, done=True):
@@ -24,7 +24,7 @@ def fake_run(run_dir, model, train_errors, test_error, done=True):
                             "val_top1_error": test_error + 0.1 * (4 - i) / 2})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if done:
-        (run_dir / "backbone.safetensors").write_bytes(b"")
+        (run_dir / "done.json").write_text("{}")
     return run_dir
 
 
@@ -90,5 +90,5 @@ def test_terminated_study_saves_its_runs_and_continues(tmp_path):
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "resumed from" in (tmp_path / "runs/plain20/train.log").read_text()
-    assert all((tmp_path / f"runs/{n}/backbone.safetensors").is_file() for n in ("plain20", "resnet20"))
+    assert all((tmp_path / f"runs/{n}/done.json").is_file() for n in ("plain20", "resnet20"))
     assert (tmp_path / "out/README.md").is_file()

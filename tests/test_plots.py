@@ -7,7 +7,7 @@ import sys
 from helpers import REPO
 from PIL import Image
 
-from engine.plots import error_curves, run_label
+from experiments.plots import error_curves, run_label
 
 
 def fake_run(root, name, model, final_error):

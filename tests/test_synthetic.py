@@ -7,7 +7,7 @@ from pycocotools.coco import COCO
 
 from classification.data import scan_image_folder
 from detection.data import read_coco
-from engine.synthetic import CLASSES, make_synthetic
+from experiments.synthetic import CLASSES, make_synthetic
 
 SMALL = dict(num_train=6, num_val=3, size=64, num_cls_train=20, num_cls_val=10, cls_size=32)
 

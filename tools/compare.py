@@ -1,4 +1,4 @@
-"""Table 8 style comparison of evaluated detectors against the paper's COCO figures.
+"""Compare evaluated detectors in a Table 8 layout, beside the paper's COCO figures.
 
     python tools/compare.py outputs/coco_vgg16/eval/metrics.json outputs/coco_r101_c4/eval/metrics.json
 """
@@ -6,14 +6,15 @@
 import argparse
 from pathlib import Path
 
-from detection.compare import PAPER_TABLE8, compare_table
+from experiments.detection_table import compare_table
+from experiments.paper import TABLE8
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("metrics", nargs="+", type=Path, help="metrics.json files from evaluation")
     parser.add_argument("--out", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--paper", nargs="+", choices=sorted(PAPER_TABLE8),
+    parser.add_argument("--paper", nargs="+", choices=sorted(TABLE8),
                         help="the Table 8 row to set beside each metrics file, in order "
                              "(default: its backbone's row, if any)")
     args = parser.parse_args(argv)

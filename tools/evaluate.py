@@ -1,5 +1,7 @@
-"""Evaluate a detector checkpoint: COCO metrics (faster-coco-eval, or --backend pycocotools) and
-VOC mAP@0.5; writes detections.json (COCO results) and metrics.json.
+"""Evaluate a detector checkpoint on its config's validation set: COCO and VOC metrics.
+
+Writes detections.json (COCO results) and metrics.json; COCO metrics by faster-coco-eval, or
+--backend pycocotools (the reference), and VOC mAP@0.5.
 
     python tools/evaluate.py --config configs/detection/coco_faster_rcnn_r101_c4.yaml \\
         --checkpoint outputs/coco_r101_c4/checkpoints/last.pth [--out DIR] [key=value ...]
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from detection import load_detection_config
 from detection.evaluate import evaluate_checkpoint
+from engine.metrics import format_metrics
 
 
 def main(argv=None) -> None:
@@ -25,7 +28,7 @@ def main(argv=None) -> None:
     out = args.out or Path(cfg.output_dir) / "eval"
     metrics = evaluate_checkpoint(cfg, args.checkpoint, out)
     if metrics:
-        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        print(format_metrics(metrics))
         print(f"written {out / 'metrics.json'} and {out / 'detections.json'}")
 
 

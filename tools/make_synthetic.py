@@ -1,5 +1,6 @@
-"""Generate the synthetic shapes data set: COCO-format detection splits (with instance masks) and
-an ImageFolder classification set, deterministically.
+"""Generate the synthetic shapes data set (COCO detection with masks, ImageFolder classification).
+
+The same seed gives the same bytes.
 
     python tools/make_synthetic.py --out data/synthetic [--seed 0] [--num-train 200] [--size 128]
 """
@@ -7,7 +8,7 @@ an ImageFolder classification set, deterministically.
 import argparse
 from pathlib import Path
 
-from engine.synthetic import make_synthetic
+from experiments.synthetic import make_synthetic
 
 
 def main(argv=None) -> None:

@@ -1,4 +1,4 @@
-"""Plot training (dashed) and test (bold) error against iterations for one or more runs.
+"""Plot training (dashed) and test (bold) error against iterations for one or more runs (PNG).
 
     python tools/plot_curves.py outputs/cifar10_plain20 outputs/cifar10_plain56 --out fig6.png
 """
@@ -6,7 +6,7 @@
 import argparse
 from pathlib import Path
 
-from engine.plots import save_curves
+from experiments.plots import save_curves
 
 
 def main(argv=None) -> None:

@@ -1,5 +1,4 @@
-"""Reproduce one of the paper's studies end to end: train every run (resumably), then write the
-figure and table beside the paper's.
+"""Reproduce one of the paper's studies: train every run (resumably), then write figure and table.
 
     python tools/reproduce.py cifar10 --depths 20,56 --schedule short     # CPU-sized
     python tools/reproduce.py cifar10 --depths 20,32,44,56,110 --schedule paper --jobs 4   # GPU
@@ -9,18 +8,17 @@ resume from their last checkpoint. Extra key=value arguments go to every run's c
 """
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
-from classification import depth_study
+from experiments.depth_study import SCHEDULES, reproduce_cifar10
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("study", choices=["cifar10"], help="cifar10: Figure 6 and Table 6")
     parser.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
-    parser.add_argument("--schedule", choices=depth_study.SCHEDULES, default="short",
+    parser.add_argument("--schedule", choices=SCHEDULES, default="short",
                         help="short: the configs' *_short CPU schedule; paper: 64k iterations")
     parser.add_argument("--epochs", type=float, help="compress the short schedule to this many epochs")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
@@ -31,18 +29,15 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="train nothing; report what exists")
     parser.add_argument("--note", default="", help="a paragraph for the report (circumstances)")
     parser.add_argument("overrides", nargs="*", help="key=value for every run, e.g. data.root=/data/cifar")
-    args = parser.parse_intermixed_args()
-    depths = [int(d) for d in args.depths.split(",")]
+    args = parser.parse_intermixed_args(argv)
     runs_dir = args.runs_dir or Path(f"outputs/reproduce/cifar10_{args.schedule}")
-    runs = depth_study.plan(depths, args.schedule, runs_dir, args.epochs, args.overrides)
     try:
-        failed = [] if args.report_only else depth_study.launch(runs, jobs=args.jobs)
+        report, failed = reproduce_cifar10(
+            [int(d) for d in args.depths.split(",")], args.schedule, runs_dir, args.out,
+            epochs=args.epochs, jobs=args.jobs, overrides=args.overrides,
+            report_only=args.report_only, note=args.note)
     except KeyboardInterrupt:
         sys.exit("\ninterrupted: every run saved its checkpoint; run the same command to continue")
-    command = "python tools/reproduce.py cifar10 " + shlex.join(
-        [f"--depths={args.depths}", f"--schedule={args.schedule}", f"--jobs={args.jobs}"]
-        + ([f"--epochs={args.epochs:g}"] if args.epochs else []) + list(args.overrides))
-    report = depth_study.write_report(runs, args.out, command, args.note)
     print(f"report: {report}")
     if failed:
         sys.exit(f"failed runs: {', '.join(r.name for r in failed)}")

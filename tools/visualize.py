@@ -11,13 +11,8 @@ config's validation annotations, or are numbered when only model.num_classes is 
 import argparse
 from pathlib import Path
 
-import torch
-
-from classification.data import IMAGE_EXTENSIONS
 from detection import load_detection_config
-from detection.model import load_detector_weights
-from detection.train import build_detector, read_source
-from detection.visualize import visualize
+from detection.visualize import visualize_checkpoint
 
 
 def main(argv=None) -> None:
@@ -33,23 +28,12 @@ def main(argv=None) -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     cfg = load_detection_config(args.config, args.overrides)
-    source = None if args.images and cfg.model.num_classes else read_source(cfg.data, "val")
-    names = source.class_names if source else [f"class {i}" for i in range(1, cfg.model.num_classes)]
-    model = load_detector_weights(build_detector(cfg, len(names) + 1), args.checkpoint)
-    if args.images:
-        if not args.images.is_dir():
-            parser.error(f"--images: no such folder: {args.images}")
-        files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        truth = None
-    else:
-        records = source.records[: args.num]
-        files = [r.file for r in records]
-        truth = {Path(r.file): torch.as_tensor(r.boxes) for r in records}
-    if not files:
-        parser.error(f"no images found in {args.images}")
     out = args.out or Path(cfg.output_dir) / "visualize"
-    written = visualize(model, files[: args.num], out, names, score_threshold=args.score,
-                        ground_truth=truth, scale=args.scale, top=args.top)
+    try:
+        written = visualize_checkpoint(cfg, args.checkpoint, out, images=args.images, num=args.num,
+                                       score_threshold=args.score, top=args.top, scale=args.scale)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     print(f"written {len(written)} images to {out}")
 
 

@@ -1,13 +1,14 @@
 """The paper's CIFAR-10 depth study (Sec. 4.2): plain and residual nets of several depths trained
 with one shared schedule, then Figure 6 (plain left, residual right) and Table 6 beside the paper.
 
-Each net is an ordinary `tools/pretrain.py` run in its own folder (resumable with
-`resume=auto`); this module only plans the runs, launches them (several at once if asked) and
-reads their metrics.jsonl afterwards, so the figure and table can be rebuilt from copied metrics.
+Each net is an ordinary pretraining run (`python -m classification.pretrain`) in its own folder
+(resumable with `resume=auto`); this module only plans the runs, launches them (several at once
+if asked) and reads their metrics.jsonl afterwards, so the figure and table can be rebuilt from
+copied metrics.
 """
 
 import os
-import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,16 +21,20 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from backbones import count_params, create_backbone
-from backbones.errors import check_choice
+from classification.pretrain import load_pretrain_config
+from engine.config import check_choice
 from engine.metrics import read_metrics
-from engine.plots import save_curves
 from engine.schedule import to_iterations
+from engine.trainer import DONE_FILE
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs" / "classification"
+from .machine import machine
+from .markdown import markdown_table
+from .paper import TABLE6_TEST_ERROR
+from .paths import CONFIGS, REPO
+from .plots import save_curves
+
 FAMILIES = ("plain", "resnet")  # Figure 6: plain on the left, residual on the right
 SCHEDULES = ("short", "paper")
-TABLE6_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # ResNets
 
 
 @dataclass
@@ -45,10 +50,11 @@ class StudyRun:
         return f"{self.family}{self.depth}"
 
     def done(self) -> bool:
-        return (self.run_dir / "backbone.safetensors").is_file()  # exported when training ends
+        return (self.run_dir / DONE_FILE).is_file()
 
     def command(self) -> list[str]:
-        return [sys.executable, str(REPO / "tools" / "pretrain.py"), "--config", str(self.config),
+        """The library's own entry point, run from the repository (configs name paths in it)."""
+        return [sys.executable, "-m", "classification.pretrain", "--config", str(self.config),
                 f"output_dir={self.run_dir}", "resume=auto", *self.overrides]
 
 
@@ -60,7 +66,8 @@ def plan(depths, schedule: str, runs_dir: Path, epochs: float | None = None,
     runs = []
     for family in FAMILIES:
         for depth in depths:
-            config = CONFIGS / f"cifar10_{family}{depth}{'_short' if schedule == 'short' else ''}.yaml"
+            suffix = "_short" if schedule == "short" else ""
+            config = CONFIGS / "classification" / f"cifar10_{family}{depth}{suffix}.yaml"
             if not config.is_file():
                 raise FileNotFoundError(f"no config for {family}-{depth} ({schedule}): {config}")
             extra = list(overrides)
@@ -71,11 +78,11 @@ def plan(depths, schedule: str, runs_dir: Path, epochs: float | None = None,
 
 
 def _epoch_overrides(config: Path, epochs: float) -> list[str]:
-    schedule = OmegaConf.load(config).get("schedule", {})
-    if schedule.get("unit") != "epoch":
-        raise ValueError(f"--epochs needs a schedule in epochs; {config} counts {schedule.get('unit')}")
-    scale = epochs / schedule["total"]
-    milestones = ",".join(f"{m * scale:g}" for m in schedule["milestones"])
+    schedule = load_pretrain_config(config).schedule  # resolved through its _base_ chain
+    if schedule.unit != "epoch":
+        raise ValueError(f"--epochs needs a schedule in epochs; {config} counts {schedule.unit}")
+    scale = epochs / schedule.total
+    milestones = ",".join(f"{m * scale:g}" for m in schedule.milestones)
     return ["schedule.unit=epoch", f"schedule.total={epochs:g}", f"schedule.milestones=[{milestones}]"]
 
 
@@ -140,7 +147,7 @@ def _show_progress(bar, runs) -> None:
 
 def progress(run_dir: Path) -> float:
     """Fraction of its schedule a run has trained, from its saved config and metrics."""
-    if (run_dir / "backbone.safetensors").is_file():
+    if (run_dir / DONE_FILE).is_file():
         return 1.0
     if not (run_dir / "metrics.jsonl").is_file() or not (run_dir / "config.yaml").is_file():
         return 0.0
@@ -190,7 +197,7 @@ def results_table(results: list[RunResult], paper: bool = True) -> str:
     tabulates ResNets only; its plain nets appear in Figure 6)."""
     head = ["net", "params (M)", "epochs", "train error %", "test error %"]
     head += ["paper test error % (Table 6)"] * paper + ["training time (min)", "images/s"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    rows = []
     for r in results:
         cells = [r.name, f"{r.params_m:.2f}", f"{r.epochs:g}", f"{r.train_error:.2f}",
                  f"{r.test_error:.2f}"]
@@ -198,8 +205,8 @@ def results_table(results: list[RunResult], paper: bool = True) -> str:
             table6 = TABLE6_TEST_ERROR.get(r.depth) if r.family == "resnet" else None
             cells.append(str(table6) if table6 else "- (Figure 6 only)")
         cells += [f"{r.minutes:.1f}", f"{r.images_per_s:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(head, rows)
 
 
 def degradation_checks(results: list[RunResult]) -> list[str]:
@@ -224,18 +231,6 @@ def figure6(runs: list[StudyRun], out: Path) -> Path:
                [r.run_dir for r in runs if r.family == f and (r.run_dir / "metrics.jsonl").is_file()])
               for f in FAMILIES]
     return save_curves([], out, panels=panels)
-
-
-def machine() -> str:
-    """What the runs were timed on."""
-    if torch.cuda.is_available():
-        device = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    else:
-        model = next((line.split(":", 1)[1].strip() for line in
-                      Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-                     platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-        device = f"CPU: {os.cpu_count()} cores of {model}, {torch.get_num_threads()} torch threads"
-    return f"{device}; torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "") -> Path:
@@ -280,3 +275,16 @@ def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "") 
     path = out / "README.md"
     path.write_text("\n".join(text) + "\n")
     return path
+
+
+def reproduce_cifar10(depths: list[int], schedule: str, runs_dir: Path, out: Path, *,
+                      epochs: float | None = None, jobs: int = 1, overrides=(), report_only=False,
+                      note: str = "") -> tuple[Path, list[StudyRun]]:
+    """Train every run of the study (resumably; none with `report_only`), then write the report.
+    Returns the report and the runs that failed. A KeyboardInterrupt means every run saved."""
+    runs = plan(depths, schedule, runs_dir, epochs, overrides)
+    failed = [] if report_only else launch(runs, jobs=jobs)
+    command = "python tools/reproduce.py cifar10 " + shlex.join(
+        [f"--depths={','.join(map(str, depths))}", f"--schedule={schedule}", f"--jobs={jobs}"]
+        + ([f"--epochs={epochs:g}"] if epochs else []) + list(overrides))
+    return write_report(runs, out, command, note), failed

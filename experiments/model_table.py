@@ -4,12 +4,13 @@ import re
 
 import torch
 
-from .counting import count_macs, count_params
-from .factory import create_backbone
+from backbones import count_macs, count_params, create_backbone, list_backbones
+
+from .markdown import markdown_table
 from .paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
-from .registry import list_backbones
 
 BOTTLENECK_NETS = ("resnet50", "resnet101", "resnet152", "plain50", "plain101", "plain152")
+CIFAR_PATTERN = "cifar_*"
 
 
 def table_variants() -> list[tuple[str, dict]]:
@@ -23,12 +24,13 @@ def table_variants() -> list[tuple[str, dict]]:
         else:
             rows.append((name, {}))
     rows += [(name, {}) for name in list_backbones("vgg*")]
-    rows += [(name, {}) for name in list_backbones("cifar_*")]
-    return sorted(rows, key=lambda r: (_family(r[0]), _depth(r[0]), r[0].endswith("_bn"), r[0], str(r[1])))
+    rows += [(name, {}) for name in list_backbones(CIFAR_PATTERN)]
+    return sorted(rows, key=lambda r: (_section(r[0]), _depth(r[0]), r[0].endswith("_bn"), r[0], str(r[1])))
 
 
-def _family(name: str) -> int:
-    return 2 if name.startswith("cifar") else 1 if name.startswith("vgg") else 0
+def _section(name: str) -> int:
+    """ImageNet ResNets and plain nets, then VGG, then the CIFAR nets."""
+    return 2 if name.startswith(CIFAR_PATTERN[:-1]) else 1 if name.startswith("vgg") else 0
 
 
 def _depth(name: str) -> int:
@@ -45,7 +47,7 @@ def model_table() -> list[dict]:
     """One dict per row: backbone, options, params, GMACs, and the paper's figures where given."""
     rows = []
     for name, options in table_variants():
-        size = (3, 32, 32) if name.startswith("cifar") else (3, 224, 224)
+        size = (3, 32, 32) if _section(name) == 2 else (3, 224, 224)
         with torch.device("meta"):  # counts need shapes only: no memory, no compute
             model = create_backbone(name, **options)
         rows.append({
@@ -60,17 +62,31 @@ def model_table() -> list[dict]:
     return rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    lines = [
-        "| backbone | options | input | params (M) | GMACs | paper params (M) | paper GMACs |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        def fmt(value, digits):
-            return "" if value is None else f"{value:.{digits}f}"
+def _fmt(value, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
-        lines.append(
-            f"| {r['backbone']} | {r['options']} | {r['input']} | {fmt(r['params_m'], 3)} | "
-            f"{fmt(r['gmacs'], 3)} | {fmt(r['paper_params_m'], 2)} | {fmt(r['paper_gmacs'], 1)} |"
-        )
-    return "\n".join(lines) + "\n"
+
+def to_markdown(rows: list[dict]) -> str:
+    header = ["backbone", "options", "input", "params (M)", "GMACs", "paper params (M)", "paper GMACs"]
+    return markdown_table(header, [
+        [r["backbone"], r["options"], r["input"], _fmt(r["params_m"], 3), _fmt(r["gmacs"], 3),
+         _fmt(r["paper_params_m"], 2), _fmt(r["paper_gmacs"], 1)] for r in rows], numeric_from=3) + "\n"
+
+
+HEADER = """# Model table
+
+Parameters and multiply-adds (one image; convs and fc, as the paper counts them) of every
+registered ImageNet and CIFAR backbone, counted by `backbones.count_params` / `count_macs`, beside
+the paper's Table 1 (GFLOPs, 224x224) and Table 6 (CIFAR params). Bottleneck nets appear in both
+designs: `stride_in_1x1=True` is the paper's original, `False` torchvision's v1.5.
+Regenerate with `python tools/model_table.py`.
+
+"""
+
+
+def write_model_table(out) -> str:
+    """Count every net, write the Markdown page to `out`; returns the table."""
+    table = to_markdown(model_table())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(HEADER + table)
+    return table

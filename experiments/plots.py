@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from .metrics import read_metrics  # noqa: E402
+from engine.metrics import read_metrics  # noqa: E402
 
 
 def run_label(run_dir: Path) -> str:

@@ -1,0 +1,177 @@
+"""Benchmarks (not tests): each prints its figures, measured side by side in one process.
+
+`tools/benchmark.py` is their command line; docs/benchmarks.md records what they printed.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from backbones import create_backbone
+from classification.data import ClassificationDataset, SyntheticImages, decode_all, scan_image_folder
+from classification.task import ClassificationTask
+from classification.transforms import build_transform
+from detection import build_faster_rcnn
+from detection.evaluation import coco_evaluate
+
+from . import peer_loop as peer
+from .timing import compare_steps, loader_throughput, make_train_step
+
+
+def backbone(*, model: str = "resnet50", batch: int = 16, size: int = 224, repeats: int = 7,
+             channels_last: bool = False) -> None:
+    """Our registry net's training step against torchvision's same-named model."""
+    torch.manual_seed(0)
+    images = torch.randn(batch, 3, size, size)
+    labels = torch.randint(0, 1000, (batch,))
+    ours = create_backbone(model)
+    reference = getattr(torchvision.models, model)()
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+        ours, reference = (m.to(memory_format=torch.channels_last) for m in (ours, reference))
+    medians = compare_steps(
+        {"ours": make_train_step(ours, images, labels),
+         "torchvision": make_train_step(reference, images, labels)},
+        repeats=repeats,
+    )
+    print(f"{model} training step, batch {batch}, {size}px, "
+          f"{torch.get_num_threads()} threads, channels_last={channels_last}")
+    for name, seconds in medians.items():
+        print(f"  {name:12s} {seconds:.3f} s/step  {batch / seconds:.1f} images/s")
+    print(f"  ratio ours/torchvision: {medians['ours'] / medians['torchvision']:.3f}")
+
+
+def classification(*, data_root: Path | None = None, repeats: int = 6, loader_batches: int = 40) -> None:
+    """Training images/s (fp32, with and without channels-last) and the loader's own rate."""
+
+    print(f"{torch.get_num_threads()} threads")
+    for name, batch, size in (("cifar_resnet20", 128, 32), ("resnet50", 32, 224)):
+        classes = 10 if size == 32 else 1000
+        images, labels = torch.randn(batch, 3, size, size), torch.randint(0, classes, (batch,))
+        steps = {}
+        for channels_last in (False, True):
+            model = create_backbone(name, num_classes=classes)
+            x = images
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
+                x = images.contiguous(memory_format=torch.channels_last)
+            steps[f"channels_last={channels_last}"] = make_train_step(model, x, labels)
+        times = repeats if size == 32 else max(3, repeats // 3)
+        for variant, seconds in compare_steps(steps, repeats=times).items():
+            print(f"  {name} batch {batch} {size}px fp32 {variant}: {batch / seconds:.1f} images/s")
+    transform = build_transform("cifar", train=True)
+    if data_root:
+        paths, labels, classes = scan_image_folder(data_root)
+        keep = torch.randperm(len(paths), generator=torch.Generator().manual_seed(0))[:20000].tolist()
+        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+        sets = {"files": ClassificationDataset(paths, labels, classes, transform),
+                "in_memory": ClassificationDataset(decode_all(paths, "skip"), labels, classes,
+                                                   transform)}
+    else:
+        sets = {"synthetic": SyntheticImages(20000, 32, 10, transform)}
+    collate = ClassificationTask().collate
+    for kind, dataset in sets.items():
+        for workers in (0, 1, 2):
+            rate = loader_throughput(dataset, collate, batch_size=128, num_workers=workers,
+                                     batches=loader_batches)
+            print(f"  loader alone ({kind}, cifar augmentation, {workers} workers): {rate:.0f} images/s")
+
+
+def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 64) -> None:
+    """Training iteration and inference latency: our R50-FPN against torchvision's, and the
+    paper's C4 and VGG-16 designs."""
+    torch.manual_seed(0)
+    common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois)
+    images = [torch.rand(3, size, size) for _ in range(batch)]
+    targets = [{"boxes": torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]]),
+                "labels": torch.tensor([1, 2])} for _ in images]
+    reference = torchvision.models.detection.fasterrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91,
+        norm_layer=torchvision.ops.FrozenBatchNorm2d, **common)
+    for name, parameter in reference.backbone.body.named_parameters():
+        if name.startswith(("conv1.", "layer1.")):  # what trainable_backbone_layers=3 freezes
+            parameter.requires_grad_(False)  # (torchvision ignores it without pretrained weights)
+    models = {
+        "torchvision fasterrcnn_resnet50_fpn": reference,
+        "ours resnet50 fpn": build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
+        "ours resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91, **common),
+        "ours vgg16 vgg": build_faster_rcnn("vgg16", head="vgg", num_classes=91, **common),
+    }
+
+    def train_step(model):
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+
+        def step():
+            optimizer.zero_grad()
+            sum(model.train()(images, targets).values()).backward()
+            optimizer.step()
+        return step
+
+    def infer(model):
+        def step():
+            with torch.no_grad():
+                model.eval()(images[:1])
+        return step
+
+    print(f"{size}px, batch {batch} (training), 1 image (inference), "
+          f"{torch.get_num_threads()} threads, {rois} sampled RoIs per image")
+    for kind, make in (("training iteration", train_step), ("inference latency", infer)):
+        medians = compare_steps({n: make(m) for n, m in models.items()}, repeats=repeats)
+        reference = medians["torchvision fasterrcnn_resnet50_fpn"]
+        for name, seconds in medians.items():
+            print(f"  {kind:18s} {name:36s} {seconds:7.3f} s  ratio to torchvision "
+                  f"{seconds / reference:.3f}")
+
+
+def coco_eval(*, images: int = 5000) -> None:
+    """faster-coco-eval against pycocotools on a COCO-sized synthetic workload: time, and whether
+    the twelve metrics are identical."""
+    rng = np.random.default_rng(0)
+    count, images, annotations, results = images, [], [], []
+    for image_id in range(1, count + 1):
+        images.append({"id": image_id, "width": 640, "height": 480})
+        for _ in range(rng.poisson(7.56)):
+            w, h = rng.uniform(8, 300, 2)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            category = int(rng.integers(1, 81))
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
+                                "category_id": category, "bbox": [x, y, w, h], "area": w * h})
+            for _ in range(3):
+                jx, jy = rng.normal(0, 0.1 * w), rng.normal(0, 0.1 * h)
+                results.append({"image_id": image_id, "category_id": category,
+                                "bbox": [x + jx, y + jy, w, h], "score": float(rng.uniform())})
+        for _ in range(rng.poisson(75)):
+            w, h = rng.uniform(8, 300, 2)
+            results.append({"image_id": image_id, "category_id": int(rng.integers(1, 81)),
+                            "bbox": [rng.uniform(0, 600), rng.uniform(0, 440), w, h],
+                            "score": float(rng.uniform())})
+    gt = {"images": images, "annotations": annotations,
+          "categories": [{"id": c, "name": str(c)} for c in range(1, 81)]}
+    print(f"{len(images)} images, {len(annotations)} boxes, {len(results)} detections")
+    outcome = {}
+    for backend in ("faster_coco_eval", "pycocotools"):
+        start = time.perf_counter()
+        outcome[backend] = coco_evaluate(gt, results, backend)
+        print(f"  {backend:17s} {time.perf_counter() - start:6.1f} s  AP {outcome[backend]['AP']:.6f}")
+    same = all(abs(outcome["faster_coco_eval"][k] - outcome["pycocotools"][k]) < 1e-9
+               for k in outcome["pycocotools"])
+    print(f"  all twelve metrics identical: {same}")
+
+
+def cifar_epoch(*, data_root: Path, config: Path, workers: int = 2) -> None:
+    """One CIFAR-10 epoch of cifar_resnet20: the toolkit's trainer against a reference loop."""
+    print(f"one epoch of cifar_resnet20 (batch 128) on {data_root}, "
+          f"{torch.get_num_threads()} threads")
+    model, seconds, images = peer.reference_epoch(data_root, workers=workers)
+    rows = {"reference (torchvision ImageFolder + transforms, "
+            f"{workers} workers)": (seconds, 0.0, images, peer.test_error(model, data_root))}
+    model, decode, seconds, images = peer.toolkit_epoch(config, data_root)
+    rows[f"toolkit ({config.name})"] = (seconds, decode, images, peer.test_error(model, data_root))
+    reference = next(iter(rows.values()))[0]
+    for name, (seconds, decode, images, error) in rows.items():
+        print(f"  {name}: epoch {seconds:.1f} s ({images / seconds:.0f} images/s), "
+              f"one-off decoding {decode:.1f} s, test error after 1 epoch {100 * error:.2f}%, "
+              f"speed-up {reference / seconds:.2f}x")
