@@ -57,5 +57,22 @@ def test_precision_names():
 
 
 def test_every_shipped_config_loads():
-    for path in sorted((REPO / "configs/classification").glob("*.yaml")):
+    from detection import load_detection_config
+
+    for path in sorted((REPO / "configs/classification").rglob("*.yaml")):
         load_pretrain_config(path)
+    for path in sorted((REPO / "configs/detection").glob("*.yaml")):
+        load_detection_config(path)
+
+
+def test_short_schedule_is_one_layer_composed_onto_each_net():
+    """Every *_short config is its net's config plus schedules/cifar10_short.yaml, nothing copied."""
+    shorts = sorted((REPO / "configs/classification").glob("cifar10_*_short.yaml"))
+    assert len(shorts) == 10
+    for path in shorts:
+        net = load_pretrain_config(path.with_name(path.name.replace("_short", "")))
+        short = load_pretrain_config(path)
+        assert short.model == net.model and short.data == net.data and short.optim == net.optim
+        assert (short.schedule.unit, short.schedule.total, list(short.schedule.milestones)) == \
+            ("epoch", 10, [5, 7.5])
+        assert short.train.channels_last and short.name == net.name + "_short"
