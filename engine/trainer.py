@@ -158,7 +158,7 @@ class Trainer:
         return getattr(model, "_orig_mod", model)
 
     def _model_state(self) -> dict:
-        return {k: v.detach().cpu().contiguous() for k, v in self.unwrapped_model().state_dict().items()}
+        return _cpu_tensors(self.unwrapped_model().state_dict())
 
     def save(self) -> None:
         self.accelerator.wait_for_everyone()
@@ -210,8 +210,7 @@ class Trainer:
         _save_safetensors(self._model_state(), self.out / "final.safetensors")
         backbone = self.task.backbone_state(self.unwrapped_model())
         if backbone is not None:
-            _save_safetensors({k: v.detach().cpu().contiguous() for k, v in backbone.items()},
-                              self.out / "backbone.safetensors")
+            _save_safetensors(_cpu_tensors(backbone), self.out / "backbone.safetensors")
         if evaluation is not None:
             self.task.save_evaluation(evaluation, self.out / "eval")
         done = {"iteration": self.step, "metrics": evaluation.metrics if evaluation else {}}
@@ -308,8 +307,8 @@ class Trainer:
             signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
             self.logger.close()
-        if self.step >= self.total:
-            self.finish(evaluation)
+        if self.step >= self.total and (evaluation is not None or not (self.out / DONE_FILE).exists()):
+            self.finish(evaluation)  # not again for a finished run merely restarted
         acc.wait_for_everyone()
         return evaluation.metrics if evaluation is not None else {}
 
@@ -344,6 +343,10 @@ class Trainer:
             self.logger.log(record)
             bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in record.items() if k.startswith("train_")})
         return {}
+
+
+def _cpu_tensors(state: dict) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def _save_safetensors(state: dict, path: Path) -> None:

@@ -4,7 +4,7 @@ import re
 
 import torch
 
-from backbones import count_macs, count_params, create_backbone, list_backbones
+from backbones import backbone_family, count_macs, count_params, create_backbone, list_backbones
 
 from .markdown import markdown_table
 from .paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
@@ -30,7 +30,7 @@ def table_variants() -> list[tuple[str, dict]]:
 
 def _section(name: str) -> int:
     """ImageNet ResNets and plain nets, then VGG, then the CIFAR nets."""
-    return 2 if name.startswith(CIFAR_PATTERN[:-1]) else 1 if name.startswith("vgg") else 0
+    return 2 if name.startswith(CIFAR_PATTERN[:-1]) else 1 if backbone_family(name) == "vgg" else 0
 
 
 def _depth(name: str) -> int:

@@ -1,5 +1,6 @@
 """Pretraining end to end on synthetic data: logging, resume, checkpoints, distributed equality."""
 
+import json
 import os
 import signal
 import socket
@@ -171,3 +172,20 @@ def test_sigterm_saves_and_rerun_continues(tmp_path):
                    env=env, cwd=tmp_path, check=True, stderr=subprocess.DEVNULL, timeout=120)
     iterations = [r["iteration"] for r in read_metrics(out) if "train_loss" in r]
     assert iterations == list(range(1, stopped_at + 3))  # continued, not restarted
+
+
+def test_finished_run_writes_its_outputs_and_a_rerun_keeps_them(tmp_path):
+    """final.safetensors (the model), backbone.safetensors, eval/metrics.json, then done.json with
+    the last metrics; running the same command again trains nothing and rewrites nothing."""
+    _, final = run(tmp_path)
+    out = tmp_path / "run"
+    done = json.loads((out / "done.json").read_text())
+    assert done["iteration"] == 8 and done["metrics"] == final
+    assert json.loads((out / "eval/metrics.json").read_text())["metrics"] == final
+    weights = load_file(str(out / "final.safetensors"))
+    assert weights.keys() == load_file(str(out / "backbone.safetensors")).keys()
+    names = ("final.safetensors", "backbone.safetensors", "done.json", "eval/metrics.json")
+    outputs = [out / n for n in names]
+    stamps = [p.stat().st_mtime_ns for p in outputs]
+    assert run(tmp_path)[1] == {}  # nothing left to train
+    assert [p.stat().st_mtime_ns for p in outputs] == stamps
