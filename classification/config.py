@@ -39,6 +39,7 @@ class ClassificationConfig:
     name: str = "run"
     output_dir: str = "outputs/run"
     resume: str = "auto"  # auto | none | <path to a checkpoint>
+    resume_changes: str = "error"  # error | allow: settings that differ from the checkpoint's
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.1, lr_batch=128))

@@ -16,7 +16,16 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from engine.config import check_choice
-from engine.data import IMAGE_EXTENSIONS, BadImageError, BadSample, decode_image, sample_seed, seed_transform
+from engine.data import (
+    IMAGE_EXTENSIONS,
+    BadImageError,
+    BadSample,
+    check_images,
+    decode_image,
+    report_dropped,
+    sample_seed,
+    seed_transform,
+)
 
 from .batch_augment import draw_crop_flip
 
@@ -47,6 +56,18 @@ class ClassificationDataset(Dataset):
         return ClassificationDataset(images, [self.labels[i] for i in indices], self.classes,
                                      transform, seed=self.seed, on_bad_image=self.on_bad_image,
                                      crop_flip=crop_flip)
+
+    def checked(self, what: str, same_size: bool) -> "ClassificationDataset":
+        """This set without the images that cannot be used, refused or reported by `on_bad_image`;
+        `same_size` where the recipe stacks images unresized (CIFAR's)."""
+        bad = check_images(self.images, what=what, same_size=same_size)
+        report_dropped(bad, what, self.on_bad_image, "data.on_bad_image")
+        if not bad:
+            return self
+        keep = [i for i in range(len(self)) if i not in bad]
+        subset = self.subset(keep, self.transform, crop_flip=self.crop_flip)
+        subset.skipped_files = [str(self.images[i]) for i in sorted(bad)]
+        return subset
 
     def load(self, index: int) -> np.ndarray:
         item = self.images[index]

@@ -57,8 +57,13 @@ def _read(data, split: str, train: bool, transform, seed: int) -> Classification
         images, labels, classes = scan_image_folder(Path(data.root) / split)
         if data.in_memory:
             images = decode_all(images, data.on_bad_image)
-    return ClassificationDataset(images, labels, classes, transform, seed=seed,
-                                 on_bad_image=data.on_bad_image)
+    dataset = ClassificationDataset(images, labels, classes, transform, seed=seed,
+                                    on_bad_image=data.on_bad_image)
+    where = data.root if data.kind == "cifar10" else Path(data.root) / split
+    checked = dataset.checked(f"{split} split ({where})", same_size=data.preset != "imagenet")
+    if not len(checked):
+        raise ValueError(f"no usable images in {where}")
+    return checked
 
 
 def _hold_out(train: ClassificationDataset, holdout: int, val_transform, seed: int):

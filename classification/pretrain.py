@@ -4,7 +4,8 @@
 """
 
 from backbones import create_backbone, load_weights
-from engine.cli import train_from_command_line
+from engine.checks import check_run_values
+from engine.cli import run_tool, train_from_command_line
 from engine.config import load_config
 from engine.run import Recipe, run
 
@@ -15,7 +16,7 @@ from .transforms import preset_mean_std
 
 
 def load_pretrain_config(path=None, overrides=()):
-    return load_config(ClassificationConfig, path, overrides)
+    return load_config(ClassificationConfig, path, overrides, check=check_run_values)
 
 
 def build_model(cfg, num_classes: int):
@@ -49,4 +50,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

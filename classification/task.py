@@ -22,9 +22,8 @@ class ClassificationTask(Task):
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
         skipped = [s.path for s in samples if isinstance(s, BadSample)]
-        if not good:
-            return {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long),
-                    SKIPPED: skipped}
+        if not good:  # the trainer and evaluation skip a batch holding nothing else
+            return {SKIPPED: skipped}
         images = torch.stack([s[0] for s in good])
         if self.channels_last and images.dtype != torch.uint8:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -65,6 +64,8 @@ class ClassificationTask(Task):
         top1 = top5 = loss = count = 0.0
         for batch in loader:
             batch.pop(SKIPPED, None)
+            if not batch:
+                continue
             scores = self.predict(model, self.images(batch))
             labels = batch["label"]
             k = min(5, scores.shape[1])

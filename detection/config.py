@@ -42,6 +42,7 @@ class DetectionConfig:
     name: str = "detector"
     output_dir: str = "outputs/detector"
     resume: str = "auto"
+    resume_changes: str = "error"  # error | allow: settings that differ from the checkpoint's
     model: DetectorConfig = field(default_factory=DetectorConfig)
     data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, lr_batch=16))

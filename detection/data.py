@@ -17,7 +17,15 @@ import torch
 from torch.utils.data import Dataset
 
 from engine.config import check_choice
-from engine.data import BadImageError, BadSample, decode_image, sample_seed, seed_transform
+from engine.data import (
+    BadImageError,
+    BadSample,
+    check_images,
+    decode_image,
+    report_dropped,
+    sample_seed,
+    seed_transform,
+)
 
 from .evaluation import coco_ground_truth
 
@@ -104,19 +112,33 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record:
     category_ids = sorted(coco.cats)
     label_of = {cid: i + 1 for i, cid in enumerate(category_ids)}
     problems = Problems()
-    per_image = {image_id: [] for image_id in coco.imgs}
+    per_image = {image_id: [] for image_id in coco.imgs}  # usable annotations of usable images
+    images = {}
+    for image_id, info in sorted(coco.imgs.items()):
+        problem = _image_entry_problem(info)
+        if problem:
+            problems.add("malformed image entries", f"{annotation_file.name}: image {image_id}: "
+                         f"{problem}", on_bad_record)
+        else:
+            images[image_id] = info
     for ann in coco.dataset.get("annotations", []):
         where = f"{annotation_file.name}: annotation {ann.get('id')}"
-        if ann.get("image_id") not in per_image:
+        problem = _bbox_problem(ann.get("bbox"))
+        if problem:
+            problems.add("malformed boxes", f"{where} (image {ann.get('image_id')}): {problem}",
+                         on_bad_record)
+        elif ann.get("image_id") not in per_image:
             problems.add("annotations of unknown images", f"{where} names unknown image_id "
                          f"{ann.get('image_id')}", on_bad_record)
+        elif ann["image_id"] not in images:
+            continue  # its image entry was malformed and skipped: the annotation goes with it
         elif ann.get("category_id") not in label_of:
             problems.add("annotations of unknown categories", f"{where} names unknown "
                          f"category_id {ann.get('category_id')}", on_bad_record)
         else:
             per_image[ann["image_id"]].append(ann)
     records = []
-    for image_id, info in sorted(coco.imgs.items()):
+    for image_id, info in images.items():
         anns = per_image[image_id]
         xywh = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
@@ -128,7 +150,40 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record:
             np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)[keep],
         ))
     names = [coco.cats[c]["name"] for c in category_ids]
-    return Source(records, category_ids, names, coco.dataset, problems)
+    used = {id(a) for anns in per_image.values() for a in anns}
+    return Source(records, category_ids, names,
+                  restrict_ground_truth(coco.dataset, set(images), lambda a: id(a) in used), problems)
+
+
+def restrict_ground_truth(ground_truth: dict, image_ids: set, keep_annotation=None) -> dict:
+    """The COCO dict without the images (and annotations) that were dropped as bad input, so
+    evaluation neither counts their boxes as misses nor reads malformed records."""
+    annotations = [a for a in ground_truth.get("annotations", []) if a.get("image_id") in image_ids
+                   and (keep_annotation is None or keep_annotation(a))]
+    images = [i for i in ground_truth.get("images", []) if i.get("id") in image_ids]
+    return {**ground_truth, "images": images, "annotations": annotations}
+
+
+def _image_entry_problem(info: dict) -> str | None:
+    """Why an `images` entry cannot be used, or None."""
+    if not info.get("file_name"):
+        return "no file_name"
+    for key in ("width", "height"):
+        value = info.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            return f"{key} is {value!r}, not a positive number"
+    return None
+
+
+def _bbox_problem(bbox) -> str | None:
+    """Why an annotation's bbox is not [x, y, width, height] of four finite numbers, or None."""
+    if bbox is None:
+        return "no bbox"
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f"bbox {bbox!r} is not [x, y, width, height]"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in bbox):
+        return f"bbox {bbox!r} holds a value that is not a finite number"
+    return None
 
 
 def read_voc(root: str | Path, split: str, classes=VOC_CLASSES, on_bad_record: str = "error",
@@ -202,6 +257,18 @@ class DetectionDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def checked(self, what: str) -> "DetectionDataset":
+        """Without the images whose files cannot be read (refused or reported by
+        `on_bad_record`); their ground truth leaves with them."""
+        bad = check_images([r.file for r in self.records], what=what)
+        report_dropped(bad, what, self.on_bad_record, "data.on_bad_record")
+        if bad:
+            self.skipped_files = [str(self.records[i].file) for i in sorted(bad)]
+            self.problems.counts["unreadable images skipped"] += len(bad)
+            self.records = [r for i, r in enumerate(self.records) if i not in bad]
+            self.ground_truth = restrict_ground_truth(self.ground_truth, {r.image_id for r in self.records})
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

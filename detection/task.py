@@ -24,8 +24,10 @@ class DetectionTask(Task):
 
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
-        return {"images": [image for image, _ in good], "targets": [t for _, t in good],
-                SKIPPED: [s.path for s in samples if isinstance(s, BadSample)]}
+        skipped = [s.path for s in samples if isinstance(s, BadSample)]
+        if not good:  # the trainer and evaluation skip a batch holding nothing else
+            return {SKIPPED: skipped}
+        return {"images": [image for image, _ in good], "targets": [t for _, t in good], SKIPPED: skipped}
 
     def train_step(self, model, batch: dict):
         losses = model(batch["images"], batch["targets"])
@@ -38,6 +40,9 @@ class DetectionTask(Task):
         """image_id -> (boxes xyxy, scores, labels), every image once across processes."""
         local = {}
         for batch in loader:
+            batch.pop(SKIPPED, None)
+            if not batch:
+                continue
             outputs = model(batch["images"])
             for target, output in zip(batch["targets"], outputs):
                 local[target["image_id"]] = tuple(output[k].float().cpu().numpy()

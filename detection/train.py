@@ -5,7 +5,8 @@
 
 from pathlib import Path
 
-from engine.cli import train_from_command_line
+from engine.checks import check_run_values
+from engine.cli import run_tool, train_from_command_line
 from engine.config import check_choice, load_config
 from engine.run import Recipe, run
 
@@ -18,7 +19,7 @@ from .transforms import build_detection_transform
 
 
 def load_detection_config(path=None, overrides=()):
-    return load_config(DetectionConfig, path, overrides)
+    return load_config(DetectionConfig, path, overrides, check=check_run_values)
 
 
 def read_source(data, split: str) -> Source:
@@ -45,15 +46,27 @@ def read_source(data, split: str) -> Source:
                   coco_ground_truth(records, first.category_ids, first.class_names), problems)
 
 
+def _where(data, split: str) -> str:
+    """The annotation file (COCO) or the devkit splits (VOC) a split comes from."""
+    if data.kind == "coco":
+        return data[f"{split}_annotations"]
+    return f"{data.voc_root} {list(data[f'voc_{split}'])}"
+
+
 def build_val_dataset(cfg) -> DetectionDataset:
-    return DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
-                            train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    val = DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
+                           train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    val = val.checked(f"val images ({_where(cfg.data, 'val')})")
+    if not len(val):  # COCOeval would print -1 for every metric
+        raise ValueError(f"the validation set ({_where(cfg.data, 'val')}) has no usable images")
+    return val
 
 
 def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
     train = DetectionDataset(read_source(cfg.data, "train"),
                              build_detection_transform(True, flip=cfg.data.flip), train=True,
                              seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+    train = train.checked(f"train images ({_where(cfg.data, 'train')})")
     val = build_val_dataset(cfg)
     if train.category_ids != val.category_ids:  # labels index categories: they must agree
         raise ValueError(f"train and val categories differ: {train.category_ids} vs "
@@ -97,4 +110,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

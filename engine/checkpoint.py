@@ -1,34 +1,67 @@
 """Checkpoints that are never half-written and resume exactly.
 
-Saved with `torch.save` to a temporary file in the same folder, flushed to disk, then renamed over
-the old one: a crash leaves either the old checkpoint or the new, never a torn file. Everything in
-them is a tensor or plain Python data, so they load with `torch.load(weights_only=True)`.
+Saved with `torch.save` to a temporary file (unique to the writing process) in the same folder,
+flushed to disk, then renamed over the old one: a crash leaves either the old checkpoint or the
+new, never a torn file. Everything in them is a tensor or plain Python data, so they load with
+`torch.load(weights_only=True)`.
 """
 
+import errno
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .errors import CheckpointError
+
 
 def atomic_save(obj, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        if _disk_full(error):
+            kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint"
+            raise CheckpointError(f"disk full while writing {path}; {kept}") from error
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _disk_full(error: BaseException) -> bool:
+    """ENOSPC, whether raised as OSError or wrapped in torch's writer's RuntimeError."""
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint's contents, loaded as tensors and plain data only."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"not a checkpoint this toolkit can read: {path} (it holds objects "
+                              f"other than tensors and plain data)") from error
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"not a checkpoint this toolkit can read: {path} (truncated or "
+                              f"corrupt: {reason})") from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"not a checkpoint this toolkit can read: {path} (holds a "
+                              f"{type(state).__name__}, not a dict)")
+    return state
 
 
 def rng_state() -> dict:

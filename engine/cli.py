@@ -1,9 +1,55 @@
-"""The library's entry points (`python -m classification.pretrain`, `python -m detection.train`):
-a config file and key=value overrides in, a trained run out, its last metrics printed."""
+"""Command lines: the library's training entry points (`python -m classification.pretrain`,
+`python -m detection.train`) and the error handling every tool shares: the toolkit's own errors
+reach the user as one line and a non-zero exit; `--debug` (or TOOLKIT_DEBUG=1) shows the
+traceback."""
 
 import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
 
 from .metrics import format_metrics
+
+OWN_PACKAGES = ("backbones", "engine", "classification", "detection", "segmentation", "experiments")
+FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+               PermissionError)
+
+
+def is_users_error(error: BaseException) -> bool:
+    """About the user's input or run, not a bug: one of the toolkit's own error classes, a file
+    error, or a ValueError / OSError the toolkit itself raised (a check of a value or a file)."""
+    if type(error).__module__.split(".")[0] in OWN_PACKAGES or isinstance(error, FILE_ERRORS):
+        return True
+    frames = traceback.extract_tb(error.__traceback__)
+    raiser = sys.modules.get(_module_of(frames[-1].filename)) if frames else None
+    return isinstance(error, (ValueError, OSError)) and raiser is not None
+
+
+def _module_of(filename: str) -> str:
+    """The toolkit module a source file is, or "" (a frame in torch, numpy, ...)."""
+    parts = Path(filename).with_suffix("").parts
+    for index, part in enumerate(parts):
+        if part in OWN_PACKAGES:
+            return ".".join(parts[index:])
+    return ""
+
+
+def run_tool(main) -> None:
+    """Call `main()`; a user's error prints `error: <message>` and exits 2, an interruption
+    exits 130."""
+    debug = "--debug" in sys.argv or os.environ.get("TOOLKIT_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    try:
+        main()
+    except KeyboardInterrupt:  # the trainer said what it saved
+        sys.exit(130)
+    except Exception as error:
+        if debug or not is_users_error(error):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def train_from_command_line(description: str, load_config, train, argv=None) -> None:

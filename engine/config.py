@@ -33,8 +33,9 @@ def _valid_keys(schema: DictConfig, full_key: str) -> str:
     return ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "(none)"
 
 
-def load_config(schema: type, path: str | Path | None = None, overrides=()) -> DictConfig:
-    """Merge schema defaults <- YAML chain <- `a.b=value` overrides into a typed, read-only config."""
+def load_config(schema: type, path: str | Path | None = None, overrides=(), check=None) -> DictConfig:
+    """Merge schema defaults <- YAML chain <- `a.b=value` overrides into a typed, read-only config;
+    `check(config)` then raises ConfigError for values out of range."""
     base = OmegaConf.structured(schema)
     layers = _read_chain(Path(path)) if path else []
     for item in overrides:
@@ -52,6 +53,8 @@ def load_config(schema: type, path: str | Path | None = None, overrides=()) -> D
     except ValidationError as error:
         raise ConfigError(f"bad value for {error.full_key!r}{source}: {error.msg}") from None
     OmegaConf.set_readonly(config, True)
+    if check is not None:
+        check(config)
     return config
 
 

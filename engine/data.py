@@ -2,7 +2,10 @@
 sampler and the per-sample seed that makes random augmentation reproducible (and so resumable)
 whatever the worker layout."""
 
+import os
 import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Sampler
+from tqdm.auto import tqdm
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
@@ -91,3 +95,55 @@ class GroupedBatchSampler(torch.utils.data.BatchSampler):
     def __len__(self) -> int:
         counts = np.bincount(self.groups)
         return int(sum(n // self.batch_size for n in counts))
+
+
+def _image_size(item) -> tuple[int, int] | Exception:
+    """(width, height) of a decoded HxWxC array, or from a file's header alone; or the error that
+    reading the header raised."""
+    if isinstance(item, np.ndarray):
+        return item.shape[1], item.shape[0]
+    path = item
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return error
+
+
+def check_images(files: list, *, what: str, same_size: bool = False) -> dict[int, str]:
+    """index -> why, for each file (or decoded array) whose header cannot be read (missing, not an
+    image) or, with `same_size`, whose size differs from the set's most common one (samples
+    stacked unresized). Headers are read in parallel threads, with a progress bar."""
+    workers = min(32, 4 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        sizes = list(tqdm(pool.map(_image_size, files, chunksize=64), total=len(files),
+                          desc=f"checking {what}", leave=False, mininterval=2, disable=len(files) < 1000))
+    bad = {i: f"cannot read image {files[i]}: {size}" for i, size in enumerate(sizes)
+           if isinstance(size, Exception)}
+    readable = [size for size in sizes if not isinstance(size, Exception)]
+    if same_size and readable:
+        usual = Counter(readable).most_common(1)[0][0]
+        bad.update({i: f"image {_name(files[i], i)} is {size[0]}x{size[1]}, the others {usual[0]}x{usual[1]} "
+                       f"(this recipe stacks images unresized)"
+                    for i, size in enumerate(sizes) if not isinstance(size, Exception) and size != usual})
+    return bad
+
+
+def _name(item, index: int) -> str:
+    return f"#{index} (decoded in memory)" if isinstance(item, np.ndarray) else str(item)
+
+
+# A dataset checked before training lists what it dropped in `skipped_files`; the trainer logs it.
+SKIPPED_FILES = "skipped_files"
+
+
+def report_dropped(bad: dict[int, str], what: str, on_bad: str, setting: str) -> None:
+    """Refuse (`on_bad="error"`: BadImageError naming the first file) or print what is skipped."""
+    if not bad:
+        return
+    reasons = [bad[i] for i in sorted(bad)]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    if on_bad == "error":
+        raise BadImageError(f"{what}: {reasons[0]}{more}; {setting}=skip skips such images")
+    shown = "\n  ".join(reasons[:10]) + ("\n  ..." if len(reasons) > 10 else "")
+    print(f"{what}: skipping {len(bad)} images ({setting}=skip):\n  {shown}")

@@ -9,7 +9,6 @@ and exact resume.
 import json
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,13 @@ from tqdm.auto import tqdm
 
 from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from .config import check_choice, save_config
-from .data import EpochSampler, GroupedBatchSampler
+from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
+from .errors import TrainingDiverged
+from .lock import RunLock
 from .metrics import MetricsLogger, truncate_after
+from .resume import apply_optimizer_settings, check_changes, trajectory_changes
 from .schedule import build_scheduler, to_iterations
+from .signals import StopRequests, ignore_sigterm
 from .task import SKIPPED, Evaluation, Task
 
 
@@ -45,6 +48,7 @@ class TrainConfig:
     ckpt_every: int = 500  # iterations
     stop_at: int = 0  # pause at this iteration (checkpoint and return); 0 = train to the end
     cpu: bool = False  # stay on the CPU even where a GPU is present
+    nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
 
 
 @dataclass
@@ -81,26 +85,11 @@ def make_accelerator(t: TrainConfig) -> Accelerator:
     )
 
 
-def _ignore_sigterm(worker_id: int) -> None:
-    """Loader workers leave SIGTERM to the main process, which saves before they are shut down
-    (PyTorch's workers already ignore SIGINT)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _stop_on_sigterm():
-    """Treat SIGTERM (a scheduler's preemption, `kill`) like Ctrl-C: save, then stop."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
 class Trainer:
     """Seed (`accelerate.utils.set_seed`) before building the model you pass in, so runs repeat."""
 
     def __init__(self, cfg, model: nn.Module, task: Task, train_set: Dataset, val_set: Dataset | None):
-        self.cfg, self.task, self.train_set = cfg, task, train_set
+        self.cfg, self.task, self.train_set, self.val_set = cfg, task, train_set, val_set
         self.out = Path(cfg.output_dir)
         t = cfg.train
         self.accelerator = make_accelerator(t)
@@ -112,9 +101,9 @@ class Trainer:
             )
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch
+        self.lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch  # scaled to the global batch
         optimizer = torch.optim.SGD(
-            [p for p in model.parameters() if p.requires_grad], lr=lr, momentum=cfg.optim.momentum,
+            [p for p in model.parameters() if p.requires_grad], lr=self.lr, momentum=cfg.optim.momentum,
             weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
         )
         self.sampler = EpochSampler(len(train_set), seed=t.seed)
@@ -134,7 +123,9 @@ class Trainer:
         )
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
         self.step, self.best, self.elapsed = 0, math.inf, 0.0  # elapsed: training seconds so far
-        self.logger = None
+        self.saved_step = None  # the step of the checkpoint on disk, None before the first
+        self.nonfinite_skipped = 0  # non-finite steps skipped so far (train.nonfinite_skips)
+        self.logger, self._events = None, []  # events: logged once the logger exists
 
     def _loader(self, dataset, batch_size, sampler, train=False) -> DataLoader:
         """Training batches are full (drop_last) and, where the task groups samples (detection's
@@ -145,7 +136,7 @@ class Trainer:
                     else dict(batch_size=batch_size, sampler=sampler, drop_last=train))
         return DataLoader(dataset, num_workers=workers, collate_fn=self.task.collate,
                           pin_memory=self.accelerator.device.type == "cuda",
-                          worker_init_fn=_ignore_sigterm if workers else None, **batching)
+                          worker_init_fn=ignore_sigterm if workers else None, **batching)
 
     # ---- checkpoints -------------------------------------------------------------------------
     @property
@@ -161,12 +152,16 @@ class Trainer:
         return _cpu_tensors(self.unwrapped_model().state_dict())
 
     def save(self) -> None:
+        """Everything needed to resume exactly, atomically; never a non-finite model."""
         self.accelerator.wait_for_everyone()
+        self.saved_step = self.step
         if not self.accelerator.is_main_process:
             return
         scaler = self.accelerator.scaler
+        model = self._model_state()
+        self._check_finite(model, f"writing {self.last_path}")
         atomic_save({
-            "model": self._model_state(),
+            "model": model,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -174,8 +169,22 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "elapsed": self.elapsed,
+            "nonfinite_skipped": self.nonfinite_skipped,
             "config": OmegaConf.to_yaml(self.cfg),
         }, self.last_path)
+
+    def _check_finite(self, state: dict, doing: str) -> None:
+        """The divergence guard's last line: a non-finite weight is never written anywhere."""
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise TrainingDiverged(
+                f"training diverged: non-finite weights ({', '.join(bad[:5])}) at iteration "
+                f"{self.step}; stopped before {doing}. {self._last_good()}")
+
+    def _last_good(self) -> str:
+        if self.saved_step is None and not self.last_path.exists():
+            return "No checkpoint had been saved yet."
+        return f"The last good checkpoint is kept: {self.last_path}."
 
     def resume(self) -> None:
         """`resume=auto` continues from `last` if there is one; a path resumes from that file."""
@@ -193,13 +202,20 @@ class Trainer:
                 return
             raise FileNotFoundError(f"resume checkpoint not found: {path}")
         state = load_checkpoint(path)
+        changes = trajectory_changes(state["config"], self.cfg) if "config" in state else {}
+        check_changes(changes, self.cfg, path)
         self.unwrapped_model().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if changes:  # allowed: the new values apply from here on
+            apply_optimizer_settings(self.optimizer, self.scheduler, self.cfg, self.lr)
+            self._events.append({"iteration": state["step"], "event": "resume_changes",
+                                 "changes": {k: [old, new] for k, (old, new) in changes.items()}})
         if state["scaler"] is not None and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step, self.best, self.elapsed = state["step"], state["best"], state.get("elapsed", 0.0)
+        self.saved_step, self.nonfinite_skipped = self.step, state.get("nonfinite_skipped", 0)
         self.accelerator.print(f"resumed from {path} at iteration {self.step}")
 
     def finish(self, evaluation: Evaluation | None) -> None:
@@ -207,7 +223,9 @@ class Trainer:
         (where the task's model is a backbone), eval/ (the last evaluation), then done.json."""
         if not self.accelerator.is_main_process:
             return
-        _save_safetensors(self._model_state(), self.out / "final.safetensors")
+        model = self._model_state()
+        self._check_finite(model, "writing final.safetensors")
+        _save_safetensors(model, self.out / "final.safetensors")
         backbone = self.task.backbone_state(self.unwrapped_model())
         if backbone is not None:
             _save_safetensors(_cpu_tensors(backbone), self.out / "backbone.safetensors")
@@ -234,10 +252,12 @@ class Trainer:
         if key not in metrics:
             return
         score = -metrics[key] if self.task.best_higher else metrics[key]
-        if score < self.best:
+        if score < self.best:  # False for NaN: a non-finite metric is never the best
             self.best = score
             if self.accelerator.is_main_process:
-                atomic_save({"model": self._model_state(), "step": self.step, key: metrics[key]},
+                model = self._model_state()
+                self._check_finite(model, "writing best.pth")
+                atomic_save({"model": model, "step": self.step, key: metrics[key]},
                             self.out / "checkpoints" / "best.pth")
 
     def _report_skipped(self, skipped: list, epoch: int) -> None:
@@ -249,62 +269,54 @@ class Trainer:
                              "skipped_files": [str(s) for s in skipped]})
 
     def fit(self) -> dict:
-        """Train to `schedule.total` (or `train.stop_at`), evaluating and checkpointing on the way."""
-        t, acc = self.cfg.train, self.accelerator
+        """Train to `schedule.total` (or `train.stop_at`), evaluating and checkpointing on the way.
+
+        One process writes a run folder at a time (a lock); a signal stops at the next step
+        boundary, saved (KeyboardInterrupt); a non-finite step stops with TrainingDiverged, the
+        last good checkpoint untouched."""
+        acc = self.accelerator
         self.out.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.out) if acc.is_main_process else None
+        note = lock.acquire() if lock else None
+        try:
+            if note:
+                acc.print(note)
+            return self._fit()
+        finally:
+            if lock:
+                lock.release()
+
+    def _fit(self) -> dict:
+        t, acc = self.cfg.train, self.accelerator
         self.resume()
         if acc.is_main_process:
             save_config(self.cfg, self.out / "config.yaml")
             truncate_after(self.out, self.step)
         self.logger = MetricsLogger(self.out, enabled=acc.is_main_process)
+        for event in self._events:
+            self.logger.log(event)
+        for split, dataset in (("train", self.train_set), ("val", self.val_set)):
+            if getattr(dataset, SKIPPED_FILES, None):  # dropped by the check before training
+                self.logger.log({"iteration": self.step, "event": "skipped_before_training",
+                                 "split": split, "skipped": len(dataset.skipped_files),
+                                 "skipped_files": dataset.skipped_files})
         stop = min(self.total, t.stop_at) if t.stop_at else self.total
         bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
                    desc=self.cfg.get("name", "train"), dynamic_ncols=True)
-        window: dict[str, torch.Tensor] = {}  # per-sample sums since the last log, and "samples"
-        last_tick, self._window_seconds, evaluation = time.perf_counter(), 0.0, None
+        self._window, self._window_seconds, self._evaluated = {}, 0.0, False
+        evaluation = None
         self.model.train()
-        previous_handler = _stop_on_sigterm()
         try:
-            while self.step < stop:
-                epoch = self.step // self.iters_per_epoch
-                skip = (self.step % self.iters_per_epoch) * t.grad_accum
-                loader = acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
-                # Accelerate re-applies the loader's epoch at each pass but cannot always reach
-                # our sampler and dataset through its wrappers: set all three.
-                loader.set_epoch(epoch)
-                self.sampler.set_epoch(epoch)
-                if hasattr(self.train_set, "set_epoch"):
-                    self.train_set.set_epoch(epoch)  # seeds the augmentation
-                skipped = []
-                for batch in loader:
-                    skipped += batch.pop(SKIPPED, [])
-                    with acc.accumulate(self.model):
-                        with acc.autocast():
-                            loss, stats = self.task.train_step(self.model, batch)
-                        acc.backward(loss)
-                        self.optimizer.step()
-                        self.optimizer.zero_grad(set_to_none=True)
-                    for key, value in stats.items():
-                        window[key] = window.get(key, 0) + torch.as_tensor(
-                            value, dtype=torch.float32, device=acc.device).detach()
-                    if not acc.sync_gradients:
-                        continue
-                    self.scheduler.step()
-                    self.step += 1
-                    bar.update(1)
-                    self._window_seconds += time.perf_counter() - last_tick  # loading + compute
-                    window, evaluation = self._after_step(window, stop, bar, evaluation)
-                    now = time.perf_counter()
-                    self.elapsed, last_tick = self.elapsed + now - last_tick, now
-                    if self.step >= stop:
-                        break
-                self._report_skipped(skipped, epoch)
+            with StopRequests() as requests:
+                while self.step < stop:
+                    evaluation = self._epoch(stop, bar, requests, evaluation)
+        except StopRequested:
+            raise
         except KeyboardInterrupt:
-            self.save()  # keep the work: resume=auto continues from here
-            acc.print(f"\ninterrupted at iteration {self.step}; saved {self.last_path}")
+            acc.print(f"\nstopped at once, mid-step: nothing saved since iteration {self.saved_step} "
+                      f"({self.last_path})")
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
             self.logger.close()
         if self.step >= self.total and (evaluation is not None or not (self.out / DONE_FILE).exists()):
@@ -312,21 +324,129 @@ class Trainer:
         acc.wait_for_everyone()
         return evaluation.metrics if evaluation is not None else {}
 
-    def _after_step(self, window: dict, stop: int, bar, evaluation):
-        """Log, evaluate and checkpoint when their cadence says so."""
+    def _epoch(self, stop: int, bar, requests: StopRequests, evaluation):
+        """Train from the current step to the end of its epoch (or `stop`)."""
+        t, acc = self.cfg.train, self.accelerator
+        epoch = self.step // self.iters_per_epoch
+        skip = (self.step % self.iters_per_epoch) * t.grad_accum
+        loader = acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
+        # Accelerate re-applies the loader's epoch at each pass but cannot always reach our sampler
+        # and dataset through its wrappers: set all three.
+        loader.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)  # seeds the augmentation
+        skipped, last_tick, bad, micro = [], time.perf_counter(), None, 0
+        for batch in loader:
+            skipped += batch.pop(SKIPPED, [])
+            if not batch:  # nothing in it could be read
+                continue
+            if self.cfg.train.nonfinite_skips and micro == 0:
+                self._keep_buffers()
+            micro += 1
+            with acc.accumulate(self.model):
+                with acc.autocast():
+                    loss, stats = self.task.train_step(self.model, batch)
+                acc.backward(loss)  # every process, whatever its loss: DDP reduces gradients together
+                finite = bool(torch.isfinite(loss.detach()))
+                bad = bad or (None if finite else "loss")
+                if finite:
+                    for key, value in stats.items():
+                        self._window[key] = self._window.get(key, 0) + torch.as_tensor(
+                            value, dtype=torch.float32, device=acc.device).detach()
+                if acc.sync_gradients:
+                    bad, stopping = self._any_process(bad or self._gradient_problem(),
+                                                      requests.signum is not None)
+                    if bad:
+                        self._skip_nonfinite(bad)
+                    else:
+                        self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+            if not acc.sync_gradients:
+                continue
+            bad, micro = None, 0
+            self.scheduler.step()
+            self.step += 1
+            bar.update(1)
+            self._window_seconds += time.perf_counter() - last_tick  # loading + compute
+            evaluation = self._after_step(stop, bar, evaluation)
+            now = time.perf_counter()
+            self.elapsed, last_tick = self.elapsed + now - last_tick, now
+            if stopping:
+                self._stop_here(requests.signum)
+            if self.step >= stop:
+                break
+        self._report_skipped(skipped, epoch)
+        return evaluation
+
+    def _gradient_problem(self) -> str | None:
+        """"gradient" when the gradient norm is not finite (fp16's GradScaler skips those itself)."""
+        if self.accelerator.scaler is not None:
+            return None
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.detach().norm() for g in grads]).sum()):
+            return "gradient"
+        return None
+
+    def _any_process(self, bad: str | None, stopping: bool) -> tuple[str | None, bool]:
+        """What one process found holds for all, so they skip, diverge or stop together."""
+        if self.accelerator.num_processes == 1:
+            return bad, stopping
+        flags = torch.tensor([bad is not None, stopping], dtype=torch.float32, device=self.accelerator.device)
+        flags = self.accelerator.reduce(flags, "max").tolist()
+        return (bad or "loss or gradient (on another process)") if flags[0] else None, bool(flags[1])
+
+    def _keep_buffers(self) -> None:
+        """BN statistics before this step's forward passes, to restore if the step is skipped."""
+        self._buffers = [(b, b.detach().clone()) for b in self.model.buffers() if b.is_floating_point()]
+
+    def _skip_nonfinite(self, what: str) -> None:
+        """Skip this step's update (and undo its BN statistics), or stop if `train.nonfinite_skips`
+        are used up."""
+        self.nonfinite_skipped += 1
+        allowed = self.cfg.train.nonfinite_skips
+        if self.nonfinite_skipped > allowed:
+            raise TrainingDiverged(
+                f"training diverged: non-finite {what} at iteration {self.step + 1} (the update was "
+                f"not applied). {self._last_good()} Lower optim.lr, or let a few such steps be "
+                f"skipped with train.nonfinite_skips=N (now {allowed}).")
+        with torch.no_grad():
+            for buffer, kept in self._buffers:
+                buffer.copy_(kept)
+        self.logger.log({"iteration": self.step + 1, "event": "nonfinite_step_skipped", "what": what,
+                         "skipped_so_far": self.nonfinite_skipped})
+
+    def _stop_here(self, signum: int) -> None:
+        if self.saved_step != self.step:
+            self.save()
+        self.accelerator.print(f"\ninterrupted at iteration {self.step} (signal {signum}); saved "
+                               f"{self.last_path}; resume=auto continues exactly from here")
+        raise StopRequested(f"signal {signum}")
+
+    def _after_step(self, stop: int, bar, evaluation):
+        """Log, evaluate and checkpoint when their cadence says so. A checkpoint precedes the first
+        evaluation; an evaluation that fails saves the training done before it raises."""
         t = self.cfg.train
         if self.step % t.log_every == 0 or self.step == stop:
-            window = self._log_window(window, self._window_seconds, bar)
+            self._window = self._log_window(self._window, self._window_seconds, bar)
             self._window_seconds = 0.0
         end_of_epoch = self.step % self.iters_per_epoch == 0
         if (t.eval_every and self.step % t.eval_every == 0) or (
                 not t.eval_every and end_of_epoch) or self.step == self.total:
-            evaluation = self.evaluate()
+            if not self._evaluated and self.saved_step != self.step:
+                self.save()
+            try:
+                evaluation = self.evaluate()
+            except Exception:
+                if self.saved_step != self.step:
+                    self.save()
+                raise
+            self._evaluated = True
             if evaluation is not None:
                 self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
         if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
             self.save()
-        return window, evaluation
+        return evaluation
 
     def _log_window(self, window: dict, seconds: float, bar) -> dict:
         """Log per-sample means of the task's sums over the window (all processes), then reset."""
@@ -343,6 +463,10 @@ class Trainer:
             self.logger.log(record)
             bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in record.items() if k.startswith("train_")})
         return {}
+
+
+class StopRequested(KeyboardInterrupt):
+    """A signal stopped training at a step boundary, after saving."""
 
 
 def _cpu_tensors(state: dict) -> dict:

@@ -117,6 +117,13 @@ def make_synthetic(out: str | Path, *, seed: int = 0, num_train: int = 200, num_
                    size: int = 128, num_cls_train: int = 2000, num_cls_val: int = 500,
                    cls_size: int = 32) -> dict:
     """Write the detection and classification sets under `out`; returns their paths."""
+    counts = dict(num_train=num_train, num_val=num_val, num_cls_train=num_cls_train,
+                  num_cls_val=num_cls_val)
+    problems = [f"{k}={v}: must be an integer >= 1" for k, v in counts.items() if v < 1]
+    problems += [f"{k}={v}: must be at least 16 pixels" for k, v in (("size", size), ("cls_size", cls_size))
+                 if v < 16]
+    if problems:
+        raise ValueError("invalid synthetic data settings: " + "; ".join(problems))
     out, rng = Path(out), np.random.default_rng(seed)
     paths = {split: _coco_split(rng, out, split, n, size)
              for split, n in (("train", num_train), ("val", num_val))}

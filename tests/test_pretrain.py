@@ -168,7 +168,7 @@ def test_sigterm_saves_and_rerun_continues(tmp_path):
     assert process.wait(timeout=60) != 0
     stopped_at = torch.load(out / "checkpoints/last.pth", weights_only=True)["step"]
     assert 0 < stopped_at < 400
-    subprocess.run(command + ["schedule.total=" + str(stopped_at + 2), "train.stop_at=0"],
+    subprocess.run(command + ["schedule.total=" + str(stopped_at + 2), "resume_changes=allow"],
                    env=env, cwd=tmp_path, check=True, stderr=subprocess.DEVNULL, timeout=120)
     iterations = [r["iteration"] for r in read_metrics(out) if "train_loss" in r]
     assert iterations == list(range(1, stopped_at + 3))  # continued, not restarted

@@ -10,6 +10,7 @@
 import argparse
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments import benchmarks
 
 
@@ -50,4 +51,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -6,6 +6,7 @@
 import argparse
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.detection_table import compare_table
 from experiments.paper import TABLE8
 
@@ -27,4 +28,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

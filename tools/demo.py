@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.demo import DEMO_CONFIG, SMOKE_CONFIG, run_demo
 
 
@@ -32,4 +33,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detection import load_detection_config
 from detection.evaluate import evaluate_checkpoint
+from engine.cli import run_tool
 from engine.metrics import format_metrics
 
 
@@ -33,4 +34,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

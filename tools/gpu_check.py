@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.gpu_check import gpu_check
 
 
@@ -23,4 +24,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

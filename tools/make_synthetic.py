@@ -8,6 +8,7 @@ The same seed gives the same bytes.
 import argparse
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.synthetic import make_synthetic
 
 
@@ -30,4 +31,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

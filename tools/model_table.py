@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.model_table import write_model_table
 
 
@@ -15,4 +16,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -6,6 +6,7 @@
 import argparse
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.plots import save_curves
 
 
@@ -21,4 +22,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

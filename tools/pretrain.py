@@ -5,6 +5,7 @@
 """
 
 from classification.pretrain import main
+from engine.cli import run_tool
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

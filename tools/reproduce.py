@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli import run_tool
 from experiments.depth_study import SCHEDULES, reproduce_cifar10
 
 
@@ -44,4 +45,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -5,6 +5,7 @@
 """
 
 from detection.train import main
+from engine.cli import run_tool
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

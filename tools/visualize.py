@@ -13,6 +13,7 @@ from pathlib import Path
 
 from detection import load_detection_config
 from detection.visualize import visualize_checkpoint
+from engine.cli import run_tool
 
 
 def main(argv=None) -> None:
@@ -38,4 +39,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

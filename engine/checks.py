@@ -1,0 +1,51 @@
+"""Checks of a run config's values, at load, in the user's terms: the key, the value, what is
+allowed. Every problem is listed in one ConfigError, before anything is built."""
+
+from .config import ConfigError
+
+SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "constant"), ("iter", "epoch"), \
+    ("constant", "linear")
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
+
+
+def _problems(cfg) -> list[str]:
+    t, o, s = cfg.train, cfg.optim, cfg.schedule
+    rules = [
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, "an integer >= 1"),
+        ("train.grad_accum", t.grad_accum, t.grad_accum >= 1, "an integer >= 1"),
+        ("train.log_every", t.log_every, t.log_every >= 1, "an integer >= 1 (iterations)"),
+        ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1, "an integer >= 1 (iterations)"),
+        ("train.eval_every", t.eval_every, t.eval_every >= 0, "an integer >= 0 (0: every epoch)"),
+        ("train.stop_at", t.stop_at, t.stop_at >= 0, "an integer >= 0 (0: train to the end)"),
+        ("train.num_workers", t.num_workers, t.num_workers >= 0, "an integer >= 0"),
+        ("train.nonfinite_skips", t.nonfinite_skips, t.nonfinite_skips >= 0, "an integer >= 0"),
+        ("train.precision", t.precision, t.precision in PRECISION_NAMES, " | ".join(PRECISION_NAMES)),
+        ("optim.lr", o.lr, o.lr > 0, "a number > 0"),
+        ("optim.lr_batch", o.lr_batch, o.lr_batch >= 1, "an integer >= 1"),
+        ("optim.momentum", o.momentum, 0 <= o.momentum < 1, "0 <= momentum < 1"),
+        ("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, "a number >= 0"),
+        ("schedule.kind", s.kind, s.kind in SCHEDULE_KINDS, " | ".join(SCHEDULE_KINDS)),
+        ("schedule.unit", s.unit, s.unit in SCHEDULE_UNITS, " | ".join(SCHEDULE_UNITS)),
+        ("schedule.total", s.total, s.total > 0, f"a number > 0 ({s.unit}s)"),
+        ("schedule.gamma", s.gamma, 0 < s.gamma <= 1, "0 < gamma <= 1 (the lr is multiplied by it)"),
+        ("schedule.warmup", s.warmup, 0 <= s.warmup < max(s.total, 1e-9), "0 <= warmup < schedule.total"),
+        ("schedule.warmup_factor", s.warmup_factor, 0 < s.warmup_factor <= 1, "0 < factor <= 1"),
+        ("schedule.warmup_kind", s.warmup_kind, s.warmup_kind in WARMUP_KINDS, " | ".join(WARMUP_KINDS)),
+    ]
+    problems = [f"{key}={value!r}: must be {allowed}" for key, value, ok, allowed in rules if not ok]
+    if t.batch_size >= 1 and t.grad_accum >= 1 and t.batch_size % t.grad_accum:
+        problems.append(f"train.batch_size={t.batch_size}: must split evenly into "
+                        f"train.grad_accum={t.grad_accum} micro-batches")
+    milestones = list(s.milestones)
+    out_of_range = any(not 0 < m < s.total for m in milestones)
+    if s.kind == "step" and (out_of_range or milestones != sorted(milestones)):
+        problems.append(f"schedule.milestones={milestones}: must be ascending, each between 0 and "
+                        f"schedule.total={s.total:g} ({s.unit}s); a later one would never take effect")
+    return problems
+
+
+def check_run_values(cfg) -> None:
+    """Raise ConfigError listing every out-of-range value of `cfg`'s train, optim and schedule."""
+    problems = _problems(cfg)
+    if problems:
+        raise ConfigError("invalid config values:\n  " + "\n  ".join(problems))

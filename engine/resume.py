@@ -1,0 +1,46 @@
+"""Resuming with a changed config: what changed is an error unless the user allows it, and then
+the new values really apply (not the restored optimizer's)."""
+
+from omegaconf import OmegaConf
+
+from .errors import ResumeMismatch
+
+# Keys that do not change the training trajectory: they may differ freely on resume.
+FREE_KEYS = ("name", "output_dir", "resume", "resume_changes", "train.log_every",
+             "train.eval_every", "train.ckpt_every", "train.num_workers", "train.stop_at", "eval.")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def trajectory_changes(saved_yaml: str, cfg) -> dict[str, tuple]:
+    """key -> (checkpoint's value, config's value) for every trajectory-changing difference."""
+    old = _flat(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True))
+    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    keys = sorted(set(old) | set(new))
+    return {k: (old.get(k), new.get(k)) for k in keys
+            if old.get(k) != new.get(k) and not any(k == f or (f.endswith(".") and k.startswith(f))
+                                                   for f in FREE_KEYS)}
+
+
+def check_changes(changes: dict, cfg, checkpoint) -> None:
+    if changes and cfg.resume_changes != "allow":
+        listed = "\n  ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise ResumeMismatch(
+            f"the config differs from the one {checkpoint} was trained with:\n  {listed}\n"
+            f"resume with the checkpoint's values, pass resume_changes=allow to apply the new "
+            f"ones from here on, or choose another output_dir")
+
+
+def apply_optimizer_settings(optimizer, scheduler, cfg, lr: float) -> None:
+    """The config's lr (batch-scaled), momentum, weight decay and nesterov, in a restored optimizer
+    and scheduler: the schedule's factor at the current step times the new base lr."""
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group.update(initial_lr=lr, lr=lr * factor, momentum=cfg.optim.momentum,
+                     weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
+    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

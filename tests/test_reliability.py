@@ -1,0 +1,351 @@
+"""Training never lies: each fault or bad input of issue 14, what the user sees, what is kept
+(docs/reliability.md tabulates them), and a kill -9 fault-injection run that must end bit-exact."""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from helpers import REPO, SMOKE, write_coco_dataset, write_image_folder
+from PIL import Image
+from safetensors.torch import load_file
+
+import engine.checkpoint
+from classification.pretrain import load_pretrain_config, pretrain
+from classification.task import ClassificationTask
+from detection import load_detection_config, train_detector
+from detection.data import BadRecordError, read_coco
+from engine.config import ConfigError
+from engine.data import BadImageError
+from engine.errors import CheckpointError, ResumeMismatch, RunLocked, TrainingDiverged
+from engine.metrics import read_metrics
+from experiments.synthetic import make_synthetic
+
+DETECTION_SMOKE = REPO / "configs/detection/smoke.yaml"
+
+
+def run(tmp_path, *overrides, name="run"):
+    cfg = load_pretrain_config(SMOKE, [f"output_dir={tmp_path / name}", *overrides])
+    return pretrain(cfg)
+
+
+def strict_records(run_dir) -> list[dict]:
+    """metrics.jsonl parsed as strict JSON: NaN or Infinity tokens fail."""
+    def refuse(token):
+        raise ValueError(f"non-JSON token {token}")
+
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line, parse_constant=refuse) for line in lines]
+
+
+def all_finite(state: dict) -> bool:
+    return all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+# 1. divergence ---------------------------------------------------------------------------------
+def test_divergence_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path):
+    run(tmp_path, "train.stop_at=3", "train.ckpt_every=1")
+    diverged = r"non-finite (loss|gradient|weights).* at iteration \d+"
+    with pytest.raises(TrainingDiverged, match=diverged) as info:
+        run(tmp_path, "optim.lr=1e6", "resume_changes=allow", "train.ckpt_every=1")
+    out = tmp_path / "run"
+    assert f"last good checkpoint is kept: {out / 'checkpoints/last.pth'}" in str(info.value)
+    diverged_at = int(str(info.value).split("at iteration ")[1].split()[0].rstrip(";"))
+    last = torch.load(out / "checkpoints/last.pth", weights_only=True)
+    assert last["step"] == diverged_at - 1 and all_finite(last["model"])  # the last good step
+    best = out / "checkpoints/best.pth"
+    assert not best.exists() or all_finite(torch.load(best, weights_only=True)["model"])
+    assert not {"final.safetensors", "backbone.safetensors", "done.json"} & {p.name for p in out.iterdir()}
+    strict_records(out)  # no NaN tokens
+
+
+def test_a_diverging_detector_stops_too(tmp_path):
+    ann = write_coco_dataset(tmp_path, num_images=4, size=64)
+    data = [f"data.{s}_{k}={p}" for s in ("train", "val")
+            for k, p in (("annotations", ann), ("images", tmp_path / "images"))]
+    cfg = load_detection_config(DETECTION_SMOKE, [
+        f"output_dir={tmp_path / 'det'}", *data, "optim.lr=1e8", "schedule.warmup=0",
+        "schedule.total=6", "schedule.milestones=[]", "train.eval_every=6", "train.log_every=1",
+        "model.backbone=cifar_resnet20"])
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        train_detector(cfg)
+    assert not (tmp_path / "det/done.json").exists()
+    strict_records(tmp_path / "det")
+
+
+def _nan_on_call(monkeypatch, call: int):
+    """ClassificationTask.train_step returns a NaN loss on its `call`-th call (a bad batch)."""
+    original, calls = ClassificationTask.train_step, []
+
+    def train_step(self, model, batch):
+        loss, stats = original(self, model, batch)
+        calls.append(1)
+        return (loss * float("nan"), stats) if len(calls) == call else (loss, stats)
+
+    monkeypatch.setattr(ClassificationTask, "train_step", train_step)
+
+
+def test_a_bounded_number_of_nonfinite_steps_can_be_skipped(tmp_path, monkeypatch):
+    _nan_on_call(monkeypatch, 3)
+    final = run(tmp_path, "train.nonfinite_skips=1")
+    out = tmp_path / "run"
+    assert final and all_finite(load_file(str(out / "final.safetensors")))  # BN statistics restored
+    events = [r for r in strict_records(out) if r.get("event") == "nonfinite_step_skipped"]
+    assert [(e["iteration"], e["what"]) for e in events] == [(3, "loss")]
+
+
+# 2. resume with changed settings ---------------------------------------------------------------
+def test_resume_with_changed_settings_is_refused_or_really_applied(tmp_path):
+    common = ["schedule.total=8", "schedule.milestones=[6]", "train.log_every=1"]
+    run(tmp_path, *common, "train.stop_at=4")
+    with pytest.raises(ResumeMismatch, match=r"optim\.lr: 0\.1 -> 0\.01"):
+        run(tmp_path, *common, "optim.lr=0.01")
+    run(tmp_path, *common, "optim.lr=0.01", "train.log_every=2", "resume_changes=allow")
+    run(tmp_path, *common, "optim.lr=0.01", name="reference")  # that lr from the start
+    lrs = {r["iteration"]: r["lr"] for r in strict_records(tmp_path / "run") if "lr" in r}
+    reference = {r["iteration"]: r["lr"] for r in strict_records(tmp_path / "reference") if "lr" in r}
+    assert all(lrs[i] == pytest.approx(reference[i]) for i in lrs if i > 4) and max(lrs) == 8
+    event = next(r for r in strict_records(tmp_path / "run") if r.get("event") == "resume_changes")
+    assert event["changes"] == {"optim.lr": [0.1, 0.01]}  # log_every is free to change
+
+
+# 3. validation before the first step, save before evaluation -----------------------------------
+def _detection_config(tmp_path, ann, *overrides):
+    data = [f"data.{s}_{k}={p}" for s in ("train", "val")
+            for k, p in (("annotations", ann), ("images", tmp_path / "images"))]
+    return load_detection_config(DETECTION_SMOKE, [
+        f"output_dir={tmp_path / 'det'}", *data, "schedule.total=2", "schedule.milestones=[]",
+        "schedule.warmup=0", "model.backbone=cifar_resnet20", "train.batch_size=2", *overrides])
+
+
+def test_a_missing_image_is_found_before_the_first_step(tmp_path):
+    ann = write_coco_dataset(tmp_path, num_images=6, size=64)
+    (tmp_path / "images/0004.png").unlink()
+    with pytest.raises(BadImageError, match="0004.png"):
+        train_detector(_detection_config(tmp_path, ann))
+    assert not (tmp_path / "det/checkpoints").exists()  # nothing trained, nothing to lose
+    metrics = train_detector(_detection_config(tmp_path, ann, "data.on_bad_record=skip"))
+    assert metrics["val_images"] == 5  # its ground truth left with it
+    events = [r for r in strict_records(tmp_path / "det") if r.get("event") == "skipped_before_training"]
+    assert {e["split"] for e in events} == {"train", "val"}
+    assert all(e["skipped_files"] == [str(tmp_path / "images/0004.png")] for e in events)
+
+
+def test_an_odd_sized_image_under_the_cifar_recipe_is_named(tmp_path):
+    write_image_folder(tmp_path / "train", per_class=6)
+    odd = tmp_path / "train/dog/0002.png"
+    Image.new("RGB", (40, 40)).save(odd)
+    config = [f"data.root={tmp_path}", "data.kind=imagefolder", "data.val_split=train",
+              "train.batch_size=4", "schedule.total=3", "schedule.milestones=[]"]
+    with pytest.raises(BadImageError, match=r"0002.png is 40x40, the others 32x32"):
+        run(tmp_path, *config, "data.on_bad_image=error")
+    assert run(tmp_path, *config, name="skip")["val_images"] == 11
+
+
+def test_an_evaluation_failure_saves_the_training_first(tmp_path, monkeypatch):
+    def broken(self, model, loader, accelerator):
+        raise RuntimeError("evaluation broke")
+
+    monkeypatch.setattr(ClassificationTask, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        run(tmp_path, "train.eval_every=3", "train.ckpt_every=100")
+    assert torch.load(tmp_path / "run/checkpoints/last.pth", weights_only=True)["step"] == 3
+
+
+# 4. one run per folder -------------------------------------------------------------------------
+def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(json.dumps({"pid": owner.pid, "host": socket.gethostname()}))
+        with pytest.raises(RunLocked, match=f"in use by pid {owner.pid}"):
+            run(tmp_path)
+        assert not (out / "metrics.jsonl").exists()
+    finally:
+        owner.kill()
+        owner.wait()
+    run(tmp_path)
+    assert f"took over the lock of pid {owner.pid}" in capsys.readouterr().out
+    assert not (out / ".lock").exists()
+
+
+# 5. zero-length schedule, 7. unchecked values --------------------------------------------------
+@pytest.mark.parametrize("override, named", [
+    ("schedule.total=0", "schedule.total=0"),
+    ("train.batch_size=-4", "train.batch_size=-4"),
+    ("train.batch_size=0", "train.batch_size=0"),
+    ("train.log_every=0", "train.log_every=0"),
+    ("train.ckpt_every=0", "train.ckpt_every=0"),
+    ("train.grad_accum=0", "train.grad_accum=0"),
+    ("schedule.milestones=[4,60]", "schedule.milestones=[4, 60]"),
+    ("schedule.gamma=-0.1", "schedule.gamma=-0.1"),
+    ("optim.lr=-0.1", "optim.lr=-0.1"),
+])
+def test_out_of_range_values_are_refused_at_load_naming_key_and_range(override, named):
+    with pytest.raises(ConfigError, match="must be") as info:
+        load_pretrain_config(SMOKE, [override])
+    assert named in str(info.value)
+
+
+def test_the_data_generator_refuses_impossible_counts(tmp_path):
+    with pytest.raises(ValueError, match="num_train=-3: must be an integer >= 1"):
+        make_synthetic(tmp_path, num_train=-3)
+
+
+# 6. exact resume after signals and kill -9 -----------------------------------------------------
+DRIVER = r"""
+import sys, time
+import engine.checkpoint as checkpoint
+save = checkpoint.torch.save
+
+def slow_save(obj, f, *args, **kwargs):  # widen the window a kill -9 can land in mid-write
+    import io
+    buffer = io.BytesIO()
+    save(obj, buffer, *args, **kwargs)
+    data = buffer.getvalue()
+    f.write(data[: len(data) // 2])
+    f.flush()
+    time.sleep(0.05)
+    f.write(data[len(data) // 2:])
+
+checkpoint.torch.save = slow_save
+from classification.pretrain import main
+main(sys.argv[1:])
+"""
+SIGNAL_RUN = ["schedule.total=36", "schedule.milestones=[24,30]", "train.log_every=2",
+              "train.ckpt_every=3", "train.eval_every=9", "data.num_val=32"]
+
+
+def _start(tmp_path, name):
+    command = [sys.executable, "-c", DRIVER, "--config", str(SMOKE), f"output_dir={tmp_path / name}",
+               *SIGNAL_RUN]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _interrupt_until_done(tmp_path, name, signals: list, seed: int) -> int:
+    """Start the run; deliver each signal at a random moment once it trains; finish it."""
+    rng, out, delivered = random.Random(seed), tmp_path / name, 0
+    for signum in signals:
+        if (out / "done.json").exists():
+            break
+        process = _start(tmp_path, name)
+        deadline = time.time() + 60
+        while process.poll() is None and not (out / "metrics.jsonl").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if process.poll() is None:
+            process.send_signal(signum)
+            delivered += 1
+        process.wait(timeout=60)
+    _start(tmp_path, name).wait(timeout=120)
+    return delivered
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    root = tmp_path_factory.mktemp("straight")
+    assert _start(root, "run").wait(timeout=120) == 0
+    return load_file(str(root / "run/final.safetensors"))
+
+
+def _assert_same(weights, straight):
+    assert weights.keys() == straight.keys()
+    for key, value in straight.items():
+        assert torch.equal(weights[key], value), key
+
+
+def test_ctrl_c_and_sigterm_at_random_moments_resume_bit_exactly(tmp_path, straight):
+    """BN and random augmentation included: the handler only asks; the loop saves at a step
+    boundary."""
+    signals = [signal.SIGINT, signal.SIGTERM] * 3
+    assert _interrupt_until_done(tmp_path, "run", signals, seed=1) >= 3
+    _assert_same(load_file(str(tmp_path / "run/final.safetensors")), straight)
+
+
+def test_kill_9_twenty_times_then_resume_equals_an_uninterrupted_run(tmp_path, straight):
+    """Killed at random points (saves slowed to land some kills mid-write); each restart takes
+    over the dead process's lock and resumes from the last whole checkpoint."""
+    assert _interrupt_until_done(tmp_path, "run", [signal.SIGKILL] * 20, seed=2) >= 10
+    _assert_same(load_file(str(tmp_path / "run/final.safetensors")), straight)
+    iterations = [r["iteration"] for r in read_metrics(tmp_path / "run") if "train_loss" in r]
+    assert iterations == sorted(set(iterations))  # each logged once
+
+
+# 8. the smaller ones ---------------------------------------------------------------------------
+def test_a_partial_last_metrics_line_is_dropped_with_a_warning(tmp_path):
+    run(tmp_path, "train.stop_at=4")
+    with open(tmp_path / "run/metrics.jsonl", "a") as f:
+        f.write('{"iteration": 5, "train_lo')  # the power went out mid-write
+    with pytest.warns(UserWarning, match="partial last line"):
+        run(tmp_path)
+    assert max(r["iteration"] for r in strict_records(tmp_path / "run")) == 8
+
+
+def test_a_corrupt_checkpoint_is_named_without_unpickling_advice(tmp_path):
+    run(tmp_path, "train.stop_at=2")
+    (tmp_path / "run/checkpoints/last.pth").write_bytes(b"PK\x03\x04 half a zip")
+    with pytest.raises(CheckpointError, match="not a checkpoint this toolkit can read") as info:
+        run(tmp_path)
+    assert str(tmp_path / "run/checkpoints/last.pth") in str(info.value)
+    assert "weights_only" not in str(info.value)
+
+
+def test_disk_full_during_a_save_says_so_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    run(tmp_path, "train.stop_at=2")
+    last = tmp_path / "run/checkpoints/last.pth"
+    before = last.read_bytes()
+
+    def full(obj, f, *args, **kwargs):
+        f.write(b"some bytes")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine.checkpoint.torch, "save", full)
+    with pytest.raises(CheckpointError, match=f"disk full while writing {last}; the previous "
+                                              "checkpoint is intact"):
+        run(tmp_path)
+    assert last.read_bytes() == before
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["annotations"][0].pop("bbox"), "annotation 1 .*no bbox"),
+    (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"annotation 1 .*\[1, 2, 3\] is not"),
+    (lambda d: d["annotations"][0].update(bbox=[1, float("nan"), 3, 4]), "annotation 1 .*not a finite"),
+    (lambda d: d["images"][0].pop("width"), "image 1: width is None"),
+])
+def test_malformed_coco_records_are_named_or_skipped(tmp_path, change, message):
+    ann = write_coco_dataset(tmp_path, num_images=3)
+    data = json.loads(ann.read_text())
+    change(data)
+    ann.write_text(json.dumps(data))
+    with pytest.raises(BadRecordError, match=f"{ann.name}: {message}"):
+        read_coco(ann, tmp_path / "images")
+    source = read_coco(ann, tmp_path / "images", on_bad_record="skip")
+    assert sum(source.problems.counts.values()) == 1
+
+
+def test_an_empty_validation_set_is_an_error(tmp_path):
+    ann = write_coco_dataset(tmp_path, num_images=3)
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**json.loads(ann.read_text()), "images": [], "annotations": []}))
+    cfg = _detection_config(tmp_path, ann, f"data.val_annotations={empty}")
+    with pytest.raises(ValueError, match=f"validation set \\({empty}\\) has no usable images"):
+        train_detector(cfg)
+
+
+def test_tools_report_errors_in_one_line_and_tracebacks_on_debug(tmp_path):
+    command = [sys.executable, str(REPO / "tools/pretrain.py"), "--config", str(SMOKE),
+               f"output_dir={tmp_path}", "schedule.total=0"]
+    plain = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.startswith("error: invalid config values") and "schedule.total=0" in plain.stderr
+    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
