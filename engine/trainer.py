@@ -232,7 +232,7 @@ class Trainer:
         if evaluation is not None:
             self.task.save_evaluation(evaluation, self.out / "eval")
         done = {"iteration": self.step, "metrics": evaluation.metrics if evaluation else {}}
-        tmp = self.out / ".done.json.tmp"
+        tmp = self.out / f".done.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(done, indent=2))
         tmp.replace(self.out / DONE_FILE)
 
@@ -474,6 +474,6 @@ def _cpu_tensors(state: dict) -> dict:
 
 
 def _save_safetensors(state: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer
     save_file(state, str(tmp))
     tmp.replace(path)
