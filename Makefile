@@ -16,7 +16,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# The main job on generated data (9.5 minutes on 2 CPU cores): outputs/demo/report.md.
+# The main job on generated data (4.5 min on 2 cores in fp32; see README): outputs/demo/report.md.
 # Run it again after an interruption: it continues where it stopped.
 demo: $(VENV)/.installed
 	$(BIN)/python tools/demo.py

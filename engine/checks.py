@@ -2,10 +2,10 @@
 allowed. Every problem is listed in one ConfigError, before anything is built."""
 
 from .config import ConfigError
+from .precision import PRECISIONS as PRECISION_NAMES
 
 SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "constant"), ("iter", "epoch"), \
     ("constant", "linear")
-PRECISION_NAMES = ("fp32", "bf16", "fp16")
 
 
 def _problems(cfg) -> list[str]:

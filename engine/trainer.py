@@ -28,6 +28,7 @@ from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
 from .errors import TrainingDiverged
 from .lock import RunLock
 from .metrics import MetricsLogger, truncate_after
+from .precision import PRECISIONS, resolve_precision
 from .resume import apply_optimizer_settings, check_changes, trajectory_changes
 from .schedule import build_scheduler, to_iterations
 from .signals import StopRequests, ignore_sigterm
@@ -38,7 +39,7 @@ from .task import SKIPPED, Evaluation, Task
 class TrainConfig:
     batch_size: int = 128  # global: across processes and accumulation steps
     grad_accum: int = 1
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; on CPUs without bf16 units, slower)
+    precision: str = "auto"  # auto (bf16 where the CPU/GPU has bf16 units, else fp32) | fp32 | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
     seed: int = 0
@@ -60,13 +61,15 @@ class OptimConfig:
     nesterov: bool = False
 
 
-PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 DONE_FILE = "done.json"  # written last by a finished run: what experiments test for
 
 
-def _accelerate_precision(precision: str) -> str:
-    check_choice("train.precision", precision, tuple(PRECISIONS))
-    return PRECISIONS[precision]
+def run_precision(t: TrainConfig) -> str:
+    """fp32, bf16 or fp16: `train.precision`, with "auto" resolved for the device the run uses."""
+    check_choice("train.precision", t.precision, PRECISIONS)
+    device = "cpu" if t.cpu or not torch.cuda.is_available() else "cuda"
+    return resolve_precision(t.precision, device)
 
 
 def _cpu_processes() -> bool:
@@ -79,7 +82,7 @@ def make_accelerator(t: TrainConfig) -> Accelerator:
     so the global batch is the same on any number of processes."""
     return Accelerator(
         cpu=t.cpu or _cpu_processes(),
-        mixed_precision=_accelerate_precision(t.precision),
+        mixed_precision=ACCELERATE_PRECISION[run_precision(t)],
         gradient_accumulation_steps=t.grad_accum,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
@@ -93,6 +96,7 @@ class Trainer:
         self.out = Path(cfg.output_dir)
         t = cfg.train
         self.accelerator = make_accelerator(t)
+        self.precision = run_precision(t)  # what "auto" became here: logged with every record
         micro_batch = t.batch_size // t.grad_accum
         if micro_batch * t.grad_accum != t.batch_size or micro_batch % self.accelerator.num_processes:
             raise ValueError(
@@ -459,7 +463,7 @@ class Trainer:
                       "lr": self.scheduler.get_last_lr()[0]}
             record.update({f"train_{key}": value / samples for key, value in sums.items()})
             record.update({"images_per_s": samples / max(seconds, 1e-9), "elapsed_s": self.elapsed,
-                           "processes": self.accelerator.num_processes})
+                           "processes": self.accelerator.num_processes, "precision": self.precision})
             self.logger.log(record)
             bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in record.items() if k.startswith("train_")})
         return {}

@@ -44,6 +44,35 @@ def backbone(*, model: str = "resnet50", batch: int = 16, size: int = 224, repea
     print(f"  ratio ours/torchvision: {medians['ours'] / medians['torchvision']:.3f}")
 
 
+def precision(*, batch: int = 128, repeats: int = 6) -> None:
+    """Training step images/s, fp32 against bf16 autocast (channels-last), side by side; and what
+    `train.precision: auto` picks on this CPU."""
+    from engine.precision import cpu_has_bf16, resolve_precision
+
+    print(f"{torch.get_num_threads()} threads; CPU bf16 units: {cpu_has_bf16()}; "
+          f"auto -> {resolve_precision('auto', 'cpu')}")
+    for name in ("cifar_resnet20", "cifar_resnet56"):
+        images = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+        labels = torch.randint(0, 10, (batch,))
+        steps = {}
+        for dtype in ("fp32", "bf16"):
+            torch.manual_seed(0)
+            model = create_backbone(name).to(memory_format=torch.channels_last)
+            step = make_train_step(model, images, labels)
+            steps[dtype] = _autocast(step, enabled=dtype == "bf16")
+        medians = compare_steps(steps, repeats=repeats)
+        print(f"  {name} batch {batch} channels-last: " + ", ".join(
+            f"{k} {batch / v:.0f} images/s" for k, v in medians.items())
+            + f"; bf16/fp32 speed {medians['fp32'] / medians['bf16']:.2f}x")
+
+
+def _autocast(step, enabled: bool):
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            step()
+    return run
+
+
 def classification(*, data_root: Path | None = None, repeats: int = 6, loader_batches: int = 40) -> None:
     """Training images/s (fp32, with and without channels-last) and the loader's own rate."""
 

@@ -3,7 +3,9 @@
 Detection: COCO-format train/val splits, several shapes per image of varied size, colour, aspect
 and texture, occluding one another on cluttered backgrounds, with instance masks (RLE) whose
 visible parts give the boxes. Classification: single-shape images in the ImageFolder layout, for
-pretraining backbones on the same classes. The same seed gives the same bytes.
+pretraining backbones on the same classes. Every shape contrasts with what lies under it and no
+two classes share a silhouette, so each label can be read off its picture. The same seed gives the
+same bytes.
 """
 
 import json
@@ -13,21 +15,25 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-CLASSES = ("circle", "square", "triangle", "cross", "diamond")
+# Every class is a different silhouette at any allowed tilt (a square turned 45 degrees would be a
+# diamond, so there is none); the ring's hole shows the background.
+CLASSES = ("circle", "square", "triangle", "cross", "ring")
 MAX_TILT = np.pi / 12  # radians
+MIN_CONTRAST = 80  # luminance levels between a shape's colours and the background under it
 
 
 def _shape_mask(kind: str, size: int, cx: float, cy: float, w: float, h: float, angle: float):
     """A boolean mask of one shape centred at (cx, cy), w x h before rotation by `angle`."""
     canvas = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
-    if kind == "circle":
+    if kind in ("circle", "ring"):
         draw.ellipse([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=255)
+        if kind == "ring":
+            draw.ellipse([cx - w / 4, cy - h / 4, cx + w / 4, cy + h / 4], fill=0)
         return np.asarray(canvas) > 0
     unit = {
         "square": [(-1, -1), (1, -1), (1, 1), (-1, 1)],
         "triangle": [(0, -1), (1, 1), (-1, 1)],
-        "diamond": [(0, -1), (1, 0), (0, 1), (-1, 0)],
         "cross": [(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3), (0.3, 1),
                   (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)],
     }[kind]
@@ -37,10 +43,23 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, w: float, h: float, 
     return np.asarray(canvas) > 0
 
 
-def _texture(rng, size: int) -> np.ndarray:
-    """Solid, striped or checkered colour field (size x size x 3, uint8)."""
-    first, second = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    kind = rng.integers(3)
+def _luminance(rgb) -> np.ndarray:
+    return np.asarray(rgb, dtype=np.float64) @ (0.299, 0.587, 0.114)
+
+
+def _contrasting_colour(rng, background: float) -> np.ndarray:
+    """A colour at least MIN_CONTRAST luminance levels from `background`: a shape you can see."""
+    while True:
+        colour = rng.integers(0, 256, 3)
+        if abs(_luminance(colour) - background) >= MIN_CONTRAST:
+            return colour
+
+
+def _texture(rng, size: int, background: float, textured: bool = True) -> np.ndarray:
+    """Solid, striped or checkered (solid only unless `textured`) colour field (size x size x 3,
+    uint8), each of its colours contrasting with the `background` luminance under the shape."""
+    first, second = _contrasting_colour(rng, background), _contrasting_colour(rng, background)
+    kind = rng.integers(3) if textured else 0
     if kind == 0:
         return np.broadcast_to(first, (size, size, 3)).astype(np.uint8)
     period = int(rng.integers(3, 8))
@@ -65,18 +84,22 @@ def _background(rng, size: int) -> np.ndarray:
 
 
 def render(rng, size: int, num_objects: int, centred: bool = False):
-    """An image and its objects [(class index, visible mask)], later objects on top."""
+    """An image and its objects [(class index, visible mask)], later objects on top. Centred
+    (classification) shapes are one colour: the task is to read a silhouette; detection shapes are
+    also striped or checkered, which the pretrained features must carry over to."""
     image = _background(rng, size)
     placed = []
     for _ in range(num_objects):
         label = int(rng.integers(len(CLASSES)))
-        scale = rng.uniform(0.5, 0.8) if centred else rng.uniform(0.12, 0.45)
+        # centred (classification): the whole shape inside the image, whatever its aspect and tilt
+        scale = rng.uniform(0.4, 0.65) if centred else rng.uniform(0.12, 0.45)
         w = size * scale
-        h = w * rng.uniform(0.6, 1.4)
+        h = w * (rng.uniform(0.75, 1.33) if centred else rng.uniform(0.6, 1.4))
         cx, cy = (size / 2, size / 2) if centred else rng.uniform(w / 2, size - w / 2, 2)
-        tilt = rng.uniform(-MAX_TILT, MAX_TILT)  # small: a square turned 45 degrees is a diamond
+        tilt = rng.uniform(-MAX_TILT, MAX_TILT)
         mask = _shape_mask(CLASSES[label], size, cx, cy, w, h, tilt)
-        image[mask] = _texture(rng, size)[mask]
+        under = _luminance(image[mask].mean(0)) if mask.any() else 128.0
+        image[mask] = _texture(rng, size, under, textured=not centred)[mask]
         placed = [(lab, m & ~mask) for lab, m in placed] + [(label, mask)]
     return image, [(label, m) for label, m in placed if m.sum() >= 16]  # mostly hidden: dropped
 

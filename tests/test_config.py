@@ -6,7 +6,8 @@ from helpers import REPO, SMOKE
 from classification.config import ClassificationConfig
 from classification.pretrain import load_pretrain_config
 from engine.config import ConfigError, load_config
-from engine.trainer import _accelerate_precision
+from engine.precision import cpu_has_bf16, resolve_precision
+from engine.trainer import ACCELERATE_PRECISION, TrainConfig, run_precision
 
 
 def test_overrides_and_inheritance():
@@ -51,9 +52,26 @@ def test_inheritance_cycle_is_an_error(tmp_path):
 
 
 def test_precision_names():
-    assert _accelerate_precision("fp32") == "no"
+    assert ACCELERATE_PRECISION["fp32"] == "no"
     with pytest.raises(ValueError, match="train.precision"):
-        _accelerate_precision("no")
+        run_precision(TrainConfig(precision="no"))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"avx2", "fma"}, "fp32"),  # no bf16 units: emulated bf16 is ~10x slower
+    ({"avx512f", "avx512bw", "avx512_vnni"}, "fp32"),  # AVX-512 alone does not compute bf16
+    ({"avx512f", "avx512_bf16"}, "bf16"),  # Zen 4, Cooper Lake
+    ({"amx_bf16", "amx_tile"}, "bf16"),  # Sapphire Rapids
+])
+def test_auto_precision_follows_the_cpus_bf16_units(flags, expected):
+    assert resolve_precision("auto", "cpu", cpu_bf16=cpu_has_bf16(flags)) == expected
+
+
+def test_auto_precision_on_gpus_and_explicit_choices():
+    assert resolve_precision("auto", "cuda", cuda_bf16=True) == "bf16"
+    assert resolve_precision("auto", "cuda", cuda_bf16=False) == "fp32"
+    assert resolve_precision("fp32", "cpu", cpu_bf16=True) == "fp32"  # an explicit choice stands
+    assert resolve_precision("bf16", "cpu", cpu_bf16=False) == "bf16"
 
 
 def test_every_shipped_config_loads():

@@ -27,7 +27,7 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     first = subprocess.Popen([*DEMO, "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
-    checkpoint = out / "detect" / "plain32_c4" / "checkpoints" / "last.pth"
+    checkpoint = out / "detect" / "cifar_plain56_c4" / "checkpoints" / "last.pth"
     deadline = time.time() + 300
     while not checkpoint.exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -42,16 +42,17 @@ def demo(tmp_path_factory):
 def test_interrupted_demo_resumes_rather_than_restarts(demo):
     out, first_log, second_log = demo
     assert "interrupted: run the same command again" in first_log, first_log[-2000:]
-    assert f"pretrained: {out / 'pretrain' / 'plain32'}" in second_log  # kept, not retrained
-    resumed = re.search(r"resumed from \S+plain32_c4\S+ at iteration (\d+)", second_log)
+    assert f"pretrained: {out / 'pretrain' / 'cifar_plain56'}" in second_log  # kept, not retrained
+    resumed = re.search(r"resumed from \S+plain56_c4\S+ at iteration (\d+)", second_log)
     assert resumed and int(resumed.group(1)) >= 2, second_log[-3000:]
 
 
 def test_report_holds_both_tables_and_the_pictures(demo):
     out = demo[0]
     report = (out / "report.md").read_text()
-    assert "| plain-32 (VGG-style) |" in report and "| ResNet-32 |" in report
-    assert "| plain32_c4 | cifar_plain32 | c4 |" in report and "| 41.5 | 21.2 |" in report
+    assert all(f"| {net} | " in report for net in ("plain-20", "plain-56", "ResNet-56"))
+    assert "| plain-56 (VGG-style) |" in report and "| VGG-16: 41.5 | 21.2 |" in report
+    assert "| ResNet-101: 48.4 | 27.2 |" in report
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert Image.open(out / picture).size[0] > 100, picture
     assert len(re.findall(r"!\[", report)) == 3  # curves and two detectors' images
@@ -60,24 +61,23 @@ def test_report_holds_both_tables_and_the_pictures(demo):
 def test_report_numbers_are_the_evaluation_files_numbers(demo):
     out = demo[0]
     report = (out / "report.md").read_text()
-    for name, backbone in (("plain32_c4", "cifar_plain32"), ("resnet32_c4", "cifar_resnet32")):
+    for name, label in (("cifar_plain56_c4", "plain-56 (VGG-style)"), ("cifar_resnet56_c4", "ResNet-56")):
         summary = json.loads((out / "detect" / name / "eval_pycocotools" / "metrics.json").read_text())
         assert summary["backend"] == "pycocotools"
         m = summary["metrics"]
-        row = f"| {name} | {backbone} | c4 | {100 * m['val_AP50']:.1f} | {100 * m['val_AP']:.1f} |"
-        assert row in report
-    for run, label in (("plain32", "plain-32 (VGG-style)"), ("resnet32", "ResNet-32")):
+        assert f"| {label} | {100 * m['val_AP50']:.1f} | {100 * m['val_AP']:.1f} |" in report
+    for run, label in (("cifar_plain20", "plain-20"), ("cifar_resnet56", "ResNet-56")):
         final = [r for r in read_metrics(out / "pretrain" / run) if "val_top1_error" in r][-1]
-        row = re.search(rf"\| {re.escape(label)} \| [^|]+ \| [^|]+ \| [^|]+ \| ([\d.]+) \|", report)
-        assert row and float(row.group(1)) == round(100 * final["val_top1_error"], 2)
+        row = re.search(rf"\| {re.escape(label)} \| [^|]+ \| [^|]+ \| ([\d.]+) \|", report)
+        assert row and float(row.group(1)) == round(100 * final["val_top1_error"], 1)
 
 
 def test_visualize_draws_any_image_folder_with_a_demo_checkpoint(demo, tmp_path):
     out = demo[0]
-    detect = out / "detect" / "resnet32_c4"
+    detect = out / "detect" / "cifar_resnet56_c4"
     result = subprocess.run(
         [sys.executable, str(REPO / "tools/visualize.py"), "--config",
-         str(REPO / "configs/demo/detect_resnet.yaml"), "--checkpoint",
+         str(REPO / "configs/demo/detect.yaml"), "--checkpoint",
          str(detect / "checkpoints/last.pth"), "--images", str(out / "data/detection/val"),
          "--num", "3", "--score", "0", "--top", "2", "--out", str(tmp_path / "drawn"),
          "model.num_classes=6", "model.options.min_size=96", "model.options.max_size=96"],

@@ -189,3 +189,10 @@ def test_finished_run_writes_its_outputs_and_a_rerun_keeps_them(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in outputs]
     assert run(tmp_path)[1] == {}  # nothing left to train
     assert [p.stat().st_mtime_ns for p in outputs] == stamps
+
+
+def test_bf16_autocast_trains_and_the_records_say_so(tmp_path):
+    """The precision that ran is in every training record ("auto" resolved per machine)."""
+    cfg, final = run(tmp_path, "train.precision=bf16", "schedule.total=2", "schedule.milestones=[]")
+    records = [r for r in read_metrics(cfg.output_dir) if "train_loss" in r]
+    assert {r["precision"] for r in records} == {"bf16"} and final["val_top1_error"] <= 1

@@ -2,6 +2,7 @@
 
     python tools/benchmark.py backbone         # our resnet50 training step vs torchvision's
     python tools/benchmark.py classification   # training and loader images/s on this machine
+    python tools/benchmark.py precision        # fp32 vs bf16 autocast; what train.precision=auto picks
     python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
     python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
     python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
@@ -24,6 +25,10 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--channels-last", action="store_true")
     p.set_defaults(run=benchmarks.backbone)
+    p = sub.add_parser("precision", help="fp32 vs bf16 autocast training steps; what auto picks")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=6)
+    p.set_defaults(run=benchmarks.precision)
     p = sub.add_parser("classification", help="training and data-loader images/s")
     p.add_argument("--data-root", type=Path, help="an ImageFolder split (e.g. the CIFAR-10 JPEG train)")
     p.add_argument("--repeats", type=int, default=6)
