@@ -219,8 +219,8 @@ checkpoint.torch.save = slow_save
 from classification.pretrain import main
 main(sys.argv[1:])
 """
-SIGNAL_RUN = ["schedule.total=36", "schedule.milestones=[24,30]", "train.log_every=2",
-              "train.ckpt_every=3", "train.eval_every=9", "data.num_val=32"]
+SIGNAL_RUN = ["schedule.total=90", "schedule.milestones=[60,75]", "train.log_every=1",
+              "train.ckpt_every=3", "train.eval_every=15", "data.num_val=32"]
 
 
 def _start(tmp_path, name):
@@ -231,17 +231,24 @@ def _start(tmp_path, name):
                             stderr=subprocess.DEVNULL)
 
 
+def _logged(out) -> int:
+    metrics = out / "metrics.jsonl"
+    return metrics.stat().st_size if metrics.exists() else 0
+
+
 def _interrupt_until_done(tmp_path, name, signals: list, seed: int) -> int:
-    """Start the run; deliver each signal at a random moment once it trains; finish it."""
+    """Start the run; once this process has trained (logged a new record), deliver the signal at
+    a random moment of its training and saving; finish the run."""
     rng, out, delivered = random.Random(seed), tmp_path / name, 0
     for signum in signals:
         if (out / "done.json").exists():
             break
+        before = _logged(out)
         process = _start(tmp_path, name)
         deadline = time.time() + 60
-        while process.poll() is None and not (out / "metrics.jsonl").exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
+        while process.poll() is None and _logged(out) <= before and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         if process.poll() is None:
             process.send_signal(signum)
             delivered += 1
