@@ -24,7 +24,8 @@ class DataConfig:
     preset: str = "cifar"  # augmentation: cifar | imagenet | none
     holdout: int = 0  # >0: validate on this many training images held out (the paper's 45k/5k)
     in_memory: bool = False  # decode every image once into RAM (small images such as CIFAR)
-    batch_augment: bool = False  # cifar/none presets: augment and normalise whole uint8 batches
+    batch_augment: bool = False  # cifar/none: augment and normalise uint8 batches on the device
+    # (the imagenet preset always does: see classification/imagenet_input.py)
     on_bad_image: str = "skip"  # skip (counted, reported each epoch) | error
     ten_crop: bool = False  # imagenet: 10-crop testing
     # synthetic data (tests, smoke runs)

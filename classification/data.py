@@ -11,7 +11,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -27,22 +26,24 @@ from engine.data import (
     seed_transform,
 )
 
-from .batch_augment import draw_crop_flip
-
 
 class ClassificationDataset(Dataset):
-    """Images (file paths or decoded arrays) with labels; `transform` is an albumentations Compose.
+    """Images (file paths or decoded arrays) with labels, and how a sample is made of one:
 
-    Without a transform a sample is the uint8 HxWx3 tensor, and with `crop_flip` also the crop
-    and flip it draws for `batch_augment.crop_flip` to apply to the whole batch later.
+    - `transform`, an albumentations Compose: a sample is (normalised float tensor, label);
+    - or `uint8_transform` (see `batch_augment`): (uint8 HxWx3 tensor, label, parameters) for the
+      task to augment and normalise per batch on the training device. It decodes paths itself
+      (the ImageNet crop decodes at reduced size where it can).
     """
 
-    def __init__(self, images, labels, classes, transform=None, *, seed=0, on_bad_image="skip",
-                 crop_flip=False):
+    def __init__(self, images, labels, classes, transform=None, *, uint8_transform=None, seed=0,
+                 on_bad_image="skip"):
         check_choice("data.on_bad_image", on_bad_image, ("skip", "error"))
+        if (transform is None) == (uint8_transform is None):
+            raise ValueError("a classification dataset takes a transform or a uint8_transform (one)")
         self.images, self.labels, self.classes = images, list(labels), list(classes)
-        self.transform, self.seed, self.on_bad_image, self.epoch = transform, seed, on_bad_image, 0
-        self.crop_flip = crop_flip
+        self.transform, self.uint8_transform = transform, uint8_transform
+        self.seed, self.on_bad_image, self.epoch = seed, on_bad_image, 0
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -50,12 +51,12 @@ class ClassificationDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def subset(self, indices, transform, crop_flip=False) -> "ClassificationDataset":
-        """Some samples with another transform (a held-out validation split)."""
+    def subset(self, indices, transform=None, uint8_transform=None) -> "ClassificationDataset":
+        """Some samples with other transforms (a held-out validation split)."""
         images = [self.images[i] for i in indices]
         return ClassificationDataset(images, [self.labels[i] for i in indices], self.classes,
-                                     transform, seed=self.seed, on_bad_image=self.on_bad_image,
-                                     crop_flip=crop_flip)
+                                     transform, uint8_transform=uint8_transform, seed=self.seed,
+                                     on_bad_image=self.on_bad_image)
 
     def checked(self, what: str, same_size: bool) -> "ClassificationDataset":
         """This set without the images that cannot be used, refused or reported by `on_bad_image`;
@@ -65,7 +66,7 @@ class ClassificationDataset(Dataset):
         if not bad:
             return self
         keep = [i for i in range(len(self)) if i not in bad]
-        subset = self.subset(keep, self.transform, crop_flip=self.crop_flip)
+        subset = self.subset(keep, self.transform, self.uint8_transform)
         subset.skipped_files = [str(self.images[i]) for i in sorted(bad)]
         return subset
 
@@ -74,18 +75,22 @@ class ClassificationDataset(Dataset):
         return decode_image(item) if isinstance(item, (str, Path)) else item
 
     def __getitem__(self, index: int):
+        seed = sample_seed(self.seed, self.epoch, index)
         try:
+            if self.uint8_transform is not None:
+                image, params = self.uint8_transform(self.source(index), seed)
+                return image, self.labels[index], params
             image = self.load(index)
         except BadImageError as error:
             if self.on_bad_image == "error":
                 raise
             return BadSample(str(self.images[index]), str(error))
-        seed = sample_seed(self.seed, self.epoch, index)
-        if self.transform is None:
-            sample = torch.from_numpy(np.ascontiguousarray(image)), self.labels[index]
-            return sample + (draw_crop_flip(seed),) if self.crop_flip else sample
         seed_transform(self.transform, seed)
         return self.transform(image=image)["image"], self.labels[index]
+
+    def source(self, index: int):
+        """What the uint8 transform decodes: a path, or an array already decoded."""
+        return self.images[index]
 
 
 def scan_image_folder(root: str | Path) -> tuple[list[Path], list[int], list[str]]:
@@ -161,15 +166,18 @@ def cifar10_batches(root: str | Path, train: bool) -> tuple[np.ndarray, list[int
 class SyntheticImages(ClassificationDataset):
     """A learnable synthetic set: each class a colour and a bar orientation, on noise."""
 
-    def __init__(self, num, size, num_classes, transform=None, *, seed=0, split_seed=0,
-                 crop_flip=False):
+    def __init__(self, num, size, num_classes, transform=None, *, uint8_transform=None, seed=0,
+                 split_seed=0):
         super().__init__(list(range(num)), [i % num_classes for i in range(num)],
-                         [f"class{c}" for c in range(num_classes)], transform, seed=seed,
-                         crop_flip=crop_flip)
+                         [f"class{c}" for c in range(num_classes)], transform,
+                         uint8_transform=uint8_transform, seed=seed)
         self.size, self.split_seed, self.num_classes = size, split_seed, num_classes
 
-    def subset(self, indices, transform, crop_flip=False):
+    def subset(self, indices, transform=None, uint8_transform=None):
         raise NotImplementedError("hold out synthetic data with data.num_val instead")
+
+    def source(self, index: int) -> np.ndarray:
+        return self.load(index)
 
     def load(self, index: int) -> np.ndarray:
         rng = np.random.default_rng(self.split_seed * 1_000_003 + index)

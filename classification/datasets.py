@@ -6,6 +6,7 @@ import torch
 
 from engine.config import check_choice
 
+from .batch_augment import AsStored, CifarCropFlip
 from .data import (
     ClassificationDataset,
     SyntheticImages,
@@ -13,30 +14,39 @@ from .data import (
     decode_all,
     scan_image_folder,
 )
-from .transforms import build_transform
+from .imagenet_input import ImageNetTestCrop, ImageNetTrainCrop
+from .transforms import PRESETS, build_transform
 
 KINDS = ("imagefolder", "cifar10", "synthetic")
-BATCH_PRESETS = ("cifar", "none")  # fixed-size images: batches of them can be stacked raw
+
+
+def build_transforms(data) -> tuple[dict, dict]:
+    """The keyword arguments (`transform` or `uint8_transform`) of the train and test datasets.
+
+    ImageNet always takes the uint8 path (`imagenet_input`: fast decode and crop in the loader,
+    lighting and normalisation on the device); CIFAR and `none` take it with `data.batch_augment`,
+    and albumentations otherwise."""
+    if data.preset == "imagenet":
+        test = ImageNetTestCrop(size=256 if data.ten_crop else 224)  # 10-crop cuts 224s later
+        return {"uint8_transform": ImageNetTrainCrop()}, {"uint8_transform": test}
+    if data.batch_augment:
+        train = CifarCropFlip() if data.preset == "cifar" else AsStored()
+        return {"uint8_transform": train}, {"uint8_transform": AsStored()}
+    return ({"transform": build_transform(data.preset, train=True)},
+            {"transform": build_transform(data.preset, train=False)})
 
 
 def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, ClassificationDataset]:
     check_choice("data.kind", data.kind, KINDS)
-    train_tf = build_transform(data.preset, train=True)
-    val_tf = build_transform(data.preset, train=False, ten_crop=data.ten_crop)
-    crop_flip = False
-    if data.batch_augment:  # uint8 samples; augmented and normalised by the task, per batch
-        check_choice("data.preset (with data.batch_augment)", data.preset, BATCH_PRESETS)
-        train_tf = val_tf = None
-        crop_flip = data.preset == "cifar"
+    check_choice("data.preset", data.preset, PRESETS)
+    train_tf, val_tf = build_transforms(data)
     if data.kind == "synthetic":
         return (
-            SyntheticImages(data.num_train, data.image_size, data.num_classes, train_tf, seed=seed,
-                            crop_flip=crop_flip),
-            SyntheticImages(data.num_val, data.image_size, data.num_classes, val_tf, seed=seed,
-                            split_seed=1),
+            SyntheticImages(data.num_train, data.image_size, data.num_classes, seed=seed, **train_tf),
+            SyntheticImages(data.num_val, data.image_size, data.num_classes, seed=seed, split_seed=1,
+                            **val_tf),
         )
     train = _read(data, data.train_split, train=True, transform=train_tf, seed=seed)
-    train.crop_flip = crop_flip
     if data.holdout:
         return _hold_out(train, data.holdout, val_tf, seed)
     val = _read(data, data.val_split, train=False, transform=val_tf, seed=seed)
@@ -49,7 +59,7 @@ def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, Classifi
     return train, val
 
 
-def _read(data, split: str, train: bool, transform, seed: int) -> ClassificationDataset:
+def _read(data, split: str, train: bool, transform: dict, seed: int) -> ClassificationDataset:
     if data.kind == "cifar10":
         images, labels, classes = cifar10_batches(data.root, train=train)
         images = list(images)
@@ -57,8 +67,8 @@ def _read(data, split: str, train: bool, transform, seed: int) -> Classification
         images, labels, classes = scan_image_folder(Path(data.root) / split)
         if data.in_memory:
             images = decode_all(images, data.on_bad_image)
-    dataset = ClassificationDataset(images, labels, classes, transform, seed=seed,
-                                    on_bad_image=data.on_bad_image)
+    dataset = ClassificationDataset(images, labels, classes, seed=seed, on_bad_image=data.on_bad_image,
+                                    **transform)
     where = data.root if data.kind == "cifar10" else Path(data.root) / split
     checked = dataset.checked(f"{split} split ({where})", same_size=data.preset != "imagenet")
     if not len(checked):
@@ -66,11 +76,11 @@ def _read(data, split: str, train: bool, transform, seed: int) -> Classification
     return checked
 
 
-def _hold_out(train: ClassificationDataset, holdout: int, val_transform, seed: int):
+def _hold_out(train: ClassificationDataset, holdout: int, val_transform: dict, seed: int):
     """The paper's 45k/5k split: a seeded random `holdout` images validate, the rest train."""
     if not 0 < holdout < len(train):
         raise ValueError(f"data.holdout={holdout} must be between 0 and {len(train)}")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     keep, held = sorted(order[holdout:]), sorted(order[:holdout])
-    return (train.subset(keep, train.transform, crop_flip=train.crop_flip),
-            train.subset(held, val_transform))
+    return (train.subset(keep, train.transform, train.uint8_transform),
+            train.subset(held, **val_transform))

@@ -8,6 +8,7 @@ from engine.task import SKIPPED, Evaluation, Task
 
 from .batch_augment import crop_flip, normalize
 from .data import BadSample
+from .lighting import lighting_shift
 
 
 class ClassificationTask(Task):
@@ -29,18 +30,20 @@ class ClassificationTask(Task):
             images = images.contiguous(memory_format=torch.channels_last)
         batch = {"image": images, "label": torch.tensor([s[1] for s in good], dtype=torch.long),
                  SKIPPED: skipped}
-        if len(good[0]) == 3:
-            batch["crop_flip"] = torch.stack([s[2] for s in good])
+        if len(good[0]) == 3:  # a uint8 transform's per-sample parameters, by name
+            batch.update({name: torch.stack([s[2][name] for s in good]) for name in good[0][2]})
         return batch
 
     def images(self, batch: dict) -> torch.Tensor:
-        """The model's input: uint8 batches are augmented (if drawn) and normalised here."""
+        """The model's input: uint8 batches are augmented with what each sample drew (CIFAR's crop
+        and flip, ImageNet's lighting) and normalised here, on the training device."""
         images = batch["image"]
         if images.dtype != torch.uint8:
             return images
         if "crop_flip" in batch:
             images = crop_flip(images, batch["crop_flip"])
-        return normalize(images, *self.mean_std, channels_last=self.channels_last)
+        shift = lighting_shift(batch["lighting"]) if "lighting" in batch else None
+        return normalize(images, *self.mean_std, channels_last=self.channels_last, shift=shift)
 
     def train_step(self, model, batch: dict):
         logits = model(self.images(batch))

@@ -44,10 +44,3 @@ def test_training_on_batch_augmented_data_learns_and_resumes_exactly(tmp_path):
     for key, value in straight.items():
         torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
     assert final["val_top1_error"] < 0.75  # 4 classes: chance is 0.75
-
-
-def test_batch_augment_refuses_imagenet_sized_presets(tmp_path):
-    import pytest
-
-    with pytest.raises(ValueError, match="imagenet"):
-        run(tmp_path, "data.batch_augment=true", "data.preset=imagenet")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import SMOKE, write_image_folder
 
+from classification.batch_augment import AsStored
 from classification.data import (
     BadImageError,
     BadSample,
@@ -65,7 +66,7 @@ def test_corrupt_image_is_skipped_counted_and_named(tmp_path):
     write_image_folder(tmp_path / "train", per_class=6)
     bad = _corrupt_one(tmp_path)
     paths, labels, classes = scan_image_folder(tmp_path / "train")
-    sample = ClassificationDataset(paths, labels, classes)[paths.index(bad)]
+    sample = ClassificationDataset(paths, labels, classes, uint8_transform=AsStored())[paths.index(bad)]
     assert isinstance(sample, BadSample) and sample.path == str(bad)
     pretrain(_folder_config(tmp_path))
     reports = [r for r in read_metrics(tmp_path / "run") if "skipped" in r]

@@ -6,13 +6,14 @@
     python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
     python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
     python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
+    python tools/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
 """
 
 import argparse
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments import benchmarks
+from experiments import benchmarks, input_benchmark
 
 
 def main(argv=None) -> None:
@@ -49,6 +50,11 @@ def main(argv=None) -> None:
                    default=Path("configs/classification/cifar10_resnet20_short.yaml"))
     p.add_argument("--workers", type=int, default=2, help="the reference loop's loader workers")
     p.set_defaults(run=benchmarks.cifar_epoch)
+    p = sub.add_parser("imagenet-input", help="ImageNet training input pipelines, images/s")
+    p.add_argument("--images", type=int, default=512, help="generated 473x372 q90 JPEGs (or real ones used)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--real", type=Path, help="a folder of real photos (JPEG) to use instead")
+    p.set_defaults(run=input_benchmark.imagenet_input)
     options = vars(parser.parse_args(argv))
     run = options.pop("run")
     options.pop("command")

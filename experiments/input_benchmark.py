@@ -1,0 +1,154 @@
+"""The ImageNet training input, side by side: the toolkit's pipeline before issue 15, now, and
+torchvision's reference, per thread and through a 2-worker DataLoader (`tools/benchmark.py
+imagenet-input`).
+
+Each pipeline turns a file path into what the training step receives from a loader worker. The
+toolkit's lighting and normalisation now run per batch on the training device; their CPU cost is
+reported on its own line, so nothing is hidden by moving it.
+"""
+
+import statistics
+import time
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+from PIL import Image
+from torchvision.io import decode_jpeg, read_file
+from torchvision.transforms import v2
+
+from classification.batch_augment import normalize
+from classification.imagenet_input import ImageNetTrainCrop
+from classification.lighting import lighting_shift
+from classification.transforms import IMAGENET_MEAN, IMAGENET_STD
+from engine.data import decode_image, seed_transform
+
+from .imagenet_jpegs import write_imagenet_like
+from .machine import machine
+from .markdown import markdown_table
+
+
+def toolkit_before():
+    """PIL decode, albumentations with the per-image `FancyPCA` (as in the old imagenet preset)."""
+    compose = A.Compose([A.SmallestMaxSize(max_size=list(range(256, 481))), A.RandomCrop(224, 224),
+                         A.HorizontalFlip(), A.FancyPCA(alpha=0.1),
+                         A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])
+
+    def sample(path, seed):
+        seed_transform(compose, seed)
+        return compose(image=decode_image(path))["image"]
+    return sample
+
+
+def toolkit_now():
+    crop = ImageNetTrainCrop()
+    return lambda path, seed: crop(path, seed)[0]
+
+
+def _torchvision_tail():
+    return [v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+
+
+def torchvision_reference():
+    """torchvision's classification reference (`presets.py`, PIL backend)."""
+    compose = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.PILToTensor(), *_torchvision_tail()])
+    return lambda path, seed: compose(Image.open(path).convert("RGB"))
+
+
+def torchvision_decode_jpeg():
+    compose = v2.Compose([v2.RandomResizedCrop(224, antialias=True), *_torchvision_tail()])
+    return lambda path, seed: compose(decode_jpeg(read_file(str(path))))
+
+
+def decode_pil():
+    return lambda path, seed: decode_image(path)
+
+
+def decode_opencv():
+    return lambda path, seed: cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR_RGB)
+
+
+PIPELINES = {
+    "toolkit before (PIL, albumentations, FancyPCA)": toolkit_before,
+    "toolkit now (OpenCV decode, one warpAffine; lighting on device)": toolkit_now,
+    "torchvision reference (PIL, v2 RandomResizedCrop)": torchvision_reference,
+    "torchvision.io.decode_jpeg + v2": torchvision_decode_jpeg,
+    "decode alone: PIL": decode_pil,
+    "decode alone: OpenCV": decode_opencv,
+}
+
+
+class _Files(torch.utils.data.Dataset):
+    def __init__(self, paths, make_pipeline):
+        self.paths, self.make_pipeline, self.pipeline = paths, make_pipeline, None
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        self.pipeline = self.pipeline or self.make_pipeline()  # built in the worker
+        return self.pipeline(self.paths[index], index)
+
+
+def per_thread(paths, make_pipeline, repeats: int) -> float:
+    """Median images/s of one thread running the pipeline over every file."""
+    pipeline, rates = make_pipeline(), []
+    pipeline(paths[0], 0)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i, path in enumerate(paths):
+            pipeline(path, i)
+        rates.append(len(paths) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def with_workers(paths, make_pipeline, workers: int, batch: int) -> float:
+    """Images/s a DataLoader with `workers` processes delivers (stacked batches), after a warm-up.
+    The workers inherit one OpenCV thread from this process (setting it in a forked worker can
+    deadlock on OpenCV's inherited thread pool)."""
+    loader = torch.utils.data.DataLoader(_Files(paths, make_pipeline), batch_size=batch,
+                                         num_workers=workers, persistent_workers=True)
+    for _ in loader:  # warm-up epoch: workers started, files in the page cache
+        pass
+    start, seen = time.perf_counter(), 0
+    for images in loader:
+        seen += len(images)
+    return seen / (time.perf_counter() - start)
+
+
+def device_part(batch: int = 64, repeats: int = 20) -> float:
+    """Images/s of the lighting + normalisation the toolkit now runs per batch, here on the CPU."""
+    images = torch.randint(0, 256, (batch, 224, 224, 3), dtype=torch.uint8)
+    alphas = torch.randn(batch, 3) * 0.1
+    normalize(images, IMAGENET_MEAN, IMAGENET_STD, True, lighting_shift(alphas))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        normalize(images, IMAGENET_MEAN, IMAGENET_STD, True, lighting_shift(alphas))
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def imagenet_input(*, images: int = 512, workers: int = 2, batch: int = 32, repeats: int = 3,
+                   files: Path = Path("outputs/bench/imagenet-jpegs"), real: Path | None = None) -> None:
+    """Print the table: per-thread and `workers`-worker images/s of each pipeline."""
+    paths = sorted(real.rglob("*.[jJ][pP]*[gG]"))[:images] if real else write_imagenet_like(files, images)
+    sizes = np.array([Image.open(p).size for p in paths])
+    megabytes = sum(p.stat().st_size for p in paths) / len(paths) / 1024
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    rows, before = [], None
+    for name, make in PIPELINES.items():
+        thread = per_thread(paths, make, repeats)
+        pooled = with_workers(paths, make, workers, batch) if not name.startswith("decode") else None
+        before = before or thread
+        rows.append([name, f"{thread:.0f}", f"{thread / before:.2f}x",
+                     f"{pooled:.0f}" if pooled else "-"])
+    rows.append(["toolkit now, device part (lighting + normalise, batch 64, on this CPU)",
+                 f"{device_part():.0f}", "-", "-"])
+    print(f"ImageNet training input, {len(paths)} {'real' if real else 'generated'} JPEGs, mean "
+          f"{sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, {megabytes:.0f} KB; {machine()}")
+    print(markdown_table(["pipeline (file -> training sample)", "img/s, 1 thread", "vs before",
+                          f"img/s, {workers} workers"], rows))
