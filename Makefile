@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check backbones classification detection engine experiments tools tests
+	$(BIN)/ruff check backbones classification detection engine experiments segmentation tools tests
 
 table: $(VENV)/.installed
 	$(BIN)/python tools/model_table.py

@@ -16,8 +16,9 @@ from .norm import make_norm
 SHORTCUTS = ("A", "B", "C")
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation,
+                     bias=False)
 
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -65,16 +66,20 @@ def make_shortcut(option: str | None, in_channels: int, out_channels: int, strid
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs (Fig. 5 left); used by the 18/34-layer nets and the CIFAR nets."""
+    """Two 3x3 convs (Fig. 5 left); used by the 18/34-layer nets and the CIFAR nets.
+
+    In a dilated stage the first conv keeps the dilation of the stage before (`first_dilation`),
+    as timm's BasicBlock does; torchvision's has no dilated form."""
 
     expansion = 1
 
-    def __init__(self, in_channels, width, stride=1, shortcut="B", norm="bn", stride_in_1x1=False):
+    def __init__(self, in_channels, width, stride=1, shortcut="B", norm="bn", stride_in_1x1=False,
+                 dilation=1, first_dilation=None):
         super().__init__()
         out_channels = width * self.expansion
-        self.conv1 = conv3x3(in_channels, width, stride)
+        self.conv1 = conv3x3(in_channels, width, stride, first_dilation or dilation)
         self.bn1 = make_norm(norm, width)
-        self.conv2 = conv3x3(width, out_channels)
+        self.conv2 = conv3x3(width, out_channels, dilation=dilation)
         self.bn2 = make_norm(norm, out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = make_shortcut(shortcut, in_channels, out_channels, stride, norm)
@@ -95,18 +100,20 @@ class Bottleneck(nn.Module):
     """1x1 reduce, 3x3, 1x1 restore (Fig. 5 right), 4x expansion; the 50/101/152-layer nets.
 
     `stride_in_1x1=True` is the paper's original design (Table 1's FLOPs); False puts the stride
-    on the 3x3 as torchvision's "v1.5" does, which its weights assume.
+    on the 3x3 as torchvision's "v1.5" does, which its weights assume. In a dilated stage the 3x3
+    of the first block keeps the dilation of the stage before, as torchvision's.
     """
 
     expansion = 4
 
-    def __init__(self, in_channels, width, stride=1, shortcut="B", norm="bn", stride_in_1x1=False):
+    def __init__(self, in_channels, width, stride=1, shortcut="B", norm="bn", stride_in_1x1=False,
+                 dilation=1, first_dilation=None):
         super().__init__()
         out_channels = width * self.expansion
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn1 = make_norm(norm, width)
-        self.conv2 = conv3x3(width, width, stride_3x3)
+        self.conv2 = conv3x3(width, width, stride_3x3, first_dilation or dilation)
         self.bn2 = make_norm(norm, width)
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = make_norm(norm, out_channels)

@@ -13,6 +13,7 @@ from torch import nn
 
 from .base import Backbone
 from .blocks import BLOCKS, BasicBlock, Bottleneck
+from .errors import InvalidOptionError
 from .norm import is_norm, make_norm
 
 
@@ -39,13 +40,39 @@ def cifar_stem(norm: str) -> nn.Sequential:
     )
 
 
-def make_stage(block, in_channels, width, num_blocks, stride, **block_options) -> nn.Sequential:
-    """A stage: the first block changes stride and width, the others keep them."""
+def make_stage(block, in_channels, width, num_blocks, stride, dilation=1, previous_dilation=1,
+               **block_options) -> nn.Sequential:
+    """A stage: the first block changes stride and width, the others keep them. A dilated stage
+    (stride 1 where the paper strides) enters with the previous stage's dilation."""
     blocks = []
     for index in range(num_blocks):
-        blocks.append(block(in_channels, width, stride if index == 0 else 1, **block_options))
+        first = index == 0
+        blocks.append(block(in_channels, width, stride if first else 1, dilation=dilation,
+                            first_dilation=previous_dilation if first else dilation, **block_options))
         in_channels = width * block.expansion
     return nn.Sequential(*blocks)
+
+
+def stage_strides(stem_stride: int, strides: list[int], output_stride: int | None) -> list[tuple]:
+    """(stride, dilation) of each stage: the paper's strides, with those that would take the
+    feature stride past `output_stride` replaced by dilation (torchvision's
+    `replace_stride_with_dilation`). output_stride: None, or the stride of a stage after the first."""
+    natural, total = [], stem_stride
+    for stride in strides:
+        total *= stride
+        natural.append(total)
+    if output_stride is not None and output_stride not in natural[1:]:
+        raise InvalidOptionError(f"output_stride={output_stride} is not one of this net's stage "
+                                 f"strides {natural[1:]} (or None)")
+    plan, total, dilation = [], stem_stride, 1
+    for stride in strides:
+        if output_stride is not None and total * stride > output_stride:
+            dilation *= stride
+            plan.append((1, dilation))
+        else:
+            total *= stride
+            plan.append((stride, dilation))
+    return plan
 
 
 class ResNet(Backbone):
@@ -66,24 +93,29 @@ class ResNet(Backbone):
         norm: str = "bn",
         stride_in_1x1: bool = False,
         zero_init_residual: bool = False,
+        output_stride: int | None = None,
     ):
         super().__init__()
         self.config = dict(
             block=block, stages=stages, stem=stem, shortcut=shortcut, norm=norm,
             stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
+            output_stride=output_stride,
         )
         block_cls = BLOCKS[block]
         self.stem = imagenet_stem(norm) if stem == "imagenet" else cifar_stem(norm)
         in_channels, stride = self.stem.conv.out_channels, 4 if stem == "imagenet" else 1
+        plan = stage_strides(stride, [s for _, _, s in stages], output_stride)
         self.stages = nn.ModuleList()
         self.feature_info = []
-        for index, (num_blocks, width, stage_stride) in enumerate(stages):
+        dilation = 1
+        for index, ((num_blocks, width, _), (stage_stride, stage_dilation)) in enumerate(zip(stages, plan)):
             self.stages.append(
                 make_stage(
-                    block_cls, in_channels, width, num_blocks, stage_stride,
+                    block_cls, in_channels, width, num_blocks, stage_stride, stage_dilation, dilation,
                     shortcut=shortcut, norm=norm, stride_in_1x1=stride_in_1x1,
                 )
             )
+            dilation = stage_dilation
             in_channels, stride = width * block_cls.expansion, stride * stage_stride
             self.feature_info.append({"name": f"c{index + 2}", "channels": in_channels, "stride": stride})
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -36,21 +36,24 @@ def _register_imagenet(depth: int) -> None:
     if block == "bottleneck":
 
         def resnet(*, num_classes=1000, shortcut="B", stride_in_1x1=False,
-                   zero_init_residual=False, norm="bn"):
+                   zero_init_residual=False, norm="bn", output_stride=None):
             return ResNet(block, stages, num_classes=num_classes, shortcut=shortcut, norm=norm,
-                          stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
+                          stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
+                          output_stride=output_stride)
 
-        def plain(*, num_classes=1000, stride_in_1x1=False, norm="bn"):
+        def plain(*, num_classes=1000, stride_in_1x1=False, norm="bn", output_stride=None):
             return ResNet(block, stages, num_classes=num_classes, shortcut=None, norm=norm,
-                          stride_in_1x1=stride_in_1x1)
+                          stride_in_1x1=stride_in_1x1, output_stride=output_stride)
     else:
 
-        def resnet(*, num_classes=1000, shortcut="B", zero_init_residual=False, norm="bn"):
+        def resnet(*, num_classes=1000, shortcut="B", zero_init_residual=False, norm="bn",
+                   output_stride=None):
             return ResNet(block, stages, num_classes=num_classes, shortcut=shortcut, norm=norm,
-                          zero_init_residual=zero_init_residual)
+                          zero_init_residual=zero_init_residual, output_stride=output_stride)
 
-        def plain(*, num_classes=1000, norm="bn"):
-            return ResNet(block, stages, num_classes=num_classes, shortcut=None, norm=norm)
+        def plain(*, num_classes=1000, norm="bn", output_stride=None):
+            return ResNet(block, stages, num_classes=num_classes, shortcut=None, norm=norm,
+                          output_stride=output_stride)
 
     register_backbone(resnet, name=f"resnet{depth}", family="resnet")
     register_backbone(plain, name=f"plain{depth}", family="plain")
@@ -59,13 +62,13 @@ def _register_imagenet(depth: int) -> None:
 def _register_cifar(depth: int) -> None:
     stages = cifar_stages(depth)
 
-    def resnet(*, num_classes=10, shortcut="A", zero_init_residual=False, norm="bn"):
+    def resnet(*, num_classes=10, shortcut="A", zero_init_residual=False, norm="bn", output_stride=None):
         return ResNet("basic", stages, stem="cifar", num_classes=num_classes, shortcut=shortcut,
-                      norm=norm, zero_init_residual=zero_init_residual)
+                      norm=norm, zero_init_residual=zero_init_residual, output_stride=output_stride)
 
-    def plain(*, num_classes=10, norm="bn"):
+    def plain(*, num_classes=10, norm="bn", output_stride=None):
         return ResNet("basic", stages, stem="cifar", num_classes=num_classes, shortcut=None,
-                      norm=norm)
+                      norm=norm, output_stride=output_stride)
 
     register_backbone(resnet, name=f"cifar_resnet{depth}", family="resnet")
     if depth != 1202:  # the paper trains no plain-1202

@@ -4,7 +4,7 @@ allowed. Every problem is listed in one ConfigError, before anything is built.""
 from .config import ConfigError
 from .precision import PRECISIONS as PRECISION_NAMES
 
-SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "constant"), ("iter", "epoch"), \
+SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "poly", "constant"), ("iter", "epoch"), \
     ("constant", "linear")
 
 

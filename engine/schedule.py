@@ -12,7 +12,7 @@ import torch
 
 @dataclass
 class ScheduleConfig:
-    kind: str = "step"  # step | cosine | constant
+    kind: str = "step"  # step | cosine | poly | constant
     unit: str = "iter"  # iter | epoch: the unit of total, milestones and warmup
     total: float = 64000
     milestones: list = field(default_factory=lambda: [32000, 48000])
@@ -20,6 +20,7 @@ class ScheduleConfig:
     warmup: float = 0  # length of the warm-up, in `unit`
     warmup_factor: float = 0.1  # lr multiplier during (constant) or at the start of (linear) warm-up
     warmup_kind: str = "constant"  # constant (the paper's ResNet-110) | linear
+    power: float = 0.9  # poly: (1 - step / total) ** power, torchvision's segmentation reference
 
 
 def to_iterations(value: float, unit: str, iters_per_epoch: int) -> int:
@@ -36,10 +37,12 @@ def lr_factor(step: int, cfg: ScheduleConfig, iters_per_epoch: int) -> float:
         factor = cfg.gamma**passed
     elif cfg.kind == "cosine":
         factor = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    elif cfg.kind == "poly":
+        factor = (1 - min(step, total) / max(total, 1)) ** cfg.power
     elif cfg.kind == "constant":
         factor = 1.0
     else:
-        raise ValueError(f"schedule.kind must be step, cosine or constant, not {cfg.kind!r}")
+        raise ValueError(f"schedule.kind must be step, cosine, poly or constant, not {cfg.kind!r}")
     warmup = to_iterations(cfg.warmup, cfg.unit, iters_per_epoch)
     if step < warmup:
         if cfg.warmup_kind == "constant":
@@ -62,5 +65,5 @@ def compress(cfg: ScheduleConfig, total: float, unit: str) -> ScheduleConfig:
     return ScheduleConfig(
         kind=cfg.kind, unit=unit, total=total, milestones=[m * scale for m in cfg.milestones],
         gamma=cfg.gamma, warmup=cfg.warmup * scale, warmup_factor=cfg.warmup_factor,
-        warmup_kind=cfg.warmup_kind,
+        warmup_kind=cfg.warmup_kind, power=cfg.power,
     )

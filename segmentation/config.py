@@ -1,0 +1,49 @@
+"""The schema of a semantic segmentation config; defaults follow torchvision's segmentation
+reference: SGD lr 0.02 for 8 GPUs x 4 images, poly schedule (power 0.9), 30 epochs, aux loss,
+random rescale 0.5-2.0 of a 520 base (here: of the image) and 480 crops."""
+
+from dataclasses import dataclass, field
+
+from engine.schedule import ScheduleConfig
+from engine.trainer import OptimConfig, TrainConfig
+
+
+@dataclass
+class SegmenterConfig:
+    backbone: str = "resnet50"  # a registry ResNet or plain net
+    head: str = "fcn"  # fcn | deeplabv3
+    num_classes: int | None = None  # None: the data set's classes (VOC: 21, background included)
+    aux_loss: bool = True
+    output_stride: int | None = 8  # 8 | 16 | 32; null: the backbone's own (CIFAR nets: 4)
+    backbone_weights: str | None = None  # e.g. a pretraining run's backbone.safetensors
+    weights: str | None = None  # a whole segmenter: our checkpoint or a torchvision state dict
+    norm: str = "bn"
+    options: dict = field(default_factory=dict)  # backbone options, or atrous_rates (deeplabv3)
+
+
+@dataclass
+class SegmentationDataConfig:
+    kind: str = "voc"  # voc (VOC2012 SegmentationClass) | folder (images/ + masks/)
+    root: str = "data/VOCdevkit/VOC2012"  # voc: holds JPEGImages/, SegmentationClass/, ImageSets/
+    train_split: str = "train"  # voc: ImageSets/Segmentation/<split>.txt; folder: <root>/<split>/
+    val_split: str = "val"
+    classes: list | None = None  # folder: class names by label (default: VOC's 21)
+    crop_size: int = 480
+    scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random rescale before the crop
+    flip: bool = True
+    on_bad_image: str = "error"  # error | skip (counted and reported)
+
+
+@dataclass
+class SegmentationConfig:
+    name: str = "segmenter"
+    output_dir: str = "outputs/segmenter"
+    resume: str = "auto"
+    resume_changes: str = "error"
+    model: SegmenterConfig = field(default_factory=SegmenterConfig)
+    data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, lr_batch=32))
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
+        kind="poly", unit="epoch", total=30, milestones=[]))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        batch_size=32, num_workers=4, log_every=20, eval_every=0, ckpt_every=1000))

@@ -1,0 +1,90 @@
+"""FCN and DeepLabV3 (torchvision's models and heads) on any registry ResNet or plain net.
+
+torchvision's `FCN` / `DeepLabV3` take a backbone that returns {"out": last map, "aux": the map
+before} (its `IntermediateLayerGetter` contract); `StageFeatures` gives a registry backbone that
+contract, so the forward pass, heads, upsampling and output dict are torchvision's own.
+"""
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
+from torchvision.models.segmentation.fcn import FCN, FCNHead
+
+from backbones import backbone_family, backbone_options, create_backbone, load_weights
+from backbones.errors import InvalidOptionError, check_choice
+from backbones.weights import extract_state_dict, read_state_file
+
+HEADS = ("fcn", "deeplabv3")
+HEAD_OPTIONS = {"fcn": {}, "deeplabv3": {"atrous_rates": (12, 24, 36)}}
+DILATABLE_FAMILIES = ("resnet", "plain")
+
+
+class StageFeatures(nn.Module):
+    """A registry backbone's last two stages as torchvision's {"out", "aux"}."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        features = list(self.body.forward_features(x).values())
+        return OrderedDict(out=features[-1], aux=features[-2])
+
+
+def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict]:
+    own = set(backbone_options(backbone) or ())
+    backbone_opts, head_opts = {}, dict(HEAD_OPTIONS[head])
+    for key, value in options.items():
+        if key in own:
+            backbone_opts[key] = value
+        elif key in HEAD_OPTIONS[head]:
+            head_opts[key] = value
+        else:
+            raise InvalidOptionError(
+                f"unknown option {key!r} for build_segmenter({backbone!r}, head={head!r}); backbone "
+                f"options: {sorted(own)}; head options: {sorted(HEAD_OPTIONS[head])}")
+    return backbone_opts, head_opts
+
+
+def build_segmenter(backbone: str, *, head: str, num_classes: int, aux_loss: bool = False,
+                    output_stride: int | None = 8, backbone_weights=None, norm: str = "bn",
+                    **options) -> nn.Module:
+    """torchvision's FCN or DeepLabV3 on registry backbone `backbone`.
+
+    output_stride: 8 or 16 dilate conv5_x (and conv4_x for 8) instead of striding, as
+    torchvision's `replace_stride_with_dilation`; None keeps the backbone's own strides (CIFAR
+    nets: 4). `aux_loss` adds the FCN head on the stage before the last (weight 0.5 in the task).
+    `backbone_weights`: pretrained classification weights (the classifier is skipped).
+    """
+    check_choice("head", head, HEADS)
+    if backbone_family(backbone) not in DILATABLE_FAMILIES:
+        raise InvalidOptionError(f"segmentation needs a ResNet or plain net, not {backbone!r} "
+                                 f"(family {backbone_family(backbone)!r})")
+    backbone_opts, head_opts = _route_options(backbone, head, options)
+    if "norm" in backbone_options(backbone):
+        backbone_opts.setdefault("norm", norm)
+    net = create_backbone(backbone, output_stride=output_stride, **backbone_opts)
+    if backbone_weights is not None:
+        load_weights(net, backbone_weights, skip=tuple(net.classifier_patterns))
+    del net.fc  # the ImageNet classifier has no part in segmentation
+    out_channels, aux_channels = (f["channels"] for f in net.feature_info[-1:-3:-1])
+    aux = FCNHead(aux_channels, num_classes) if aux_loss else None
+    if head == "fcn":
+        return FCN(StageFeatures(net), FCNHead(out_channels, num_classes), aux)
+    classifier = DeepLabHead(out_channels, num_classes, tuple(head_opts["atrous_rates"]))
+    return DeepLabV3(StageFeatures(net), classifier, aux)
+
+
+def load_segmenter_weights(model: nn.Module, source) -> nn.Module:
+    """Our segmentation checkpoints, or torchvision's (fcn_resnet50, deeplabv3_resnet50, ...)
+    state dicts, loaded strictly; torchvision's backbone names are mapped to ours."""
+    checkpoint = read_state_file(source) if not isinstance(source, dict) else source
+    state = extract_state_dict(checkpoint)
+    if not set(state) <= set(model.state_dict()):
+        body, prefix = model.backbone.body, "backbone."
+        inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        state.update({f"{prefix}body.{k}": v for k, v in body.remap_state_dict(inner).items()})
+    return load_weights(model, state)

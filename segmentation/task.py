@@ -1,0 +1,60 @@
+"""Semantic segmentation as a task for the shared trainer: per-pixel cross-entropy (void
+ignored, aux head weighted 0.5 as torchvision's reference) and confusion-matrix metrics."""
+
+import torch
+import torch.nn.functional as F
+
+from engine.data import BadSample
+from engine.task import SKIPPED, Evaluation, Task
+
+from .metrics import IGNORE_INDEX, confusion_matrix, segmentation_metrics
+
+AUX_WEIGHT = 0.5
+
+
+class SegmentationTask(Task):
+    best_metric, best_higher = "val_mIoU", True
+
+    def __init__(self, classes: list[str]):
+        self.classes = list(classes)
+
+    def collate(self, samples: list) -> dict:
+        """Images of different sizes (validation) are padded: image with 0, mask with void."""
+        good = [s for s in samples if not isinstance(s, BadSample)]
+        skipped = [s.path for s in samples if isinstance(s, BadSample)]
+        if not good:
+            return {SKIPPED: skipped}
+        height = max(image.shape[1] for image, _ in good)
+        width = max(image.shape[2] for image, _ in good)
+        images = torch.zeros(len(good), good[0][0].shape[0], height, width)
+        masks = torch.full((len(good), height, width), IGNORE_INDEX, dtype=torch.long)
+        for i, (image, mask) in enumerate(good):
+            images[i, :, : image.shape[1], : image.shape[2]] = image
+            masks[i, : mask.shape[0], : mask.shape[1]] = mask
+        return {"image": images, "mask": masks, SKIPPED: skipped}
+
+    def train_step(self, model, batch: dict):
+        outputs = model(batch["image"])
+        loss = F.cross_entropy(outputs["out"].float(), batch["mask"], ignore_index=IGNORE_INDEX)
+        stats = {"main_loss": loss.detach()}
+        if "aux" in outputs:
+            aux = F.cross_entropy(outputs["aux"].float(), batch["mask"], ignore_index=IGNORE_INDEX)
+            loss = loss + AUX_WEIGHT * aux
+            stats["aux_loss"] = aux.detach()
+        n = len(batch["image"])
+        return loss, {"loss": loss.detach() * n, **{k: v * n for k, v in stats.items()}, "samples": n}
+
+    def evaluate(self, model, loader, accelerator) -> Evaluation:
+        """One confusion matrix per image, gathered with accelerate's de-duplication of the
+        padding samples, so every pixel of the validation set counts once."""
+        total = torch.zeros(len(self.classes), len(self.classes), dtype=torch.long)
+        for batch in loader:
+            batch.pop(SKIPPED, None)
+            if not batch:
+                continue
+            pred = model(batch["image"])["out"].argmax(1)
+            per_image = torch.stack([confusion_matrix(p, t, len(self.classes))
+                                     for p, t in zip(pred, batch["mask"])])
+            total += accelerator.gather_for_metrics(per_image).sum(0).cpu()
+        metrics = segmentation_metrics(total, self.classes)
+        return Evaluation({f"val_{k}": v for k, v in metrics.items()})

@@ -1,0 +1,71 @@
+"""Training semantic segmenters from a config: data, model, the shared trainer.
+
+    python -m segmentation.train --config <yaml> [key=value ...]   # the library's entry point
+"""
+
+from pathlib import Path
+
+from engine.checks import check_run_values
+from engine.cli import run_tool, train_from_command_line
+from engine.config import check_choice, load_config
+from engine.run import Recipe, run
+
+from .config import SegmentationConfig
+from .data import VOC_CLASSES, SegmentationDataset, build_transform, folder_pairs, voc_pairs
+from .model import build_segmenter, load_segmenter_weights
+from .task import SegmentationTask
+
+
+def load_segmentation_config(path=None, overrides=()):
+    return load_config(SegmentationConfig, path, overrides, check=check_run_values)
+
+
+def build_dataset(cfg, split: str, train: bool) -> SegmentationDataset:
+    data = cfg.data
+    check_choice("data.kind", data.kind, ("voc", "folder"))
+    check_choice("data.on_bad_image", data.on_bad_image, ("error", "skip"))
+    name = data.train_split if train else data.val_split
+    pairs = voc_pairs(data.root, name) if data.kind == "voc" else folder_pairs(Path(data.root) / name)
+    transform = build_transform(train, data.crop_size, tuple(data.scale_range), data.flip)
+    dataset = SegmentationDataset(pairs, data.classes or VOC_CLASSES, transform, seed=cfg.train.seed,
+                                  on_bad_image=data.on_bad_image)
+    checked = dataset.checked(f"{split} split ({data.root}, {name})")
+    if not len(checked):
+        raise ValueError(f"no usable images in the {split} split of {data.root}")
+    return checked
+
+
+def build_datasets(cfg) -> tuple[SegmentationDataset, SegmentationDataset]:
+    return build_dataset(cfg, "train", train=True), build_dataset(cfg, "val", train=False)
+
+
+def build_model(cfg, num_classes: int | None = None):
+    m = cfg.model
+    classes = m.num_classes or num_classes
+    if classes is None:
+        raise ValueError("model.num_classes is not set and no data set gives it")
+    model = build_segmenter(m.backbone, head=m.head, num_classes=classes, aux_loss=m.aux_loss,
+                            output_stride=m.output_stride, backbone_weights=m.backbone_weights,
+                            norm=m.norm, **m.options)
+    if m.weights:
+        load_segmenter_weights(model, m.weights)
+    return model
+
+
+RECIPE = Recipe(datasets=build_datasets,
+                model=lambda cfg, train_set: build_model(cfg, len(train_set.classes)),
+                task=lambda cfg, train_set, val_set: SegmentationTask((val_set or train_set).classes))
+
+
+def train_segmenter(cfg) -> dict:
+    """Train the segmenter `cfg` describes; returns its last evaluation's metrics."""
+    return run(cfg, RECIPE)
+
+
+def main(argv=None) -> None:
+    train_from_command_line("Train an FCN or DeepLabV3 segmenter.", load_segmentation_config,
+                            train_segmenter, argv)
+
+
+if __name__ == "__main__":
+    run_tool(main)

@@ -1,0 +1,185 @@
+"""Semantic segmentation: dilated backbones, parity with torchvision's FCN and DeepLabV3, mIoU from
+one confusion matrix, data errors, and a segmenter that learns."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from helpers import REPO
+from PIL import Image
+from test_pretrain import _free_port
+
+from backbones import create_backbone
+from backbones.errors import InvalidOptionError
+from engine.data import BadImageError
+from segmentation import (
+    build_segmenter,
+    confusion_matrix,
+    load_segmentation_config,
+    load_segmenter_weights,
+    segmentation_metrics,
+    train_segmenter,
+)
+
+SMOKE = REPO / "configs" / "segmentation" / "smoke.yaml"
+
+
+def _convs(model) -> list[tuple]:
+    return [(m.stride, m.dilation, m.padding) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+@pytest.mark.parametrize("output_stride, dilate", [(8, [False, True, True]), (16, [False, False, True])])
+def test_output_stride_dilates_as_torchvision(output_stride, dilate):
+    ours = create_backbone("resnet50", output_stride=output_stride).eval()
+    reference = torchvision.models.resnet50(replace_stride_with_dilation=dilate).eval()
+    strides = [f["stride"] for f in ours.feature_info]
+    assert strides == [4, 8, min(16, output_stride), output_stride]
+    assert _convs(ours) == _convs(torchvision.models._utils.IntermediateLayerGetter(
+        reference, {"layer4": "out"}))  # same convolutions in the same order: stride, dilation, padding
+    ours.load_state_dict(ours.remap_state_dict(reference.state_dict()))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        c5 = ours.forward_features(x)["c5"]
+        expected = torchvision.models._utils.IntermediateLayerGetter(reference, {"layer4": "c5"})(x)["c5"]
+    assert c5.shape[-1] == 64 // output_stride
+    torch.testing.assert_close(c5, expected)
+
+
+def test_output_stride_of_basic_blocks_and_plain_nets():
+    for name in ("resnet18", "plain34"):
+        net = create_backbone(name, output_stride=8)
+        assert [f["stride"] for f in net.feature_info] == [4, 8, 8, 8]
+        assert net.forward_features(torch.randn(1, 3, 64, 64))["c5"].shape[-1] == 8
+    with pytest.raises(InvalidOptionError, match="output_stride"):
+        create_backbone("resnet18", output_stride=4)
+
+
+@pytest.mark.parametrize("head, factory", [("fcn", torchvision.models.segmentation.fcn_resnet50),
+                                           ("deeplabv3", torchvision.models.segmentation.deeplabv3_resnet50)])
+def test_torchvision_weights_give_torchvision_logits(head, factory):
+    torch.manual_seed(0)
+    reference = factory(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).eval()
+    ours = build_segmenter("resnet50", head=head, num_classes=21, aux_loss=True)
+    load_segmenter_weights(ours, reference.state_dict()).eval()
+    x = torch.randn(2, 3, 72, 64)
+    with torch.no_grad():
+        got, expected = ours(x), reference(x)
+    assert set(got) == {"out", "aux"} and got["out"].shape == (2, 21, 72, 64)
+    for key in ("out", "aux"):
+        torch.testing.assert_close(got[key], expected[key])
+
+
+def test_miou_from_a_hand_computed_confusion_matrix():
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 1]])
+    matrix = confusion_matrix(pred, target, num_classes=4)
+    expected = torch.zeros(4, 4, dtype=torch.long)
+    for t, p in [(0, 0), (0, 1), (1, 1), (1, 1), (2, 2), (2, 0)]:  # the void pixels count nowhere
+        expected[t, p] += 1
+    assert torch.equal(matrix, expected)
+    metrics = segmentation_metrics(matrix, ["a", "b", "c", "d"])
+    iou = {"a": 1 / 3, "b": 2 / 3, "c": 1 / 2}  # TP / (TP + FP + FN); d absent everywhere: no IoU
+    assert metrics["IoU/d"] is None
+    for name, value in iou.items():
+        assert metrics[f"IoU/{name}"] == pytest.approx(value)
+    assert metrics["mIoU"] == pytest.approx(sum(iou.values()) / 3)
+    assert metrics["pixel_accuracy"] == pytest.approx(4 / 6) and metrics["pixels"] == 6
+
+
+def test_labels_outside_the_classes_are_refused():
+    with pytest.raises(ValueError, match="label 7"):
+        confusion_matrix(torch.zeros(2, 2), torch.tensor([[0, 7], [1, 255]]), num_classes=3)
+
+
+def write_shapes(root, count=6, size=64, seed=0):
+    """Images with a square (class 1) and a disc (class 2) on noise, their masks, void borders."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(count):
+        image = rng.integers(60, 120, (size, size, 3)).astype(np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        x, y = rng.integers(4, size // 2 - 8, 2)
+        mask[y:y + 20, x:x + 20] = 1
+        cx, cy = rng.integers(size // 2 + 8, size - 12, 2)
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < 100] = 2
+        image[mask == 1] = (230, 40, 40)
+        image[mask == 2] = (40, 40, 230)
+        mask[0, :] = 255  # a void row, as VOC's object borders
+        Image.fromarray(image).save(root / "images" / f"{i:03d}.png")
+        Image.fromarray(mask, mode="L").save(root / "masks" / f"{i:03d}.png")
+    return root
+
+
+def _config(tmp_path, *overrides):
+    return load_segmentation_config(
+        SMOKE, [f"output_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'data'}", *overrides])
+
+
+def test_a_segmenter_overfits_a_few_images(tmp_path):
+    write_shapes(tmp_path / "data" / "train")
+    final = train_segmenter(_config(tmp_path, "data.val_split=train"))
+    assert final["val_mIoU"] >= 0.6
+    assert final["val_pixels"] == 6 * 63 * 64  # every labelled pixel once, the void row nowhere
+    written = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    assert written["metrics"]["val_mIoU"] == final["val_mIoU"]
+
+
+def test_two_processes_count_every_pixel_once(tmp_path):
+    write_shapes(tmp_path / "data" / "train", count=5)  # odd: one process gets a padding duplicate
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", str(REPO / "tools/train_segmentation.py"), "--config",
+               str(SMOKE), f"output_dir={tmp_path / 'run'}",
+               f"data.root={tmp_path / 'data'}", "data.val_split=train", "schedule.total=2",
+               "train.batch_size=2"]
+    subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=120)
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["metrics"]
+    assert metrics["val_pixels"] == 5 * 63 * 64
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("size", r"mask .*001.png is 32x32 but image .*001.png is 64x64"),
+    ("rgb", r"mask .*001.png is a RGB image"),
+    ("label", r"mask .*001.png holds label 9"),
+])
+def test_malformed_masks_are_errors_naming_the_files_or_counted_skips(tmp_path, problem, message):
+    root = write_shapes(tmp_path / "data" / "train", count=4)
+    mask = root / "masks" / "001.png"
+    if problem == "size":
+        Image.new("L", (32, 32)).save(mask)
+    elif problem == "rgb":
+        Image.new("RGB", (64, 64)).save(mask)
+    else:
+        Image.fromarray(np.full((64, 64), 9, np.uint8), mode="L").save(mask)
+    with pytest.raises(BadImageError, match=message):
+        train_segmenter(_config(tmp_path, "data.val_split=train"))
+    final = train_segmenter(_config(tmp_path, "data.val_split=train", "data.on_bad_image=skip",
+                                    "schedule.total=2", "train.batch_size=2"))
+    assert final["val_pixels"] == 3 * 63 * 64
+
+
+def test_voc_segmentation_class_palette_masks(tmp_path):
+    """VOC 2012's layout: the ImageSets list, JPEG images, palette PNGs whose indices are classes."""
+    from segmentation.train import build_dataset
+
+    root = tmp_path / "VOC2012"
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True)
+    (root / "ImageSets/Segmentation/val.txt").write_text("2007_000032\n2007_000033\n")
+    for name in ("2007_000032", "2007_000033"):
+        Image.new("RGB", (40, 30), (90, 90, 90)).save(root / "JPEGImages" / f"{name}.jpg")
+        mask = Image.fromarray(np.array([[0] * 40] * 29 + [[255] * 40], np.uint8), mode="L").convert("P")
+        mask.putpixel((5, 5), 15)  # person
+        mask.save(root / "SegmentationClass" / f"{name}.png")
+    cfg = load_segmentation_config(None, ["data.kind=voc", f"data.root={root}"])
+    val = build_dataset(cfg, "val", train=False)
+    image, mask = val[0]
+    assert len(val) == 2 and len(val.classes) == 21 and image.shape == (3, 30, 40)
+    assert mask[5, 5] == 15 and (mask[29] == 255).all() and mask.dtype == torch.long
