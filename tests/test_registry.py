@@ -87,7 +87,8 @@ def test_family_and_options_are_asked_not_guessed_from_names():
         ["resnet", "plain", "resnet", "plain", "vgg", "timm"]
     assert backbone_options("cifar_resnet20")["shortcut"] == "A"
     assert backbone_options("resnet50") == {"shortcut": "B", "stride_in_1x1": False,
-                                            "zero_init_residual": False, "norm": "bn"}
+                                            "zero_init_residual": False, "norm": "bn",
+                                            "output_stride": None}
     assert backbone_options("timm/resnet18") is None  # timm takes its own constructor's options
     with pytest.raises(UnknownBackboneError):
         backbone_family("resnet51")
