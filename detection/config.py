@@ -8,14 +8,15 @@ from engine.trainer import OptimConfig, TrainConfig
 
 @dataclass
 class DetectorConfig:
+    kind: str = "faster_rcnn"  # faster_rcnn | mask_rcnn (instance masks: COCO-format data)
     backbone: str = "resnet50"  # any registry name, timm/<model> included
-    head: str = "fpn"  # c4 | vgg | fpn
+    head: str = "fpn"  # c4 | vgg | fpn (mask_rcnn: c4 | fpn)
     num_classes: int | None = None  # None: the data set's classes + background
     backbone_weights: str | None = None  # e.g. a pretraining run's backbone.safetensors
     weights: str | None = None  # a whole detector: our checkpoint or a torchvision state dict
     freeze_at: int = 2
     norm: str = "frozen_bn"
-    options: dict = field(default_factory=dict)  # routed by name: backbone, head or FasterRCNN
+    options: dict = field(default_factory=dict)  # routed by name: backbone, head or the detector
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Both are read into the same records: one per image with its file, size, xyxy boxes, contiguous
 labels (1..K; 0 is torchvision's background) and an `ignore` flag (COCO crowd, VOC difficult)
-that keeps a box out of training and tells evaluation to neither reward nor punish it.
+that keeps a box out of training and tells evaluation to neither reward nor punish it; with
+`masks=True` (Mask R-CNN) also each object's COCO segmentation (polygons or RLE), decoded to a
+mask only when a training sample is drawn.
 Bad input is an error naming the file and record, or, with `on_bad_record="skip"`, a counted
 skip listed in `problems` (and unreadable images are skipped and reported by the trainer).
 """
@@ -49,6 +51,7 @@ class ImageRecord:
     boxes: np.ndarray  # (N, 4) float32 xyxy, clipped to the image
     labels: np.ndarray  # (N,) int64 in 1..K
     ignore: np.ndarray  # (N,) bool: crowd (COCO) or difficult (VOC)
+    segmentations: list | None = None  # COCO polygons or RLE per box, when masks are read
 
 
 @dataclass
@@ -98,8 +101,10 @@ def clean_boxes(boxes, width, height, where: str, problems: Problems, on_bad_rec
     return clipped, ~(negative | empty)
 
 
-def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record: str = "error") -> Source:
-    """A COCO instances file (2014 or 2017) and its image folder."""
+def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record: str = "error",
+              masks: bool = False) -> Source:
+    """A COCO instances file (2014 or 2017) and its image folder; `masks`: the instance
+    segmentations too (an annotation whose segmentation is malformed is bad input)."""
     from pycocotools.coco import COCO
 
     check_choice("data.on_bad_record", on_bad_record, ("skip", "error"))
@@ -123,10 +128,9 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record:
             images[image_id] = info
     for ann in coco.dataset.get("annotations", []):
         where = f"{annotation_file.name}: annotation {ann.get('id')}"
-        problem = _bbox_problem(ann.get("bbox"))
+        kind, problem = _annotation_problem(ann, images.get(ann.get("image_id")), masks)
         if problem:
-            problems.add("malformed boxes", f"{where} (image {ann.get('image_id')}): {problem}",
-                         on_bad_record)
+            problems.add(kind, f"{where} (image {ann.get('image_id')}): {problem}", on_bad_record)
         elif ann.get("image_id") not in per_image:
             problems.add("annotations of unknown images", f"{where} names unknown image_id "
                          f"{ann.get('image_id')}", on_bad_record)
@@ -148,6 +152,7 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record:
             image_id, image_dir / info["file_name"], info["width"], info["height"], boxes[keep],
             np.array([label_of[a["category_id"]] for a in anns], dtype=np.int64)[keep],
             np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)[keep],
+            [a["segmentation"] for a, k in zip(anns, keep) if k] if masks else None,
         ))
     names = [coco.cats[c]["name"] for c in category_ids]
     used = {id(a) for anns in per_image.values() for a in anns}
@@ -175,6 +180,14 @@ def _image_entry_problem(info: dict) -> str | None:
     return None
 
 
+def _annotation_problem(ann: dict, image: dict | None, masks: bool) -> tuple[str, str | None]:
+    """(kind, why) when the annotation's box, or its mask where masks are read, is malformed."""
+    problem = _bbox_problem(ann.get("bbox"))
+    if problem or not masks or image is None:
+        return "malformed boxes", problem
+    return "malformed masks", segmentation_problem(ann.get("segmentation"), image["height"], image["width"])
+
+
 def _bbox_problem(bbox) -> str | None:
     """Why an annotation's bbox is not [x, y, width, height] of four finite numbers, or None."""
     if bbox is None:
@@ -184,6 +197,42 @@ def _bbox_problem(bbox) -> str | None:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in bbox):
         return f"bbox {bbox!r} holds a value that is not a finite number"
     return None
+
+
+def segmentation_problem(segmentation, height: int, width: int) -> str | None:
+    """Why a COCO segmentation is neither polygons (lists of >= 3 x, y points) nor an RLE of its
+    image's size, or None."""
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return "segmentation is an empty list of polygons"
+        for polygon in segmentation:
+            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and np.isfinite(v) for v in polygon)):
+                return f"polygon {str(polygon)[:60]} is not a list of >= 3 finite x, y pairs"
+        return None
+    if isinstance(segmentation, dict):
+        if list(segmentation.get("size", ())) != [height, width]:
+            return f"RLE size {segmentation.get('size')!r} is not the image's [{height}, {width}]"
+        if not isinstance(segmentation.get("counts"), (str, bytes, list)):
+            return "RLE has no counts"
+        return None
+    return f"segmentation {str(segmentation)[:60]!r} is neither polygons nor RLE"
+
+
+def decode_masks(segmentations: list, height: int, width: int) -> np.ndarray:
+    """(N, H, W) uint8 masks of COCO polygons / RLE (compressed or not), as COCO.annToMask."""
+    from pycocotools import mask as mask_utils
+
+    masks = np.zeros((len(segmentations), height, width), dtype=np.uint8)
+    for i, segmentation in enumerate(segmentations):
+        if isinstance(segmentation, list) or isinstance(segmentation.get("counts"), list):
+            rles = mask_utils.frPyObjects(segmentation, height, width)
+            rle = mask_utils.merge(rles) if isinstance(rles, list) else rles
+        else:
+            rle = segmentation
+        masks[i] = mask_utils.decode(rle)
+    return masks
 
 
 def read_voc(root: str | Path, split: str, classes=VOC_CLASSES, on_bad_record: str = "error",
@@ -283,13 +332,21 @@ class DetectionDataset(Dataset):
             return BadSample(str(record.file), str(error))
         keep = ~record.ignore if self.train else np.ones(len(record.labels), dtype=bool)
         boxes, labels = record.boxes[keep], record.labels[keep]
+        inputs = {"image": image, "bboxes": boxes, "labels": labels}
+        if self.train and record.segmentations is not None:  # evaluation reads the COCO masks
+            inputs["masks"] = decode_masks([s for s, k in zip(record.segmentations, keep) if k],
+                                           record.height, record.width)
         if self.transform is not None:
             seed_transform(self.transform, sample_seed(self.seed, self.epoch, index))
-            out = self.transform(image=image, bboxes=boxes, labels=labels)
-            image, boxes, labels = out["image"], out["bboxes"], out["labels"]
+            inputs = self.transform(**inputs)
         target = {
-            "boxes": torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)),
-            "labels": torch.as_tensor(np.asarray(labels, dtype=np.int64)),
+            "boxes": torch.as_tensor(np.asarray(inputs["bboxes"], dtype=np.float32).reshape(-1, 4)),
+            "labels": torch.as_tensor(np.asarray(inputs["labels"], dtype=np.int64)),
             "image_id": record.image_id,
         }
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255, target
+        if "masks" in inputs:
+            target["masks"] = torch.as_tensor(np.asarray(inputs["masks"], dtype=np.uint8))
+            if len(target["masks"]) != len(target["boxes"]):
+                raise RuntimeError(f"{record.file}: the transform kept {len(target['boxes'])} boxes "
+                                   f"but {len(target['masks'])} masks")
+        return torch.from_numpy(np.array(inputs["image"])).permute(2, 0, 1).float() / 255, target

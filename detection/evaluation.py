@@ -1,5 +1,5 @@
-"""Detection metrics: COCO's twelve (through faster-coco-eval, or pycocotools as the reference)
-and PASCAL VOC mAP@0.5 (VOC07 11-point and area under the curve), from the same records."""
+"""Detection metrics: COCO's twelve for boxes and masks (through faster-coco-eval, or pycocotools
+as the reference) and PASCAL VOC mAP@0.5 (VOC07 11-point and area under the curve), from the same records."""
 
 import contextlib
 import io
@@ -28,9 +28,22 @@ def coco_ground_truth(records, category_ids, class_names) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faster_coco_eval") -> dict:
-    """COCOeval's 12 box metrics for COCO-format results ({image_id, category_id, bbox, score})."""
+def encode_masks(masks) -> list[dict]:
+    """Mask R-CNN's (N, 1, H, W) mask probabilities as COCO RLEs (JSON-ready), binarised at 0.5 as
+    torchvision's reference and detectron2 do."""
+    from pycocotools import mask as mask_utils
+
+    binary = (masks[:, 0] > 0.5).cpu().numpy().astype(np.uint8)
+    rles = mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0))) if len(binary) else []
+    return [{"size": rle["size"], "counts": rle["counts"].decode("ascii")} for rle in rles]
+
+
+def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faster_coco_eval",
+                  iou_type: str = "bbox") -> dict:
+    """COCOeval's 12 metrics for COCO-format results ({image_id, category_id, bbox, score}, and
+    segmentation for iou_type="segm")."""
     check_choice("backend", backend, BACKENDS)
+    check_choice("iou_type", iou_type, ("bbox", "segm"))
     if backend == "pycocotools":
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -39,11 +52,13 @@ def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faste
         from faster_coco_eval import COCOeval_faster as COCOeval
     if not results:
         return dict.fromkeys(COCO_METRICS, 0.0)
+    if iou_type == "segm":  # else COCO's loadRes takes the box area as the mask's (detectron2 too)
+        results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = ground_truth
         gt.createIndex()
-        evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+        evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -70,7 +85,8 @@ def _average_precision(recall, precision, use_07_metric: bool) -> float:
 
 
 def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
-    """VOC mAP. `detections[image_id]` = (boxes xyxy, scores, labels 1..K) arrays.
+    """VOC mAP. `detections[image_id]` = (boxes xyxy, scores, labels 1..K) arrays (masks after
+    them are not read).
 
     Ignored (difficult) ground truth neither counts as a miss nor makes a detection false.
     """
@@ -80,7 +96,7 @@ def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: flo
         positives = sum(int((~ignore).sum()) for _, ignore in gt.values())
         if positives == 0:
             continue
-        found = [(score, image_id, box) for image_id, (boxes, scores, labels) in detections.items()
+        found = [(score, image_id, box) for image_id, (boxes, scores, labels, *_) in detections.items()
                  for box, score, lab in zip(boxes, scores, labels) if lab == label and image_id in gt]
         found.sort(key=lambda d: -d[0])
         used = {image_id: np.zeros(len(g[0]), dtype=bool) for image_id, g in gt.items()}

@@ -39,16 +39,19 @@ class SharedMapBody(nn.Module):
 
 class C5Head(nn.Module):
     """The last stage (conv5_x) and global average pooling, per region: a 2048-d (bottleneck)
-    representation."""
+    representation. C4 Mask R-CNN calls the two halves itself: the mask branch reads the map."""
 
     def __init__(self, backbone):
         super().__init__()
         self.stage = backbone.stages[-1]
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_channels = backbone.feature_info[-1]["channels"]
 
+    @staticmethod
+    def pool(maps: torch.Tensor) -> torch.Tensor:
+        return maps.mean(dim=(2, 3))
+
     def forward(self, regions: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.pool(self.stage(regions)), 1)
+        return self.pool(self.stage(regions))
 
 
 class VGGHead(nn.Module):
@@ -66,10 +69,11 @@ class VGGHead(nn.Module):
 
 
 class FPNBody(nn.Module):
-    """A feature pyramid (P2..P5 and a max-pooled P6) over c2..c5 of any registry backbone.
+    """A feature pyramid (P2..P5 and a max-pooled P6) over c2..c5 of any registry backbone, or
+    over the levels it has (a CIFAR net: c2..c4, then the pooled level).
 
     Output names "0".."3" and "pool" are torchvision's, so its anchors, RoI pooling and
-    `fasterrcnn_resnet50_fpn` weights apply unchanged.
+    `fasterrcnn_resnet50_fpn` / `maskrcnn_resnet50_fpn` weights apply unchanged.
     """
 
     LEVELS = ("c2", "c3", "c4", "c5")
@@ -77,17 +81,19 @@ class FPNBody(nn.Module):
     def __init__(self, backbone, out_channels: int = 256):
         super().__init__()
         infos = {f["name"]: f for f in backbone.feature_info}
-        missing = [name for name in self.LEVELS if name not in infos]
-        if missing:
-            raise ValueError(f"head='fpn' needs features {self.LEVELS}; the backbone lacks {missing}")
+        self.levels = [name for name in self.LEVELS if name in infos]
+        if len(self.levels) < 2 or self.levels != list(self.LEVELS[: len(self.levels)]):
+            raise ValueError(f"head='fpn' needs features c2, c3 and on (up to c5); the backbone has "
+                             f"{sorted(infos)}")
         self.body = backbone
-        self.fpn = FeaturePyramidNetwork([infos[n]["channels"] for n in self.LEVELS], out_channels,
+        self.fpn = FeaturePyramidNetwork([infos[n]["channels"] for n in self.levels], out_channels,
                                          extra_blocks=LastLevelMaxPool())
         self.out_channels = out_channels
+        self.featmap_names = [str(i) for i in range(len(self.levels))]  # RoI pooling reads these
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         features = self.body.forward_features(x)
-        return self.fpn(OrderedDict((str(i), features[n]) for i, n in enumerate(self.LEVELS)))
+        return self.fpn(OrderedDict((str(i), features[n]) for i, n in enumerate(self.levels)))
 
 
 class RoIPool(nn.Module):

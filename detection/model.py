@@ -1,9 +1,11 @@
-"""Faster R-CNN (torchvision's) around any registry backbone, with the paper's heads."""
+"""Faster R-CNN and Mask R-CNN (torchvision's) around any registry backbone, with the paper's
+heads: one builder, the detector class and its extra branch chosen by the caller."""
 
 import inspect
 
 from torch import nn
-from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
@@ -13,8 +15,11 @@ from backbones.registry import TIMM_FAMILY
 from backbones.weights import extract_state_dict, read_state_file
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
+from .res5_heads import Res5RoIHeads
 
 HEADS = ("c4", "vgg", "fpn")
+MASK_HEADS = ("c4", "fpn")
+MASK_CHANNELS = 256  # the deconvolution's width in the C4 mask branch (detectron2's CONV_DIM)
 # FasterRCNN's own keyword arguments that a config may set (the modules are ours to build).
 DETECTOR_OPTIONS = tuple(
     p for p in inspect.signature(FasterRCNN.__init__).parameters
@@ -31,7 +36,7 @@ ASPECT_RATIOS = (0.5, 1.0, 2.0)
 C4_FAMILIES = ("resnet", "plain")  # a stem and stages of blocks: the last stage runs per region
 
 
-def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict, dict]:
+def _route_options(backbone: str, head: str, options: dict, builder: str) -> tuple[dict, dict, dict]:
     """Split options into (backbone, detector, head) by name; anything else is an error."""
     own_options = backbone_options(backbone)  # None: a timm model, which names its own
     backbone_valid = set(own_options or ())
@@ -47,7 +52,7 @@ def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict,
             routed[0][key] = value  # timm rejects the options it does not take
         else:
             raise InvalidOptionError(
-                f"unknown option {key!r} for build_faster_rcnn({backbone!r}, head={head!r}); "
+                f"unknown option {key!r} for {builder}({backbone!r}, head={head!r}); "
                 f"backbone options: {sorted(backbone_valid)}; head options: "
                 f"{sorted(HEAD_DEFAULTS[head])}; detector options: {list(DETECTOR_OPTIONS)}"
             )
@@ -79,30 +84,33 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
     (roi_pool, roi_size, anchor_sizes, fpn_channels) or FasterRCNN (min_size, max_size, ...).
     """
     check_choice("head", head, HEADS)
-    backbone_opts, detector_opts, head_opts = _route_options(backbone, head, options)
+    return _build(FasterRCNN, backbone, head, num_classes, backbone_weights, freeze_at, norm, options)
+
+
+def build_mask_rcnn(backbone: str, *, head: str, num_classes: int, backbone_weights=None,
+                    freeze_at: int = 2, norm: str = "frozen_bn", **options) -> MaskRCNN:
+    """A torchvision MaskRCNN on registry backbone `backbone`; arguments as build_faster_rcnn.
+
+    head="fpn": torchvision's mask branch (four 3x3 convolutions, a deconvolution) on 14x14 RoIAlign
+    of the pyramid, as `maskrcnn_resnet50_fpn`. head="c4": the Mask R-CNN paper's ResNet-C4 heads
+    (Res5RoIHeads): conv5_x per region feeds the box branch and a 2x deconvolution to per-class
+    14x14 masks.
+    """
+    check_choice("head", head, MASK_HEADS)
+    return _build(MaskRCNN, backbone, head, num_classes, backbone_weights, freeze_at, norm, options)
+
+
+def _build(detector: type, backbone: str, head: str, num_classes: int, backbone_weights,
+           freeze_at: int, norm: str, options: dict):
+    """`detector` (FasterRCNN or MaskRCNN) with the body, anchors and box head of `head`."""
+    builder = "build_mask_rcnn" if detector is MaskRCNN else "build_faster_rcnn"
+    backbone_opts, detector_opts, head_opts = _route_options(backbone, head, options, builder)
     head_opts = {**HEAD_DEFAULTS[head], **head_opts}
     family = backbone_family(backbone)
-    if family == TIMM_FAMILY:
-        backbone_opts.setdefault("features_only", True)
-    elif "norm" in backbone_options(backbone):
-        backbone_opts.setdefault("norm", norm)
-    net = create_backbone(backbone, **backbone_opts)
-    if backbone_weights is not None:
-        skip = tuple(getattr(net, "classifier_patterns", ()))
-        if backbone_opts.get("norm") == "gn":  # from BN pretraining: convolutions and affine only
-            skip += BN_STATISTICS
-        load_weights(net, backbone_weights, skip=skip)
-    _freeze(net, freeze_at)
-    if hasattr(net, "fc"):
-        del net.fc  # the ImageNet classifier has no part in detection
-    anchors = AnchorGenerator(
-        tuple((s,) for s in head_opts["anchor_sizes"]) if head == "fpn"
-        else (tuple(head_opts["anchor_sizes"]),),
-        (ASPECT_RATIOS,) * (len(head_opts["anchor_sizes"]) if head == "fpn" else 1),
-    )
+    net = _backbone(backbone, family, backbone_opts, backbone_weights, freeze_at, norm)
     if head == "fpn":
-        return FasterRCNN(FPNBody(net, head_opts["fpn_channels"]), num_classes,
-                          rpn_anchor_generator=anchors, **detector_opts)
+        return _fpn_detector(detector, FPNBody(net, head_opts["fpn_channels"]), num_classes,
+                             head_opts["anchor_sizes"], detector_opts)
     if head == "c4" and family not in C4_FAMILIES:
         raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {backbone!r}")
     if head == "vgg" and family != "vgg":
@@ -112,14 +120,53 @@ def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_we
     else:  # conv1_1..conv5_3 shared; fc6, fc7 per region
         body, box_head = SharedMapBody(net, num_stages=len(net.stages)), VGGHead(net)
     check_choice("roi_pool", head_opts["roi_pool"], ("align", "pool"))
-    model = FasterRCNN(
+    # C4 masks come from conv5_x per region (Res5RoIHeads below), not from MaskRCNN's own branch
+    mask = {"mask_head": nn.Identity(), "mask_predictor": MaskRCNNPredictor(
+        box_head.out_channels, MASK_CHANNELS, num_classes)} if detector is MaskRCNN else {}
+    anchors = AnchorGenerator((tuple(head_opts["anchor_sizes"]),), (ASPECT_RATIOS,))
+    model = detector(
         body, None, rpn_anchor_generator=anchors, box_head=box_head,
         box_roi_pool=MultiScaleRoIAlign([SHARED_MAP], head_opts["roi_size"], sampling_ratio=0),
-        box_predictor=_predictor(box_head.out_channels, num_classes), **detector_opts,
+        box_predictor=_predictor(box_head.out_channels, num_classes), **mask, **detector_opts,
     )
     if head_opts["roi_pool"] == "pool":  # FasterRCNN's constructor accepts RoIAlign only
         model.roi_heads.box_roi_pool = RoIPool(SHARED_MAP, head_opts["roi_size"], 1 / body.stride)
+    if mask:
+        model.roi_heads = Res5RoIHeads.replacing(model.roi_heads, mask["mask_predictor"])
     return model
+
+
+def _fpn_detector(detector: type, body: FPNBody, num_classes: int, anchor_sizes, options: dict):
+    """torchvision's FPN detector: one anchor size per level, RoIAlign over the levels (7x7 boxes,
+    14x14 masks, as `fasterrcnn_resnet50_fpn` / `maskrcnn_resnet50_fpn`); MaskRCNN adds
+    torchvision's own mask branch."""
+    levels = len(body.featmap_names) + 1  # and the max-pooled level, for the RPN only
+    if len(anchor_sizes) != levels:
+        raise InvalidOptionError(f"anchor_sizes={list(anchor_sizes)}: head='fpn' on this backbone "
+                                 f"has {levels} levels ({', '.join(body.levels)}, pool), one size each")
+    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), (ASPECT_RATIOS,) * levels)
+    pools = {"box_roi_pool": MultiScaleRoIAlign(body.featmap_names, 7, sampling_ratio=2)}
+    if detector is MaskRCNN:
+        pools["mask_roi_pool"] = MultiScaleRoIAlign(body.featmap_names, 14, sampling_ratio=2)
+    return detector(body, num_classes, rpn_anchor_generator=anchors, **pools, **options)
+
+
+def _backbone(name: str, family: str, options: dict, weights, freeze_at: int, norm: str) -> nn.Module:
+    """The registry backbone with its pretrained weights, frozen stages and no classifier."""
+    if family == TIMM_FAMILY:
+        options.setdefault("features_only", True)
+    elif "norm" in backbone_options(name):
+        options.setdefault("norm", norm)
+    net = create_backbone(name, **options)
+    if weights is not None:
+        skip = tuple(getattr(net, "classifier_patterns", ()))
+        if options.get("norm") == "gn":  # from BN pretraining: convolutions and affine only
+            skip += BN_STATISTICS
+        load_weights(net, weights, skip=skip)
+    _freeze(net, freeze_at)
+    if hasattr(net, "fc"):
+        del net.fc  # the ImageNet classifier has no part in detection
+    return net
 
 
 def _predictor(channels: int, num_classes: int) -> nn.Module:
@@ -129,7 +176,8 @@ def _predictor(channels: int, num_classes: int) -> nn.Module:
 
 
 def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
-    """Our detection checkpoints, or torchvision detection state dicts (fasterrcnn_resnet50_fpn),
+    """Our detection checkpoints, or torchvision detection state dicts (fasterrcnn_resnet50_fpn,
+    maskrcnn_resnet50_fpn),
     loaded strictly and safely; torchvision's backbone names are mapped to ours."""
     checkpoint = read_state_file(source) if not isinstance(source, dict) else source
     state = extract_state_dict(checkpoint)

@@ -8,15 +8,18 @@ from accelerate.utils import gather_object
 from engine.data import BadSample
 from engine.task import SKIPPED, Evaluation, Task
 
-from .evaluation import coco_evaluate, voc_evaluate
+from .evaluation import coco_evaluate, encode_masks, voc_evaluate
 
 
 class DetectionTask(Task):
     best_metric, best_higher = "val_AP", True
 
-    def __init__(self, val_set=None, backend: str = "faster_coco_eval", describe: dict | None = None):
-        """`describe`: what metrics.json says of the run (name, backbone, head), for compare."""
+    def __init__(self, val_set=None, backend: str = "faster_coco_eval", describe: dict | None = None,
+                 masks: bool = False):
+        """`describe`: what metrics.json says of the run (name, backbone, head), for compare;
+        `masks`: the model predicts instance masks, scored as COCO `segm` beside `bbox`."""
         self.val_set, self.backend, self.describe = val_set, backend, dict(describe or {})
+        self.masks = masks
 
     def batch_groups(self, dataset) -> list[int]:
         """Aspect-ratio grouping: landscape (0) and portrait (1) images batch separately."""
@@ -37,7 +40,8 @@ class DetectionTask(Task):
         return loss, {"loss": loss.detach() * n, **stats, "samples": n}
 
     def predict(self, model, loader, accelerator) -> dict:
-        """image_id -> (boxes xyxy, scores, labels), every image once across processes."""
+        """image_id -> (boxes xyxy, scores, labels[, masks as COCO RLE]), every image once across
+        processes."""
         local = {}
         for batch in loader:
             batch.pop(SKIPPED, None)
@@ -45,28 +49,39 @@ class DetectionTask(Task):
                 continue
             outputs = model(batch["images"])
             for target, output in zip(batch["targets"], outputs):
-                local[target["image_id"]] = tuple(output[k].float().cpu().numpy()
-                                                  for k in ("boxes", "scores", "labels"))
+                found = tuple(output[k].float().cpu().numpy() for k in ("boxes", "scores", "labels"))
+                if self.masks:
+                    found += (encode_masks(output["masks"]),)
+                local[target["image_id"]] = found
         merged = {}
         for part in gather_object([local]) if accelerator.num_processes > 1 else [local]:
             merged.update(part)  # padding duplicates collapse on image_id
         return merged
 
     def to_coco_results(self, detections: dict) -> list[dict]:
-        ids = self.val_set.category_ids
-        return [{"image_id": int(image_id), "category_id": int(ids[int(label) - 1]),
-                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                 "score": float(score)}
-                for image_id, (boxes, scores, labels) in detections.items()
-                for b, score, label in zip(boxes, scores, labels)]
+        """COCO results: a bbox per detection, and its segmentation (RLE) where masks are predicted."""
+        ids, results = self.val_set.category_ids, []
+        for image_id, (boxes, scores, labels, *masks) in detections.items():
+            for i, (b, score, label) in enumerate(zip(boxes, scores, labels)):
+                result = {"image_id": int(image_id), "category_id": int(ids[int(label) - 1]),
+                          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                          "score": float(score)}
+                if masks:
+                    result["segmentation"] = masks[0][i]
+                results.append(result)
+        return results
 
     def evaluate(self, model, loader, accelerator) -> Evaluation:
-        """COCO and VOC metrics; the predictions are the COCO-format detections they scored."""
+        """COCO box (and mask: `segm_*`) and VOC metrics; the predictions are the COCO-format
+        detections they scored."""
         detections = self.predict(model, loader, accelerator)
         if not accelerator.is_main_process:
             return Evaluation()
         results = self.to_coco_results(detections)
         metrics = coco_evaluate(self.val_set.ground_truth, results, self.backend)
+        if self.masks:
+            segm = coco_evaluate(self.val_set.ground_truth, results, self.backend, iou_type="segm")
+            metrics.update({f"segm_{name}": value for name, value in segm.items()})
         metrics.update(voc_evaluate(self.val_set.records, detections, len(self.val_set.classes)))
         return Evaluation({"val_images": len(detections), **{f"val_{k}": v for k, v in metrics.items()}},
                           predictions=results)

@@ -13,20 +13,28 @@ from engine.run import Recipe, run
 from .config import DetectionConfig
 from .data import DetectionDataset, Problems, Source, read_coco, read_voc
 from .evaluation import coco_ground_truth
-from .model import build_faster_rcnn, load_detector_weights
+from .model import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from .task import DetectionTask
 from .transforms import build_detection_transform
+
+
+DETECTORS = {"faster_rcnn": build_faster_rcnn, "mask_rcnn": build_mask_rcnn}
 
 
 def load_detection_config(path=None, overrides=()):
     return load_config(DetectionConfig, path, overrides, check=check_run_values)
 
 
-def read_source(data, split: str) -> Source:
-    """The train or val source of `data` (VOC: several year/split entries joined)."""
+def read_source(data, split: str, masks: bool = False) -> Source:
+    """The train or val source of `data` (VOC: several year/split entries joined); `masks`: with
+    the instance segmentations (COCO-format data only)."""
     check_choice("data.kind", data.kind, ("coco", "voc"))
     if data.kind == "coco":
-        return read_coco(data[f"{split}_annotations"], data[f"{split}_images"], data.on_bad_record)
+        return read_coco(data[f"{split}_annotations"], data[f"{split}_images"], data.on_bad_record,
+                         masks=masks)
+    if masks:
+        raise ValueError("model.kind=mask_rcnn needs instance masks, and data.kind=voc reads "
+                         "boxes only: use COCO-format annotations with segmentations")
     parts, first_id = [], 0
     for entry in data[f"voc_{split}"]:
         year, _, subset = str(entry).partition("/")
@@ -53,8 +61,14 @@ def _where(data, split: str) -> str:
     return f"{data.voc_root} {list(data[f'voc_{split}'])}"
 
 
+def with_masks(cfg) -> bool:
+    """Whether the config's detector predicts instance masks (Mask R-CNN)."""
+    check_choice("model.kind", cfg.model.kind, DETECTORS)
+    return cfg.model.kind == "mask_rcnn"
+
+
 def build_val_dataset(cfg) -> DetectionDataset:
-    val = DetectionDataset(read_source(cfg.data, "val"), build_detection_transform(False),
+    val = DetectionDataset(read_source(cfg.data, "val", with_masks(cfg)), build_detection_transform(False),
                            train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
     val = val.checked(f"val images ({_where(cfg.data, 'val')})")
     if not len(val):  # COCOeval would print -1 for every metric
@@ -63,7 +77,7 @@ def build_val_dataset(cfg) -> DetectionDataset:
 
 
 def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
-    train = DetectionDataset(read_source(cfg.data, "train"),
+    train = DetectionDataset(read_source(cfg.data, "train", with_masks(cfg)),
                              build_detection_transform(True, flip=cfg.data.flip), train=True,
                              seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
     train = train.checked(f"train images ({_where(cfg.data, 'train')})")
@@ -77,12 +91,14 @@ def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
 
 
 def build_detector(cfg, num_classes: int | None = None):
-    """The FasterRCNN a config describes (num_classes: the data's classes + background)."""
+    """The FasterRCNN or MaskRCNN a config describes (num_classes: the data's classes +
+    background)."""
     m = cfg.model
     classes = m.num_classes or num_classes
     if classes is None:
         raise ValueError("model.num_classes is not set and no data set gives it")
-    model = build_faster_rcnn(m.backbone, head=m.head, num_classes=classes,
+    check_choice("model.kind", m.kind, DETECTORS)
+    model = DETECTORS[m.kind](m.backbone, head=m.head, num_classes=classes,
                               backbone_weights=m.backbone_weights, freeze_at=m.freeze_at,
                               norm=m.norm, **m.options)
     if m.weights:
@@ -91,8 +107,9 @@ def build_detector(cfg, num_classes: int | None = None):
 
 
 def build_task(cfg, train_set=None, val_set=None) -> DetectionTask:
-    describe = {"name": cfg.name, "backbone": cfg.model.backbone, "head": cfg.model.head}
-    return DetectionTask(val_set, cfg.eval.backend, describe)
+    describe = {"name": cfg.name, "kind": cfg.model.kind, "backbone": cfg.model.backbone,
+                "head": cfg.model.head}
+    return DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg))
 
 
 RECIPE = Recipe(datasets=build_datasets,
@@ -106,7 +123,7 @@ def train_detector(cfg) -> dict:
 
 
 def main(argv=None) -> None:
-    train_from_command_line("Train a Faster R-CNN detector.", load_detection_config, train_detector, argv)
+    train_from_command_line("Train a Faster R-CNN or Mask R-CNN detector.", load_detection_config, train_detector, argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Detections drawn on images, to look at what a detector does: predicted boxes coloured by class
-with "name score", ground-truth boxes (when known) in thin white."""
+with "name score", their masks (Mask R-CNN) translucent in the same colour, ground-truth boxes
+(when known) in thin white."""
 
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import draw_bounding_boxes, make_grid
+from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make_grid
 
 from engine.data import IMAGE_EXTENSIONS, decode_image
 
@@ -16,8 +17,9 @@ PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
 def draw(image: np.ndarray, prediction: dict, class_names: list, score_threshold: float = 0.5,
          ground_truth: torch.Tensor | None = None, scale: int = 1, top: int = 0) -> torch.Tensor:
     """uint8 (3, H*scale, W*scale): `image` (HxWx3) with `prediction` (torchvision's boxes, labels,
-    scores, best first; labels 1..K index class_names) and optional ground-truth boxes (N, 4)
-    drawn; `top` > 0 keeps only that many of the best detections above the threshold."""
+    scores and optional masks (N, 1, H, W) of probabilities; labels 1..K index class_names) and
+    optional ground-truth boxes (N, 4) drawn; `top` > 0 keeps only that many of the best
+    detections above the threshold."""
     canvas = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if scale > 1:  # small images: enlarge first so labels stay legible
         canvas = canvas.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
@@ -29,6 +31,10 @@ def draw(image: np.ndarray, prediction: dict, class_names: list, score_threshold
     if len(boxes):
         names = [f"{class_names[int(lab) - 1]} {s:.2f}" for lab, s in zip(labels, scores)]
         colours = [PALETTE[(int(lab) - 1) % len(PALETTE)] for lab in labels]
+        if "masks" in prediction:  # binarised at 0.5, as evaluation scores them
+            masks = prediction["masks"][keep, 0] > 0.5
+            masks = masks.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+            canvas = draw_segmentation_masks(canvas, masks, alpha=0.45, colors=colours)
         canvas = draw_bounding_boxes(canvas, boxes * scale, labels=names, colors=colours, width=2)
     return canvas
 

@@ -1,4 +1,5 @@
-"""The paper's Table 8 layout: measured mAP@.5 and mAP@[.5,.95] beside the paper's COCO figures."""
+"""The paper's Table 8 layout: measured mAP@.5 and mAP@[.5,.95] beside the paper's COCO figures,
+and mask AP (Mask R-CNN) where a run has it."""
 
 import json
 from pathlib import Path
@@ -7,17 +8,24 @@ from .markdown import markdown_table
 from .paper import TABLE8
 
 
+def _percent(metrics: dict, name: str) -> str:
+    value = metrics.get(f"val_{name}", metrics.get(name))
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
 def compare_table(metric_files, paper_rows=None) -> str:
     """One row per metrics.json; `paper_rows` names the Table 8 row each is set beside (default:
-    the row of its backbone, if the paper has one)."""
+    the row of its backbone, if the paper has one). The paper reports no mask AP."""
+    summaries = [json.loads(Path(path).read_text()) for path in metric_files]
+    masks = any("val_segm_AP" in s["metrics"] for s in summaries)
     rows = []
-    for index, path in enumerate(metric_files):
-        summary = json.loads(Path(path).read_text())
+    for index, (path, summary) in enumerate(zip(metric_files, summaries)):
         metrics = summary["metrics"]
-        ap50, ap = (100 * metrics.get(f"val_{k}", metrics.get(k, float("nan"))) for k in ("AP50", "AP"))
         paper = TABLE8.get(paper_rows[index] if paper_rows else summary["backbone"])
         paper_cells = [f"{paper[1]:.1f}", f"{paper[2]:.1f}"] if paper else ["-", "-"]
+        mask_cells = [_percent(metrics, "segm_AP50"), _percent(metrics, "segm_AP")] if masks else []
         rows.append([summary.get("name", Path(path).parent.name), summary["backbone"], summary["head"],
-                     f"{ap50:.1f}", f"{ap:.1f}", *paper_cells])
-    return markdown_table(["run", "backbone", "head", "mAP@.5", "mAP@[.5,.95]", "paper mAP@.5",
-                           "paper mAP@[.5,.95]"], rows, numeric_from=3) + "\n"
+                     _percent(metrics, "AP50"), _percent(metrics, "AP"), *mask_cells, *paper_cells])
+    header = ["run", "backbone", "head", "mAP@.5", "mAP@[.5,.95]",
+              *(["mask AP@.5", "mask AP@[.5,.95]"] if masks else []), "paper mAP@.5", "paper mAP@[.5,.95]"]
+    return markdown_table(header, rows, numeric_from=3) + "\n"

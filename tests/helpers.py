@@ -20,7 +20,8 @@ def write_image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=32,
 
 
 def write_coco_dataset(root: Path, num_images=8, size=96, seed=0, category_ids=(3, 7)) -> Path:
-    """A tiny COCO set: 1-2 filled squares (red: first category, blue: second) on noise."""
+    """A tiny COCO set: 1-2 filled squares (red: first category, blue: second) on noise, each
+    with its polygon as the segmentation."""
     import json
 
     rng = np.random.default_rng(seed)
@@ -35,7 +36,8 @@ def write_coco_dataset(root: Path, num_images=8, size=96, seed=0, category_ids=(
             pixels[y : y + side, x : x + side] = colour
             annotations.append({"id": len(annotations) + 1, "image_id": image_id,
                                 "category_id": category_ids[k], "bbox": [x, y, side, side],
-                                "area": side * side, "iscrowd": 0})
+                                "area": side * side, "iscrowd": 0, "segmentation": [
+                                    [x, y, x + side, y, x + side, y + side, x, y + side]]})
         Image.fromarray(pixels).save(root / "images" / f"{image_id:04d}.png")
         images.append({"id": image_id, "file_name": f"{image_id:04d}.png", "width": size,
                        "height": size})
@@ -46,13 +48,15 @@ def write_coco_dataset(root: Path, num_images=8, size=96, seed=0, category_ids=(
     return path
 
 
-def pycocotools_stats(annotation_file, results) -> list:
-    """COCOeval's twelve box metrics computed directly, the reference for our numbers."""
+def pycocotools_stats(annotation_file, results, iou_type="bbox") -> list:
+    """COCOeval's twelve box (or mask) metrics computed directly, the reference for our numbers."""
+    import copy
+
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     gt = COCO(str(annotation_file))
-    evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+    evaluator = COCOeval(gt, gt.loadRes(copy.deepcopy(results)), iou_type)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()

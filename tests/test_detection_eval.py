@@ -39,6 +39,26 @@ def test_backends_agree_with_pycocotools_directly(source):
     assert 0.05 < ours[0]["AP"] < 0.95  # a case that tests something
 
 
+def test_mask_backends_agree_with_pycocotools_directly(source):
+    """segm AP: the results' masks are the jittered boxes as polygons; the reference is given the
+    masks alone (with a bbox, COCO's loadRes would take the box area as the mask's)."""
+    from pycocotools import mask as mask_utils
+
+    src, ann = source
+    results = []
+    for result in noisy_results(src, seed=1):
+        x, y, w, h = result.pop("bbox")
+        rle = mask_utils.merge(mask_utils.frPyObjects([[x, y, x + w, y, x + w, y + h, x, y + h]], 64, 64))
+        results.append({**result, "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+    reference = pycocotools_stats(ann, results, "segm")
+    with_boxes = [{**r, "bbox": [0.0, 0.0, 1.0, 1.0]} for r in results]  # ignored for masks
+    for backend in ("faster_coco_eval", "pycocotools"):
+        ours = coco_evaluate(src.ground_truth, with_boxes, backend, iou_type="segm")
+        for name, value in zip(COCO_METRICS, reference):
+            assert ours[name] == pytest.approx(value, abs=1e-9), (backend, name)
+    assert 0.05 < reference[0] < 0.95
+
+
 def test_perfect_detections_score_one(source):
     src, _ = source
     results = [{"image_id": r.image_id, "category_id": src.category_ids[label - 1], "score": 1.0,
