@@ -5,8 +5,8 @@ import inspect
 
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
-from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
 from backbones import backbone_family, backbone_options, create_backbone, load_weights

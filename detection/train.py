@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.checks import check_run_values
 from engine.cli import run_tool, train_from_command_line
-from engine.config import check_choice, load_config
+from engine.config import check_choice, load_config, plain
 from engine.run import Recipe, run
 
 from .config import DetectionConfig
@@ -16,7 +16,6 @@ from .evaluation import coco_ground_truth
 from .model import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from .task import DetectionTask
 from .transforms import build_detection_transform
-
 
 DETECTORS = {"faster_rcnn": build_faster_rcnn, "mask_rcnn": build_mask_rcnn}
 
@@ -100,7 +99,7 @@ def build_detector(cfg, num_classes: int | None = None):
     check_choice("model.kind", m.kind, DETECTORS)
     model = DETECTORS[m.kind](m.backbone, head=m.head, num_classes=classes,
                               backbone_weights=m.backbone_weights, freeze_at=m.freeze_at,
-                              norm=m.norm, **m.options)
+                              norm=m.norm, **plain(m.options))
     if m.weights:
         load_detector_weights(model, m.weights)
     return model
@@ -123,7 +122,8 @@ def train_detector(cfg) -> dict:
 
 
 def main(argv=None) -> None:
-    train_from_command_line("Train a Faster R-CNN or Mask R-CNN detector.", load_detection_config, train_detector, argv)
+    train_from_command_line("Train a Faster R-CNN or Mask R-CNN detector.", load_detection_config,
+                            train_detector, argv)
 
 
 if __name__ == "__main__":

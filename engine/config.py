@@ -3,7 +3,7 @@ overrides, all merged by OmegaConf. Unknown keys and ill-typed values are errors
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 BASE_KEY = "_base_"
@@ -67,3 +67,9 @@ def check_choice(key: str, value, valid) -> None:
     if value not in valid:
         raise ConfigError(f"invalid value {value!r} for {key!r}; valid values: "
                           + ", ".join(repr(v) for v in valid))
+
+
+def plain(node):
+    """A config node as plain dicts and lists: libraries test `isinstance(x, (list, tuple))`
+    (torchvision's min_size), which an OmegaConf ListConfig fails."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node

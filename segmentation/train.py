@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.checks import check_run_values
 from engine.cli import run_tool, train_from_command_line
-from engine.config import check_choice, load_config
+from engine.config import check_choice, load_config, plain
 from engine.run import Recipe, run
 
 from .config import SegmentationConfig
@@ -46,7 +46,7 @@ def build_model(cfg, num_classes: int | None = None):
         raise ValueError("model.num_classes is not set and no data set gives it")
     model = build_segmenter(m.backbone, head=m.head, num_classes=classes, aux_loss=m.aux_loss,
                             output_stride=m.output_stride, backbone_weights=m.backbone_weights,
-                            norm=m.norm, **m.options)
+                            norm=m.norm, **plain(m.options))
     if m.weights:
         load_segmenter_weights(model, m.weights)
     return model

@@ -83,6 +83,22 @@ def test_every_shipped_config_loads():
         load_detection_config(path)
 
 
+@pytest.mark.parametrize("name, kind, head, min_size", [
+    ("coco_mask_rcnn_r50_fpn_1x", "MaskRCNN", "RoIHeads", (640, 672, 704, 736, 768, 800)),
+    ("coco_mask_rcnn_r101_c4", "MaskRCNN", "Res5RoIHeads", (640, 672, 704, 736, 768, 800)),
+    ("coco_faster_rcnn_r101_c4", "FasterRCNN", "RoIHeads", (600,)),
+])
+def test_detection_configs_build_their_detector(name, kind, head, min_size):
+    """Multi-scale training (a list of shorter sides) and the 81 COCO classes, as configured."""
+    from detection import build_detector, load_detection_config
+
+    cfg = load_detection_config(REPO / "configs/detection" / f"{name}.yaml")
+    model = build_detector(cfg, num_classes=81)
+    assert type(model).__name__ == kind and type(model.roi_heads).__name__ == head
+    assert model.roi_heads.box_predictor.cls_score.out_features == 81
+    assert tuple(model.transform.min_size) == min_size
+
+
 def test_short_schedule_is_one_layer_composed_onto_each_net():
     """Every *_short config is its net's config plus schedules/cifar10_short.yaml, nothing copied."""
     shorts = sorted((REPO / "configs/classification").glob("cifar10_*_short.yaml"))
