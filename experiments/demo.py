@@ -3,10 +3,11 @@
 1. generate the synthetic shapes (COCO detection splits + an ImageFolder classification set);
 2. pretrain a shallow and a deep plain net and the deep net's residual twin, one recipe
    (degradation and its cure, Fig. 6);
-3. train the same C4 Faster R-CNN on the deep plain net and on the residual net (Table 8);
-4. evaluate both with pycocotools;
+3. train the same C4 Faster R-CNN on the deep plain net and on the residual net (Table 8), and a
+   C4 Mask R-CNN on the net that pretrained best;
+4. evaluate them with pycocotools (box AP; mask AP too for Mask R-CNN);
 5. write report.md: tables, the paper's results checked in sentences computed from the numbers,
-   curves and detections drawn.
+   curves, detections and masks drawn.
 
 Each step calls the library function the matching tool calls (`pretrain`, `train_detector`,
 `evaluate_checkpoint`, ...). With several seeds each seed's run goes to <out>/seed<k> and the
@@ -64,6 +65,7 @@ class DemoDetector:
     label: str = ""
     net: str = ""  # the label of the DemoNet whose pretraining it starts from
     paper: str = ""  # the Table 8 row (paper.TABLE8 key) it stands for
+    kind: str = "faster_rcnn"  # or mask_rcnn
 
 
 @dataclass
@@ -73,6 +75,7 @@ class DemoConfig:
     nets: list[DemoNet] = field(default_factory=list)
     detect: str = "detect.yaml"
     detectors: list[DemoDetector] = field(default_factory=list)
+    mask_rcnn: bool = True  # also a C4 Mask R-CNN on the best-pretrained net
     pretrain_overrides: list[str] = field(default_factory=list)
     detect_overrides: list[str] = field(default_factory=list)
     visualize: int = 8
@@ -122,7 +125,16 @@ class Demo:
         return self.out / "pretrain" / self.nets[label].net
 
     def detect_dir(self, detector) -> Path:
-        return self.out / "detect" / f"{self.nets[detector.net].net}_c4"
+        suffix = "_mask" if detector.kind == "mask_rcnn" else ""
+        return self.out / "detect" / f"{self.nets[detector.net].net}_c4{suffix}"
+
+    def mask_detector(self) -> DemoDetector:
+        """Mask R-CNN on the net with the lowest validation error after pretraining."""
+        def val_error(net):
+            return json.loads((self.pretrain_dir(net.label) / DONE_FILE).read_text())["metrics"][
+                "val_top1_error"]
+        best = min(self.cfg.nets, key=val_error)
+        return DemoDetector(label=f"{best.label} Mask R-CNN", net=best.label, kind="mask_rcnn")
 
     # ---- the steps -----------------------------------------------------------------------------
     def pretrain(self, net: DemoNet) -> None:
@@ -144,7 +156,8 @@ class Demo:
             f"data.val_annotations={detection / 'instances_val.json'}",
             f"data.val_images={detection / 'val'}", f"model.backbone={net.net}",
             f"model.backbone_weights={self.pretrain_dir(net.label) / 'backbone.safetensors'}",
-            f"name={net.net}_c4", f"output_dir={self.detect_dir(detector)}",
+            f"name={self.detect_dir(detector).name}", f"output_dir={self.detect_dir(detector)}",
+            f"model.kind={detector.kind}",
             f"train.seed={self.seed}", *self.cfg.detect_overrides, *extra])
 
     def train_detector(self, detector) -> None:
@@ -168,20 +181,24 @@ class Demo:
         panels = [("plain nets", [run_dir["shallow plain"], run_dir["deep plain"]]),
                   ("deep plain vs residual", [run_dir["deep plain"], run_dir["deep residual"]])]
         print(f"written {save_curves([], self.out / 'pretrain_curves.png', panels=panels)}")
-        for detector in self.cfg.detectors:
+        for detector in self.detectors():
             out = self.out / "visualize" / self.detect_dir(detector).name
             written = visualize_checkpoint(
                 self.detection_config(detector), self.detect_dir(detector) / "checkpoints" / "last.pth",
                 out, num=self.cfg.visualize, score_threshold=self.cfg.score, top=self.cfg.top, scale=2)
             print(f"written {len(written)} images to {out}")
 
+    def detectors(self) -> list[DemoDetector]:
+        """The two Faster R-CNNs and, once the nets are pretrained, the Mask R-CNN."""
+        return [*self.cfg.detectors, *([self.mask_detector()] if self.cfg.mask_rcnn else [])]
+
     def run(self, pictures: bool) -> dict:
         tag = f"seed {self.seed}: "
         for net in self.cfg.nets:
             self.timings.step(f"{tag}pretrain {net.label}", lambda n=net: self.pretrain(n))
-        for detector in self.cfg.detectors:
+        for detector in self.detectors():
             self.timings.step(f"{tag}detector {detector.label}", lambda d=detector: self.train_detector(d))
-        for detector in self.cfg.detectors:
+        for detector in self.detectors():
             self.timings.step(f"{tag}evaluate {detector.label}", lambda d=detector: self.evaluate(d))
         if pictures:
             self.timings.step(f"{tag}pictures", self.pictures)
@@ -208,6 +225,11 @@ class Demo:
             summary = json.loads((self.detect_dir(detector) / "eval_pycocotools/metrics.json").read_text())
             detected[detector.label] = {k: 100 * summary["metrics"][f"val_{k}"] for k in ("AP50", "AP")}
         results = {"seed": self.seed, "pretrain": pretrained, "detect": detected}
+        if self.cfg.mask_rcnn:
+            detector = self.mask_detector()
+            summary = json.loads((self.detect_dir(detector) / "eval_pycocotools/metrics.json").read_text())
+            results["masks"] = {"net": detector.net, **{k: 100 * summary["metrics"][f"val_{k}"]
+                                                       for k in ("AP50", "AP", "segm_AP50", "segm_AP")}}
         (self.out / "results.json").write_text(json.dumps(results, indent=1))
         return results
 
@@ -243,8 +265,9 @@ def run_demo(config: Path, out: Path, command: str, seeds: int = 1) -> tuple[lis
 
 def summary(cfg, results: list[dict]) -> list[str]:
     roles = {n.role: n.label for n in cfg.nets}
+    masks = ["", demo_report.mask_table(results)] if cfg.mask_rcnn else []
     return [demo_report.pretrain_table(results), "", demo_report.detection_table(results, cfg.detectors),
-            "", *demo_report.claims(results, roles, cfg.detectors)]
+            *masks, "", *demo_report.claims(results, roles, cfg.detectors)]
 
 
 def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: str, timings: Timings) -> Path:
@@ -280,6 +303,7 @@ def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: s
           for d in cfg.detectors], "",
         f"The {cfg.top} best detections per image (score >= {cfg.score}) coloured by class, with "
         "their scores; ground truth in white.", "",
+        *(mask_section(cfg, results, pictures, nets) if cfg.mask_rcnn else []),
         "## What is scaled down, and why", "",
         "Everything the demo shows is bounded by images per second on a 2-core CPU, so: 32 px "
         "images of 5 shapes instead of ImageNet (every shape contrasts with its background and no "
@@ -296,3 +320,17 @@ def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: s
     path.write_text("\n".join(lines) + "\n")
     return path
 
+
+
+def mask_section(cfg, results: list[dict], pictures: Path, nets: dict) -> list[str]:
+    """The report's Mask R-CNN part: its table and its masks drawn (first seed)."""
+    net = nets[results[0]["masks"]["net"]]
+    return [
+        "## 3. Instance masks (Mask R-CNN)", "",
+        f"A C4 Mask R-CNN (detectron2's Res5ROIHeads: conv5_x per region feeds boxes and masks) on "
+        f"the net with the lowest validation error after pretraining, same data and schedule as "
+        f"above; masks from the generator's visible-region RLEs, scored by pycocotools `segm`.", "",
+        demo_report.mask_table(results), "",
+        f"![Mask R-CNN]({pictures / 'visualize' / f'{net}_c4_mask' / 'grid.png'})", "",
+        f"The {cfg.top} best detections per image (score >= {cfg.score}), masks filled in the class "
+        "colour; ground-truth boxes in white.", ""]

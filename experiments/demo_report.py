@@ -107,3 +107,12 @@ def detection_table(seeds: list[dict], detectors: list) -> str:
                      str(figure(seeds, "detect", d.label, "AP")), f"{name}: {ap50:.1f}", f"{ap:.1f}"])
     return markdown_table(["detector (C4)", "mAP@.5", "mAP@[.5,.95]", "paper mAP@.5 (COCO)",
                            "paper mAP@[.5,.95]"], rows)
+
+
+def mask_table(seeds: list[dict]) -> str:
+    """Mask R-CNN's box and mask AP (the paper has no masks; Mask R-CNN's own paper reports COCO
+    mask AP about 4 points under box AP with the same C4 backbone)."""
+    nets = sorted({seed["masks"]["net"] for seed in seeds})
+    cells = [str(figure(seeds, "masks", k)) for k in ("AP50", "AP", "segm_AP50", "segm_AP")]
+    return markdown_table(["Mask R-CNN (C4) on", "box mAP@.5", "box mAP@[.5,.95]", "mask mAP@.5",
+                           "mask mAP@[.5,.95]"], [[" / ".join(nets), *cells]])

@@ -2,13 +2,16 @@
 
 Detection: COCO-format train/val splits, several shapes per image of varied size, colour, aspect
 and texture, occluding one another on cluttered backgrounds, with instance masks (RLE) whose
-visible parts give the boxes. Classification: single-shape images in the ImageFolder layout, for
-pretraining backbones on the same classes. Every shape contrasts with what lies under it and no
+visible parts give the boxes. Semantic segmentation: the same images with the masks those imply
+(class index per pixel, 0 background) in the images/ + masks/ folder layout. Classification:
+single-shape images in the ImageFolder layout, for pretraining backbones on the same classes. Every shape contrasts with what lies under it and no
 two classes share a silhouette, so each label can be read off its picture. The same seed gives the
 same bytes.
 """
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from pycocotools import mask as mask_utils
 # Every class is a different silhouette at any allowed tilt (a square turned 45 degrees would be a
 # diamond, so there is none); the ring's hole shows the background.
 CLASSES = ("circle", "square", "triangle", "cross", "ring")
+SEGMENTATION_CLASSES = ("background", *CLASSES)  # a semantic mask's index names
 MAX_TILT = np.pi / 12  # radians
 MIN_CONTRAST = 80  # luminance levels between a shape's colours and the background under it
 
@@ -104,6 +108,24 @@ def render(rng, size: int, num_objects: int, centred: bool = False):
     return image, [(label, m) for label, m in placed if m.sum() >= 16]  # mostly hidden: dropped
 
 
+def _semantic_pair(image_file: Path, objects: list, size: int, out: Path) -> None:
+    """<out>/images/<name> (a hard link to the detection image where the file system has them)
+    and <out>/masks/<name>: each object's visible pixels hold its class index + 1. Shapes hidden
+    down to under 16 pixels, which have no instance annotation, stay background here too."""
+    for folder in ("images", "masks"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    semantic = np.zeros((size, size), dtype=np.uint8)
+    for label, mask in objects:  # visible masks do not overlap
+        semantic[mask] = label + 1
+    Image.fromarray(semantic).save(out / "masks" / image_file.name)
+    target = out / "images" / image_file.name
+    target.unlink(missing_ok=True)
+    try:
+        os.link(image_file, target)
+    except OSError:
+        shutil.copyfile(image_file, target)
+
+
 def _coco_split(rng, out: Path, split: str, count: int, size: int) -> Path:
     images_dir = out / "detection" / split
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +134,7 @@ def _coco_split(rng, out: Path, split: str, count: int, size: int) -> Path:
         image, objects = render(rng, size, int(rng.integers(2, 6)))
         name = f"{image_id:05d}.png"
         Image.fromarray(image).save(images_dir / name)
+        _semantic_pair(images_dir / name, objects, size, out / "segmentation" / split)
         images.append({"id": image_id, "file_name": name, "width": size, "height": size})
         for label, mask in objects:
             rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
@@ -139,7 +162,7 @@ def _classification_split(rng, out: Path, split: str, count: int, size: int) -> 
 def make_synthetic(out: str | Path, *, seed: int = 0, num_train: int = 200, num_val: int = 50,
                    size: int = 128, num_cls_train: int = 2000, num_cls_val: int = 500,
                    cls_size: int = 32) -> dict:
-    """Write the detection and classification sets under `out`; returns their paths."""
+    """Write the detection, segmentation and classification sets under `out`; returns their paths."""
     counts = dict(num_train=num_train, num_val=num_val, num_cls_train=num_cls_train,
                   num_cls_val=num_cls_val)
     problems = [f"{k}={v}: must be an integer >= 1" for k, v in counts.items() if v < 1]
@@ -153,4 +176,4 @@ def make_synthetic(out: str | Path, *, seed: int = 0, num_train: int = 200, num_
     for split, n in (("train", num_cls_train), ("val", num_cls_val)):
         _classification_split(rng, out, split, n, cls_size)
     return {"train_annotations": paths["train"], "val_annotations": paths["val"],
-            "classification": out / "classification"}
+            "segmentation": out / "segmentation", "classification": out / "classification"}

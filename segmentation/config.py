@@ -23,8 +23,9 @@ class SegmenterConfig:
 
 @dataclass
 class SegmentationDataConfig:
-    kind: str = "voc"  # voc (VOC2012 SegmentationClass) | folder (images/ + masks/)
-    root: str = "data/VOCdevkit/VOC2012"  # voc: holds JPEGImages/, SegmentationClass/, ImageSets/
+    kind: str = "voc"  # voc (VOC2012 SegmentationClass) | folder (images/ + masks/) | coco (VOC classes)
+    root: str = "data/VOCdevkit/VOC2012"  # voc: holds JPEGImages/, SegmentationClass/, ImageSets/;
+    # coco: holds annotations/instances_<split>.json and <split>/ (e.g. train2017, val2017)
     train_split: str = "train"  # voc: ImageSets/Segmentation/<split>.txt; folder: <root>/<split>/
     val_split: str = "val"
     classes: list | None = None  # folder: class names by label (default: VOC's 21)

@@ -1,5 +1,6 @@
-"""Semantic segmentation data: PASCAL VOC 2012 `SegmentationClass` and a plain images + masks
-folder; albumentations moves image and mask together (masks with nearest-neighbour).
+"""Semantic segmentation data: PASCAL VOC 2012 `SegmentationClass`, a plain images + masks
+folder, and COCO with VOC's classes (segmentation/coco.py); albumentations moves image and mask
+together (masks with nearest-neighbour).
 
 A mask is a PNG of class indices (VOC's are palette images: the palette index is the class),
 255 = void / ignored. A mask of another size than its image, an RGB mask, or a label beyond the
@@ -40,7 +41,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 @dataclass(frozen=True)
 class Pair:
     image: Path
-    mask: Path
+    mask: Path  # a PNG of class indices, or an object whose render() draws them (COCO's)
 
 
 def voc_pairs(root: str | Path, split: str) -> list[Pair]:
@@ -86,8 +87,13 @@ def read_mask(path: Path, num_classes: int) -> np.ndarray:
     return labels
 
 
+def pair_labels(pair: Pair, num_classes: int) -> np.ndarray:
+    """The pair's mask: read from its PNG, or rendered from annotations."""
+    return pair.mask.render() if hasattr(pair.mask, "render") else read_mask(pair.mask, num_classes)
+
+
 def load_pair(pair: Pair, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    image, mask = decode_image(pair.image), read_mask(pair.mask, num_classes)
+    image, mask = decode_image(pair.image), pair_labels(pair, num_classes)
     _check_same_size(pair, (image.shape[1], image.shape[0]), mask)
     return image, mask
 
@@ -161,4 +167,4 @@ def _check_pair(pair: Pair, num_classes: int) -> None:
             size = image.size
     except (OSError, ValueError) as error:
         raise BadImageError(f"cannot read image {pair.image}: {error}") from error
-    _check_same_size(pair, size, read_mask(pair.mask, num_classes))
+    _check_same_size(pair, size, pair_labels(pair, num_classes))

@@ -11,6 +11,7 @@ from engine.config import check_choice, load_config, plain
 from engine.run import Recipe, run
 
 from .config import SegmentationConfig
+from .coco import coco_pairs
 from .data import VOC_CLASSES, SegmentationDataset, build_transform, folder_pairs, voc_pairs
 from .model import build_segmenter, load_segmenter_weights
 from .task import SegmentationTask
@@ -22,10 +23,15 @@ def load_segmentation_config(path=None, overrides=()):
 
 def build_dataset(cfg, split: str, train: bool) -> SegmentationDataset:
     data = cfg.data
-    check_choice("data.kind", data.kind, ("voc", "folder"))
+    check_choice("data.kind", data.kind, ("voc", "folder", "coco"))
     check_choice("data.on_bad_image", data.on_bad_image, ("error", "skip"))
     name = data.train_split if train else data.val_split
-    pairs = voc_pairs(data.root, name) if data.kind == "voc" else folder_pairs(Path(data.root) / name)
+    if data.kind == "voc":
+        pairs = voc_pairs(data.root, name)
+    elif data.kind == "coco":  # VOC's classes, as torchvision's reference
+        pairs = coco_pairs(data.root, name, train)
+    else:
+        pairs = folder_pairs(Path(data.root) / name)
     transform = build_transform(train, data.crop_size, tuple(data.scale_range), data.flip)
     dataset = SegmentationDataset(pairs, data.classes or VOC_CLASSES, transform, seed=cfg.train.seed,
                                   on_bad_image=data.on_bad_image)

@@ -81,6 +81,12 @@ def test_every_shipped_config_loads():
         load_pretrain_config(path)
     for path in sorted((REPO / "configs/detection").glob("*.yaml")):
         load_detection_config(path)
+    from segmentation import load_segmentation_config
+
+    coco = load_segmentation_config(REPO / "configs/segmentation/coco_voc_deeplabv3_r50.yaml")
+    assert (coco.data.kind, coco.model.head, coco.data.val_split) == ("coco", "deeplabv3", "val2017")
+    for path in sorted((REPO / "configs/segmentation").glob("*.yaml")):
+        load_segmentation_config(path)
 
 
 @pytest.mark.parametrize("name, kind, head, min_size", [

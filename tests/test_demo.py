@@ -55,7 +55,7 @@ def test_report_holds_both_tables_and_the_pictures(demo):
     assert "| ResNet-101: 48.4 | 27.2 |" in report
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert Image.open(out / picture).size[0] > 100, picture
-    assert len(re.findall(r"!\[", report)) == 3  # curves and two detectors' images
+    assert len(re.findall(r"!\[", report)) == 4  # curves, two detectors' images, Mask R-CNN's
 
 
 def test_report_numbers_are_the_evaluation_files_numbers(demo):
@@ -70,6 +70,20 @@ def test_report_numbers_are_the_evaluation_files_numbers(demo):
         final = [r for r in read_metrics(out / "pretrain" / run) if "val_top1_error" in r][-1]
         row = re.search(rf"\| {re.escape(label)} \| [^|]+ \| [^|]+ \| ([\d.]+) \|", report)
         assert row and float(row.group(1)) == round(100 * final["val_top1_error"], 1)
+
+
+def test_mask_rcnn_on_the_best_pretrained_net_with_its_mask_ap(demo):
+    out = demo[0]
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    best = min(results["pretrain"], key=lambda label: results["pretrain"][label]["val_error"])
+    net = results["pretrain"][best]["net"]
+    summary = json.loads((out / "detect" / f"{net}_c4_mask" / "eval_pycocotools" / "metrics.json").read_text())
+    assert summary["kind"] == "mask_rcnn"
+    m = summary["metrics"]
+    cells = " | ".join(f"{100 * m[f'val_{k}']:.1f}" for k in ("AP50", "AP", "segm_AP50", "segm_AP"))
+    assert f"| {best} | {cells} |" in report
+    assert (out / "visualize" / f"{net}_c4_mask" / "grid.png").is_file()
 
 
 def test_visualize_draws_any_image_folder_with_a_demo_checkpoint(demo, tmp_path):

@@ -183,3 +183,66 @@ def test_voc_segmentation_class_palette_masks(tmp_path):
     image, mask = val[0]
     assert len(val) == 2 and len(val.classes) == 21 and image.shape == (3, 30, 40)
     assert mask[5, 5] == 15 and (mask[29] == 255).all() and mask.dtype == torch.long
+
+
+def write_coco_for_voc(root, image_size=(40, 60)):
+    """Two images: person over car (overlapping) plus a toothbrush (not a VOC class); and one
+    whose only VOC-class instance covers under 1000 pixels."""
+    height, width = image_size
+    (root / "val2017").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    images = []
+    for image_id in (1, 2):
+        name = f"{image_id:012d}.jpg"
+        Image.fromarray(np.zeros((height, width, 3), dtype=np.uint8)).save(root / "val2017" / name)
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+
+    def square(ann_id, image_id, category, x0, y0, x1, y1):
+        return {"id": ann_id, "image_id": image_id, "category_id": category, "iscrowd": 0,
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]}
+
+    annotations = [square(1, 1, 1, 0, 0, 30, 30),  # person: VOC 15
+                   square(2, 1, 3, 20, 10, 50, 35),  # car: VOC 7, overlapping the person
+                   square(3, 1, 90, 52, 0, 60, 8),  # toothbrush: not a VOC class
+                   square(4, 2, 1, 0, 0, 10, 10)]  # 100 px of person: too little to train on
+    categories = [{"id": c, "name": n} for c, n in ((1, "person"), (3, "car"), (90, "toothbrush"))]
+    (root / "annotations" / "instances_val2017.json").write_text(json.dumps(
+        {"images": images, "annotations": annotations, "categories": categories}))
+
+
+def test_coco_with_voc_classes_as_torchvision_reference(tmp_path):
+    from segmentation.coco import coco_pairs
+    from segmentation.data import pair_labels
+
+    write_coco_for_voc(tmp_path)
+    pairs = coco_pairs(tmp_path, "val2017", train=False)
+    assert [p.image.name for p in pairs] == ["000000000001.jpg", "000000000002.jpg"]
+    mask = pair_labels(pairs[0], 21)
+    from pycocotools import mask as mask_utils  # the rasteriser torchvision's reference uses
+
+    def instance(x0, y0, x1, y1):
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(
+            [[x0, y0, x1, y0, x1, y1, x0, y1]], 40, 60))).astype(bool)
+
+    person, car = instance(0, 0, 30, 30), instance(20, 10, 50, 35)
+    expected = np.zeros((40, 60), dtype=np.uint8)
+    expected[person], expected[car] = 15, 7  # VOC's person and car
+    expected[person & car] = 255  # overlapping instances: void
+    assert np.array_equal(mask, expected) and (person & car).sum() > 50
+    assert (mask[:, 52:] == 0).all()  # the toothbrush is no VOC class
+    train = coco_pairs(tmp_path, "val2017", train=True)
+    assert [p.image.name for p in train] == ["000000000001.jpg"]  # image 2: 100 px <= 1000
+
+
+def test_coco_segmentation_config_trains_on_voc_classes(tmp_path):
+    write_coco_for_voc(tmp_path)
+    cfg = load_segmentation_config(REPO / "configs/segmentation/smoke.yaml", [
+        "data.kind=coco", f"data.root={tmp_path}", "data.train_split=val2017",
+        "data.val_split=val2017", "data.crop_size=32", "data.classes=null"])
+    from segmentation.train import build_datasets
+
+    train, val = build_datasets(cfg)
+    assert len(train) == 1 and len(val) == 2 and len(val.classes) == 21
+    image, mask = train[0]
+    assert set(mask.unique().tolist()) <= {0, 7, 15, 255}

@@ -46,3 +46,24 @@ def test_classification_set_is_an_image_folder(tmp_path):
     paths = make_synthetic(tmp_path, **SMALL)
     files, labels, classes = scan_image_folder(paths["classification"] / "train")
     assert classes == sorted(CLASSES) and len(files) == 20
+
+
+def test_semantic_masks_are_the_instance_masks_by_class(tmp_path):
+    """The folder layout the segmentation reader takes; each pixel's class is its instance's."""
+    from PIL import Image
+
+    from experiments.synthetic import SEGMENTATION_CLASSES
+    from segmentation.data import folder_pairs, load_pair
+
+    paths = make_synthetic(tmp_path, **SMALL)
+    coco = COCO(str(paths["val_annotations"]))
+    pairs = folder_pairs(paths["segmentation"] / "val")
+    assert len(pairs) == 3
+    for pair in pairs:
+        image, mask = load_pair(pair, len(SEGMENTATION_CLASSES))
+        info = next(i for i in coco.imgs.values() if i["file_name"] == pair.image.name)
+        assert np.array_equal(image, np.asarray(Image.open(tmp_path / "detection/val" / pair.image.name)))
+        expected = np.zeros_like(mask)
+        for ann in coco.imgToAnns[info["id"]]:
+            expected[coco.annToMask(ann).astype(bool)] = ann["category_id"]  # category id = class + 1
+        assert np.array_equal(mask, expected) and len(np.unique(mask)) > 1

@@ -1,4 +1,5 @@
-"""Generate the synthetic shapes data set (COCO detection with masks, ImageFolder classification).
+"""Generate the synthetic shapes data set (COCO detection with masks, semantic masks in the
+images/ + masks/ layout, ImageFolder classification).
 
 The same seed gives the same bytes.
 
