@@ -3,7 +3,9 @@
 By default the whole timm model is kept (its own `forward` gives the logits, its state dict loads
 unchanged) and features come from `forward_intermediates`. `features_only=True` builds timm's
 lighter `features_only` model instead, without a classifier, for detection.
-Feature levels are picked by stride and renamed c2..c5 (stride 4..32).
+Feature levels are picked by their undilated stride and named c2..c5 (stride 4..32); with timm's
+own `output_stride` (8 or 16: the last stages dilated) the names stay and `feature_info` reports
+the real strides, as the registry's ResNets do.
 """
 
 from collections import OrderedDict
@@ -31,10 +33,14 @@ class TimmBackbone(Backbone):
         from timm.models import get_pretrained_cfg_value
 
         self.config = dict(model_name=model_name, features_only=features_only, **timm_options)
+        undilated = {k: v for k, v in timm_options.items() if k != "output_stride"}
         try:
-            probe = timm.create_model(model_name, pretrained=False, features_only=True,
-                                      **timm_options)
+            probe = timm.create_model(model_name, pretrained=False, features_only=True, **undilated)
             levels = _pick_levels([dict(i) for i in probe.feature_info.info])
+            names = [STRIDE_TO_NAME[probe.feature_info.info[i]["reduction"]] for i in levels]
+            if undilated != timm_options:  # the real strides of the dilated levels
+                probe = timm.create_model(model_name, pretrained=False, features_only=True,
+                                          **timm_options)
             if features_only:
                 self.model = timm.create_model(model_name, pretrained=pretrained,
                                                features_only=True, out_indices=levels,
@@ -49,10 +55,8 @@ class TimmBackbone(Backbone):
         infos = [dict(probe.feature_info.info[i]) for i in levels]
         self._levels = levels
         self._modules_of_levels = [info["module"] for info in infos]
-        self.feature_info = [
-            {"name": STRIDE_TO_NAME[i["reduction"]], "channels": i["num_chs"], "stride": i["reduction"]}
-            for i in infos
-        ]
+        self.feature_info = [{"name": name, "channels": i["num_chs"], "stride": i["reduction"]}
+                             for name, i in zip(names, infos)]
         # A plain dict is not an nn.Module attribute: no duplicate state keys, built once.
         self._views = {"stages": nn.ModuleList(self._find(m) for m in self._modules_of_levels),
                        "stem": nn.Sequential(*self._stem_modules())}

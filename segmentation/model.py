@@ -1,4 +1,5 @@
-"""FCN and DeepLabV3 (torchvision's models and heads) on any registry ResNet or plain net.
+"""FCN and DeepLabV3 (torchvision's models and heads) on any registry ResNet or plain net, or a
+timm model (dilated by timm's own `output_stride`).
 
 torchvision's `FCN` / `DeepLabV3` take a backbone that returns {"out": last map, "aux": the map
 before} (its `IntermediateLayerGetter` contract); `StageFeatures` gives a registry backbone that
@@ -14,6 +15,7 @@ from torchvision.models.segmentation.fcn import FCN, FCNHead
 
 from backbones import backbone_family, backbone_options, create_backbone, load_weights
 from backbones.errors import InvalidOptionError, check_choice
+from backbones.registry import TIMM_FAMILY
 from backbones.weights import extract_state_dict, read_state_file
 
 HEADS = ("fcn", "deeplabv3")
@@ -34,13 +36,16 @@ class StageFeatures(nn.Module):
 
 
 def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict]:
-    own = set(backbone_options(backbone) or ())
+    """(backbone, head) options by name; a timm model takes every other option (and rejects the
+    ones it does not know)."""
+    own_options = backbone_options(backbone)
+    own = set(own_options or ())
     backbone_opts, head_opts = {}, dict(HEAD_OPTIONS[head])
     for key, value in options.items():
-        if key in own:
-            backbone_opts[key] = value
-        elif key in HEAD_OPTIONS[head]:
+        if key in HEAD_OPTIONS[head]:
             head_opts[key] = value
+        elif key in own or own_options is None:
+            backbone_opts[key] = value
         else:
             raise InvalidOptionError(
                 f"unknown option {key!r} for build_segmenter({backbone!r}, head={head!r}); backbone "
@@ -54,21 +59,30 @@ def build_segmenter(backbone: str, *, head: str, num_classes: int, aux_loss: boo
     """torchvision's FCN or DeepLabV3 on registry backbone `backbone`.
 
     output_stride: 8 or 16 dilate conv5_x (and conv4_x for 8) instead of striding, as
-    torchvision's `replace_stride_with_dilation`; None keeps the backbone's own strides (CIFAR
-    nets: 4). `aux_loss` adds the FCN head on the stage before the last (weight 0.5 in the task).
-    `backbone_weights`: pretrained classification weights (the classifier is skipped).
+    torchvision's `replace_stride_with_dilation` (timm models: timm's `output_stride`); None keeps
+    the backbone's own strides (CIFAR nets: 4). `aux_loss` adds the FCN head on the stage before
+    the last (weight 0.5 in the task). `backbone_weights`: pretrained classification weights (the
+    classifier is skipped).
     """
     check_choice("head", head, HEADS)
-    if backbone_family(backbone) not in DILATABLE_FAMILIES:
-        raise InvalidOptionError(f"segmentation needs a ResNet or plain net, not {backbone!r} "
-                                 f"(family {backbone_family(backbone)!r})")
+    family = backbone_family(backbone)
+    if family not in (*DILATABLE_FAMILIES, TIMM_FAMILY):
+        raise InvalidOptionError(f"segmentation needs a ResNet, plain net or timm model, not "
+                                 f"{backbone!r} (family {family!r})")
     backbone_opts, head_opts = _route_options(backbone, head, options)
-    if "norm" in backbone_options(backbone):
-        backbone_opts.setdefault("norm", norm)
-    net = create_backbone(backbone, output_stride=output_stride, **backbone_opts)
+    if family == TIMM_FAMILY:
+        backbone_opts.setdefault("features_only", True)
+        if output_stride is not None:
+            backbone_opts["output_stride"] = output_stride
+    else:
+        backbone_opts["output_stride"] = output_stride
+        if "norm" in backbone_options(backbone):
+            backbone_opts.setdefault("norm", norm)
+    net = create_backbone(backbone, **backbone_opts)
     if backbone_weights is not None:
         load_weights(net, backbone_weights, skip=tuple(net.classifier_patterns))
-    del net.fc  # the ImageNet classifier has no part in segmentation
+    if hasattr(net, "fc"):
+        del net.fc  # the ImageNet classifier has no part in segmentation
     out_channels, aux_channels = (f["channels"] for f in net.feature_info[-1:-3:-1])
     aux = FCNHead(aux_channels, num_classes) if aux_loss else None
     if head == "fcn":

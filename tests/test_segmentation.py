@@ -246,3 +246,25 @@ def test_coco_segmentation_config_trains_on_voc_classes(tmp_path):
     assert len(train) == 1 and len(val) == 2 and len(val.classes) == 21
     image, mask = train[0]
     assert set(mask.unique().tolist()) <= {0, 7, 15, 255}
+
+
+@pytest.mark.parametrize("output_stride, strides", [(16, [4, 8, 16, 16]), (8, [4, 8, 8, 8])])
+def test_timm_models_dilate_by_timms_own_output_stride(output_stride, strides):
+    """Levels keep their c2..c5 names; feature_info gives the real strides; the maps are timm's."""
+    import timm
+
+    net = create_backbone("timm/resnet18", features_only=True, output_stride=output_stride)
+    assert [f["name"] for f in net.feature_info] == ["c2", "c3", "c4", "c5"]
+    assert [f["stride"] for f in net.feature_info] == strides
+    reference = timm.create_model("resnet18", features_only=True, out_indices=(1, 2, 3, 4),
+                                  output_stride=output_stride)
+    reference.load_state_dict(net.model.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = list(net.forward_features(x).values()), reference(x)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert [m.shape[-1] for m in ours] == [64 // s for s in strides]
+    model = build_segmenter("timm/resnet18", head="deeplabv3", num_classes=4, aux_loss=True,
+                            output_stride=output_stride)
+    out = model(torch.rand(2, 3, 64, 64))
+    assert out["out"].shape == out["aux"].shape == (2, 4, 64, 64)
