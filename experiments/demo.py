@@ -327,9 +327,9 @@ def mask_section(cfg, results: list[dict], pictures: Path, nets: dict) -> list[s
     net = nets[results[0]["masks"]["net"]]
     return [
         "## 3. Instance masks (Mask R-CNN)", "",
-        f"A C4 Mask R-CNN (detectron2's Res5ROIHeads: conv5_x per region feeds boxes and masks) on "
-        f"the net with the lowest validation error after pretraining, same data and schedule as "
-        f"above; masks from the generator's visible-region RLEs, scored by pycocotools `segm`.", "",
+        "A C4 Mask R-CNN (detectron2's Res5ROIHeads: conv5_x per region feeds boxes and masks) on "
+        "the net with the lowest validation error after pretraining, same data and schedule as "
+        "above; masks from the generator's visible-region RLEs, scored by pycocotools `segm`.", "",
         demo_report.mask_table(results), "",
         f"![Mask R-CNN]({pictures / 'visualize' / f'{net}_c4_mask' / 'grid.png'})", "",
         f"The {cfg.top} best detections per image (score >= {cfg.score}), masks filled in the class "

@@ -4,9 +4,9 @@ Detection: COCO-format train/val splits, several shapes per image of varied size
 and texture, occluding one another on cluttered backgrounds, with instance masks (RLE) whose
 visible parts give the boxes. Semantic segmentation: the same images with the masks those imply
 (class index per pixel, 0 background) in the images/ + masks/ folder layout. Classification:
-single-shape images in the ImageFolder layout, for pretraining backbones on the same classes. Every shape contrasts with what lies under it and no
-two classes share a silhouette, so each label can be read off its picture. The same seed gives the
-same bytes.
+single-shape images in the ImageFolder layout, for pretraining backbones on the same classes.
+Every shape contrasts with what lies under it and no two classes share a silhouette, so each label
+can be read off its picture. The same seed gives the same bytes.
 """
 
 import json

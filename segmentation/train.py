@@ -10,8 +10,8 @@ from engine.cli import run_tool, train_from_command_line
 from engine.config import check_choice, load_config, plain
 from engine.run import Recipe, run
 
-from .config import SegmentationConfig
 from .coco import coco_pairs
+from .config import SegmentationConfig
 from .data import VOC_CLASSES, SegmentationDataset, build_transform, folder_pairs, voc_pairs
 from .model import build_segmenter, load_segmenter_weights
 from .task import SegmentationTask

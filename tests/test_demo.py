@@ -78,7 +78,8 @@ def test_mask_rcnn_on_the_best_pretrained_net_with_its_mask_ap(demo):
     results = json.loads((out / "results.json").read_text())
     best = min(results["pretrain"], key=lambda label: results["pretrain"][label]["val_error"])
     net = results["pretrain"][best]["net"]
-    summary = json.loads((out / "detect" / f"{net}_c4_mask" / "eval_pycocotools" / "metrics.json").read_text())
+    evaluation = out / "detect" / f"{net}_c4_mask" / "eval_pycocotools" / "metrics.json"
+    summary = json.loads(evaluation.read_text())
     assert summary["kind"] == "mask_rcnn"
     m = summary["metrics"]
     cells = " | ".join(f"{100 * m[f'val_{k}']:.1f}" for k in ("AP50", "AP", "segm_AP50", "segm_AP"))
