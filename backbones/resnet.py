@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .base import Backbone
+from .community import is_community_cifar, remap_community_cifar
 from .blocks import BLOCKS, BasicBlock, Bottleneck
 from .errors import InvalidOptionError
 from .norm import is_norm, make_norm
@@ -148,7 +149,10 @@ class ResNet(Backbone):
         return self.fc(torch.flatten(self.pool(last), 1))
 
     def remap_state_dict(self, state_dict: dict) -> dict:
-        """torchvision / timm ResNet names (conv1, bn1, layerN, downsample) to ours."""
+        """torchvision / timm ResNet names (conv1, bn1, layerN, downsample) to ours; the community
+        CIFAR layout (a `linear` classifier) renamed and its symmetric padding permuted."""
+        if is_community_cifar(state_dict):
+            return remap_community_cifar(state_dict, self)
         return {_torchvision_to_ours(key): value for key, value in state_dict.items()}
 
 

@@ -14,7 +14,7 @@ from backbones import create_backbone
 from classification.data import ClassificationDataset, SyntheticImages, decode_all, scan_image_folder
 from classification.task import ClassificationTask
 from classification.transforms import build_transform
-from detection import build_faster_rcnn
+from detection import build_faster_rcnn, build_mask_rcnn
 from detection.evaluation import coco_evaluate
 
 from . import peer_loop as peer
@@ -109,27 +109,18 @@ def classification(*, data_root: Path | None = None, repeats: int = 6, loader_ba
             print(f"  loader alone ({kind}, cifar augmentation, {workers} workers): {rate:.0f} images/s")
 
 
-def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 64) -> None:
-    """Training iteration and inference latency: our R50-FPN against torchvision's, and the
-    paper's C4 and VGG-16 designs."""
-    torch.manual_seed(0)
-    common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois)
-    images = [torch.rand(3, size, size) for _ in range(batch)]
-    targets = [{"boxes": torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]]),
-                "labels": torch.tensor([1, 2])} for _ in images]
-    reference = torchvision.models.detection.fasterrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=91,
-        norm_layer=torchvision.ops.FrozenBatchNorm2d, **common)
+def _frozen_like_torchvision(reference):
+    """Freeze conv1 and layer1, what trainable_backbone_layers=3 freezes (torchvision ignores it
+    without pretrained weights), so both sides train the same parameters."""
     for name, parameter in reference.backbone.body.named_parameters():
-        if name.startswith(("conv1.", "layer1.")):  # what trainable_backbone_layers=3 freezes
-            parameter.requires_grad_(False)  # (torchvision ignores it without pretrained weights)
-    models = {
-        "torchvision fasterrcnn_resnet50_fpn": reference,
-        "ours resnet50 fpn": build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
-        "ours resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91, **common),
-        "ours vgg16 vgg": build_faster_rcnn("vgg16", head="vgg", num_classes=91, **common),
-    }
+        if name.startswith(("conv1.", "layer1.")):
+            parameter.requires_grad_(False)
+    return reference
 
+
+def _time_detectors(models: dict, images: list, targets: list, reference: str, repeats: int) -> None:
+    """Training iteration (batch) and inference latency (one image) of each model, interleaved,
+    each with its ratio to `reference`."""
     def train_step(model):
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
 
@@ -145,14 +136,104 @@ def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 
                 model.eval()(images[:1])
         return step
 
-    print(f"{size}px, batch {batch} (training), 1 image (inference), "
-          f"{torch.get_num_threads()} threads, {rois} sampled RoIs per image")
     for kind, make in (("training iteration", train_step), ("inference latency", infer)):
         medians = compare_steps({n: make(m) for n, m in models.items()}, repeats=repeats)
-        reference = medians["torchvision fasterrcnn_resnet50_fpn"]
         for name, seconds in medians.items():
-            print(f"  {kind:18s} {name:36s} {seconds:7.3f} s  ratio to torchvision "
-                  f"{seconds / reference:.3f}")
+            print(f"  {kind:18s} {name:36s} {seconds:7.3f} s  ratio to {reference.split()[0]} "
+                  f"{seconds / medians[reference]:.3f}")
+
+
+def _detection_batch(size: int, batch: int, masks: bool):
+    images = [torch.rand(3, size, size) for _ in range(batch)]
+    boxes = torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]])
+    targets = []
+    for _ in images:
+        target = {"boxes": boxes, "labels": torch.tensor([1, 2])}
+        if masks:  # an ellipse-ish blob inside each box
+            target["masks"] = torch.zeros(2, size, size, dtype=torch.uint8)
+            for k, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
+                target["masks"][k, y0 + 10:y1 - 10, x0 + 10:x1 - 10] = 1
+        targets.append(target)
+    return images, targets
+
+
+def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 64) -> None:
+    """Training iteration and inference latency: our R50-FPN against torchvision's, and the
+    paper's C4 and VGG-16 designs."""
+    torch.manual_seed(0)
+    common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois)
+    images, targets = _detection_batch(size, batch, masks=False)
+    reference = _frozen_like_torchvision(torchvision.models.detection.fasterrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91,
+        norm_layer=torchvision.ops.FrozenBatchNorm2d, **common))
+    models = {
+        "torchvision fasterrcnn_resnet50_fpn": reference,
+        "ours resnet50 fpn": build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
+        "ours resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91, **common),
+        "ours vgg16 vgg": build_faster_rcnn("vgg16", head="vgg", num_classes=91, **common),
+    }
+    print(f"{size}px, batch {batch} (training), 1 image (inference), "
+          f"{torch.get_num_threads()} threads, {rois} sampled RoIs per image")
+    _time_detectors(models, images, targets, "torchvision fasterrcnn_resnet50_fpn", repeats)
+
+
+def mask_rcnn(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 64) -> None:
+    """Mask R-CNN: our R50-FPN against torchvision's maskrcnn_resnet50_fpn; and what the C4 mask
+    branch costs over the C4 box-only detector."""
+    torch.manual_seed(0)
+    common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois)
+    images, targets = _detection_batch(size, batch, masks=True)
+    reference = _frozen_like_torchvision(torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91,
+        norm_layer=torchvision.ops.FrozenBatchNorm2d, **common))
+    print(f"{size}px, batch {batch} (training), 1 image (inference), "
+          f"{torch.get_num_threads()} threads, {rois} sampled RoIs per image")
+    _time_detectors({"torchvision maskrcnn_resnet50_fpn": reference,
+                     "ours mask_rcnn resnet50 fpn": build_mask_rcnn("resnet50", head="fpn",
+                                                                    num_classes=91, **common)},
+                    images, targets, "torchvision maskrcnn_resnet50_fpn", repeats)
+    c4 = {"ours faster_rcnn resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91,
+                                                            **common),
+          "ours mask_rcnn resnet50 c4": build_mask_rcnn("resnet50", head="c4", num_classes=91, **common)}
+    _time_detectors(c4, images, targets, "ours faster_rcnn resnet50 c4", repeats)
+
+
+def miou_eval(*, images: int = 1449, classes: int = 21, repeats: int = 3) -> None:
+    """mIoU evaluation throughput on a VOC-val-sized workload (1449 images of 500x375, 21 classes,
+    void borders): our per-image confusion matrices against torchvision reference's
+    ConfusionMatrix update (one bincount over the flattened pair), and whether they agree."""
+    from segmentation.metrics import IGNORE_INDEX, confusion_matrix, segmentation_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(0, images, 16):  # what an evaluation loop holds: argmax maps and labels
+        target = torch.randint(0, classes, (16, 375, 500), generator=generator)
+        target[:, ::17] = IGNORE_INDEX
+        noise = torch.randint(0, classes, target.shape, generator=generator)
+        pred = torch.where(torch.rand(target.shape, generator=generator) < 0.7, target % classes, noise)
+        batches.append((pred, target))
+    count = sum(len(p) for p, _ in batches)
+
+    def ours():
+        return sum(torch.stack([confusion_matrix(p, t, classes) for p, t in zip(pred, target)]).sum(0)
+                   for pred, target in batches)
+
+    def reference():  # torchvision references/segmentation/utils.py ConfusionMatrix.update
+        matrix = torch.zeros(classes, classes, dtype=torch.int64)
+        for pred, target in batches:
+            a, b = target.flatten(), pred.flatten()
+            k = (a >= 0) & (a < classes)
+            matrix += torch.bincount(classes * a[k].to(torch.int64) + b[k], minlength=classes**2
+                                     ).reshape(classes, classes)
+        return matrix
+
+    medians = compare_steps({"ours (per image, gathered)": ours,
+                             "torchvision reference": reference}, repeats=repeats)
+    print(f"{count} images of 500x375, {classes} classes, {torch.get_num_threads()} threads")
+    for name, seconds in medians.items():
+        print(f"  {name:28s} {seconds:6.2f} s  {count / seconds:7.0f} images/s")
+    same = torch.equal(ours(), reference())
+    print(f"  identical confusion matrices: {same}; mIoU {segmentation_metrics(ours())['mIoU']:.4f}")
 
 
 def coco_eval(*, images: int = 5000) -> None:

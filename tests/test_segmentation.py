@@ -129,6 +129,14 @@ def test_a_segmenter_overfits_a_few_images(tmp_path):
     assert final["val_pixels"] == 6 * 63 * 64  # every labelled pixel once, the void row nowhere
     written = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert written["metrics"]["val_mIoU"] == final["val_mIoU"]
+    out = tmp_path / "cli_eval"  # the evaluation command, on the trained checkpoint
+    subprocess.run([sys.executable, str(REPO / "tools/evaluate_segmentation.py"), "--config", str(SMOKE),
+                    "--checkpoint", str(tmp_path / "run/checkpoints/last.pth"), "--out", str(out),
+                    f"data.root={tmp_path / 'data'}", "data.val_split=train"], check=True, cwd=REPO,
+                   timeout=300)
+    again = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert again["val_pixels"] == final["val_pixels"]
+    assert again["val_mIoU"] == pytest.approx(final["val_mIoU"], abs=0.01)  # batch 1 vs 4: float sums
 
 
 def test_two_processes_count_every_pixel_once(tmp_path):

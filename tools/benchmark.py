@@ -4,6 +4,8 @@
     python tools/benchmark.py classification   # training and loader images/s on this machine
     python tools/benchmark.py precision        # fp32 vs bf16 autocast; what train.precision=auto picks
     python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
+    python tools/benchmark.py mask-rcnn        # our Mask R-CNN R50-FPN vs torchvision's; C4 mask cost
+    python tools/benchmark.py miou-eval        # mIoU evaluation images/s, VOC-val-sized
     python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
     python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
     python tools/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
@@ -41,6 +43,17 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rois", type=int, default=64, help="box_batch_size_per_image, for all models")
     p.set_defaults(run=benchmarks.detection)
+    p = sub.add_parser("mask-rcnn", help="Mask R-CNN training iteration and inference latency")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rois", type=int, default=64, help="box_batch_size_per_image, for all models")
+    p.set_defaults(run=benchmarks.mask_rcnn)
+    p = sub.add_parser("miou-eval", help="mIoU evaluation throughput, VOC-val-sized")
+    p.add_argument("--images", type=int, default=1449)
+    p.add_argument("--classes", type=int, default=21)
+    p.add_argument("--repeats", type=int, default=3)
+    p.set_defaults(run=benchmarks.miou_eval)
     p = sub.add_parser("coco-eval", help="evaluation time of both COCO backends")
     p.add_argument("--images", type=int, default=5000)
     p.set_defaults(run=benchmarks.coco_eval)
