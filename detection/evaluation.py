@@ -3,6 +3,7 @@ as the reference) and PASCAL VOC mAP@0.5 (VOC07 11-point and area under the curv
 
 import contextlib
 import io
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +29,12 @@ def coco_ground_truth(records, category_ids, class_names) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
+def coco_bbox(box) -> list[float]:
+    """COCO's [x, y, width, height] of an xyxy box (in the box's own precision: predictions and
+    evaluation write the same numbers)."""
+    return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+
+
 def encode_masks(masks) -> list[dict]:
     """Mask R-CNN's (N, 1, H, W) mask probabilities as COCO RLEs (JSON-ready), binarised at 0.5 as
     torchvision's reference and detectron2 do."""
@@ -38,10 +45,29 @@ def encode_masks(masks) -> list[dict]:
     return [{"size": rle["size"], "counts": rle["counts"].decode("ascii")} for rle in rles]
 
 
+@dataclass
+class CocoEvaluation:
+    """COCOeval's summary, and per category what its precision / recall arrays hold (the numbers
+    pycocotools prints when given that category alone)."""
+
+    metrics: dict  # COCO_METRICS
+    per_category: dict = field(default_factory=dict)  # name -> {AP, AP50, AR100}; None: no truth
+    pr_curves: dict = field(default_factory=dict)  # name -> precision at RECALLS (IoU .5, 100 dets)
+
+
+RECALLS = np.linspace(0, 1, 101)  # COCOeval's recall thresholds
+
+
 def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faster_coco_eval",
                   iou_type: str = "bbox") -> dict:
     """COCOeval's 12 metrics for COCO-format results ({image_id, category_id, bbox, score}, and
     segmentation for iou_type="segm")."""
+    return evaluate_coco(ground_truth, results, backend, iou_type).metrics
+
+
+def evaluate_coco(ground_truth: dict, results: list[dict], backend: str = "faster_coco_eval",
+                  iou_type: str = "bbox") -> CocoEvaluation:
+    """The 12 metrics and the per-category figures of one COCOeval run."""
     check_choice("backend", backend, BACKENDS)
     check_choice("iou_type", iou_type, ("bbox", "segm"))
     if backend == "pycocotools":
@@ -51,7 +77,7 @@ def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faste
         from faster_coco_eval import COCO
         from faster_coco_eval import COCOeval_faster as COCOeval
     if not results:
-        return dict.fromkeys(COCO_METRICS, 0.0)
+        return CocoEvaluation(dict.fromkeys(COCO_METRICS, 0.0))
     if iou_type == "segm":  # else COCO's loadRes takes the box area as the mask's (detectron2 too)
         results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -62,7 +88,29 @@ def coco_evaluate(ground_truth: dict, results: list[dict], backend: str = "faste
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {name: float(value) for name, value in zip(COCO_METRICS, evaluator.stats[:12])}
+    metrics = {name: float(value) for name, value in zip(COCO_METRICS, evaluator.stats[:12])}
+    names = {c["id"]: c["name"] for c in ground_truth.get("categories", [])}
+    per_category, curves = _per_category(evaluator, [names.get(c, str(c)) for c in evaluator.params.catIds])
+    return CocoEvaluation(metrics, per_category, curves)
+
+
+def _mean_defined(values: np.ndarray) -> float | None:
+    """COCOeval's mean over the cells it filled (-1: no ground truth there), or None."""
+    defined = values[values > -1]
+    return float(defined.mean()) if defined.size else None
+
+
+def _per_category(evaluator, names: list[str]) -> tuple[dict, dict]:
+    """AP, AP50 and AR100 of each category over all areas, as COCOeval's summarize computes them
+    for one category: slices of its precision [T, R, K, A, M] and recall [T, K, A, M] arrays."""
+    precision, recall = evaluator.eval["precision"], evaluator.eval["recall"]
+    per_category, curves = {}, {}
+    for k, name in enumerate(names):
+        per_category[name] = {"AP": _mean_defined(precision[:, :, k, 0, -1]),
+                              "AP50": _mean_defined(precision[0, :, k, 0, -1]),
+                              "AR100": _mean_defined(recall[:, k, 0, -1])}
+        curves[name] = np.clip(precision[0, :, k, 0, -1], 0, None).tolist()
+    return per_category, curves
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -85,12 +133,22 @@ def _average_precision(recall, precision, use_07_metric: bool) -> float:
 
 
 def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
-    """VOC mAP. `detections[image_id]` = (boxes xyxy, scores, labels 1..K) arrays (masks after
-    them are not read).
+    """VOC mAP over the classes with ground truth (VOC07 11-point and area under the curve)."""
+    per_class = voc_per_class(records, detections, num_classes, iou_threshold)
+    aps07 = [ap07 for ap07, _ in per_class.values()]
+    aps = [ap for _, ap in per_class.values()]
+    return {"VOC07_mAP50": float(np.mean(aps07)) if aps07 else 0.0,
+            "VOC_mAP50": float(np.mean(aps)) if aps else 0.0}
+
+
+def voc_per_class(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
+    """label -> (VOC07 AP, area AP) at `iou_threshold`, for each label with ground truth.
+    `detections[image_id]` = (boxes xyxy, scores, labels 1..K) arrays (masks after them are not
+    read).
 
     Ignored (difficult) ground truth neither counts as a miss nor makes a detection false.
     """
-    aps07, aps = [], []
+    per_class = {}
     for label in range(1, num_classes + 1):
         gt = {r.image_id: (r.boxes[r.labels == label], r.ignore[r.labels == label]) for r in records}
         positives = sum(int((~ignore).sum()) for _, ignore in gt.values())
@@ -116,7 +174,6 @@ def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: flo
         tp, fp = np.cumsum(tp), np.cumsum(fp)
         recall = tp / positives
         precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        aps07.append(_average_precision(recall, precision, True))
-        aps.append(_average_precision(recall, precision, False))
-    return {"VOC07_mAP50": float(np.mean(aps07)) if aps07 else 0.0,
-            "VOC_mAP50": float(np.mean(aps)) if aps else 0.0}
+        per_class[label] = (_average_precision(recall, precision, True),
+                            _average_precision(recall, precision, False))
+    return per_class

@@ -8,7 +8,8 @@ from accelerate.utils import gather_object
 from engine.data import BadSample
 from engine.task import SKIPPED, Evaluation, Task
 
-from .evaluation import coco_evaluate, encode_masks, voc_evaluate
+from .evaluation import coco_bbox, encode_masks, evaluate_coco, voc_evaluate, voc_per_class
+from .plots import draw_pr_curves
 
 
 class DetectionTask(Task):
@@ -64,7 +65,7 @@ class DetectionTask(Task):
         for image_id, (boxes, scores, labels, *masks) in detections.items():
             for i, (b, score, label) in enumerate(zip(boxes, scores, labels)):
                 result = {"image_id": int(image_id), "category_id": int(ids[int(label) - 1]),
-                          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                          "bbox": coco_bbox(b),
                           "score": float(score)}
                 if masks:
                     result["segmentation"] = masks[0][i]
@@ -72,25 +73,37 @@ class DetectionTask(Task):
         return results
 
     def evaluate(self, model, loader, accelerator) -> Evaluation:
-        """COCO box (and mask: `segm_*`) and VOC metrics; the predictions are the COCO-format
-        detections they scored."""
+        """COCO box (and mask: `segm_*`) and VOC metrics, over all classes and per class; the
+        predictions are the COCO-format detections they scored."""
         detections = self.predict(model, loader, accelerator)
         if not accelerator.is_main_process:
             return Evaluation()
         results = self.to_coco_results(detections)
-        metrics = coco_evaluate(self.val_set.ground_truth, results, self.backend)
+        box = evaluate_coco(self.val_set.ground_truth, results, self.backend)
+        metrics, per_class = dict(box.metrics), {n: dict(v) for n, v in box.per_category.items()}
         if self.masks:
-            segm = coco_evaluate(self.val_set.ground_truth, results, self.backend, iou_type="segm")
-            metrics.update({f"segm_{name}": value for name, value in segm.items()})
+            segm = evaluate_coco(self.val_set.ground_truth, results, self.backend, iou_type="segm")
+            metrics.update({f"segm_{name}": value for name, value in segm.metrics.items()})
+            for name, values in segm.per_category.items():
+                per_class[name].update({f"segm_{k}": v for k, v in values.items()})
         metrics.update(voc_evaluate(self.val_set.records, detections, len(self.val_set.classes)))
+        voc = voc_per_class(self.val_set.records, detections, len(self.val_set.classes))
+        for label, name in enumerate(self.val_set.classes, start=1):
+            ap07, ap = voc.get(label, (None, None))
+            per_class.setdefault(name, {}).update({"VOC07_AP50": ap07, "VOC_AP50": ap})
         return Evaluation({"val_images": len(detections), **{f"val_{k}": v for k, v in metrics.items()}},
-                          predictions=results)
+                          predictions=results, details={"per_class": per_class, "pr_curves": box.pr_curves})
 
     def save_evaluation(self, evaluation: Evaluation, out_dir: Path) -> Path:
-        """detections.json (COCO results format) and metrics.json, for tools/compare.py."""
+        """detections.json (COCO results format), metrics.json (per class too, for
+        tools/compare.py) and pr_curves.png (the best and worst five classes)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "detections.json").write_text(json.dumps(evaluation.predictions or []))
-        summary = {**self.describe, "backend": self.backend, "metrics": evaluation.metrics}
+        per_class = evaluation.details.get("per_class", {})
+        summary = {**self.describe, "backend": self.backend, "metrics": evaluation.metrics,
+                   "per_class": per_class}
         path = out_dir / "metrics.json"
         path.write_text(json.dumps(summary, indent=2))
+        if evaluation.details.get("pr_curves"):
+            draw_pr_curves(evaluation.details["pr_curves"], per_class, out_dir / "pr_curves.png")
         return path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
@@ -66,11 +66,25 @@ class BadSample:
     reason: str
 
 
-def decode_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 HxWx3, or BadImageError naming the file."""
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """RGB uint8 HxWx3 of any PIL mode: 16-bit and 32-bit greyscale scaled to 8 bits (PIL's own
+    conversion would clip them to white), palette, alpha and greyscale converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.array(image.convert("RGB"))  # writable: tensors may share its memory
+
+
+def decode_image(path: str | Path, exif_orientation: bool = False) -> np.ndarray:
+    """RGB uint8 HxWx3, or BadImageError naming the file. `exif_orientation`: turned upright as
+    its EXIF tag says (a phone photo); data sets keep the stored pixels their annotations use."""
     try:
         with Image.open(path) as image:
-            return np.array(image.convert("RGB"))  # writable: tensors may share its memory
+            if exif_orientation:
+                image = ImageOps.exif_transpose(image)
+            return to_rgb8(image)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise BadImageError(f"cannot read image {path}: {error}") from error
 

@@ -22,6 +22,7 @@ class Evaluation:
 
     metrics: dict = field(default_factory=dict)
     predictions: Any = None
+    details: dict = field(default_factory=dict)  # what metrics.json adds to the metrics (per class)
 
 
 class Task:

@@ -29,3 +29,32 @@ def compare_table(metric_files, paper_rows=None) -> str:
     header = ["run", "backbone", "head", "mAP@.5", "mAP@[.5,.95]",
               *(["mask AP@.5", "mask AP@[.5,.95]"] if masks else []), "paper mAP@.5", "paper mAP@[.5,.95]"]
     return markdown_table(header, rows, numeric_from=3) + "\n"
+
+
+PER_CLASS_COLUMNS = (("AP", "AP"), ("AP50", "AP50"), ("AR100", "AR100"), ("segm_AP", "mask AP"),
+                     ("segm_AP50", "mask AP50"), ("VOC07_AP50", "VOC07 AP50"), ("VOC_AP50", "VOC AP50"))
+
+
+def per_class_table(per_class: dict) -> str:
+    """One row per class of a metrics.json's `per_class` (in %; "-" where the class has no
+    ground truth), columns as the evaluation has them."""
+    present = [(key, title) for key, title in PER_CLASS_COLUMNS
+               if any(key in figures for figures in per_class.values())]
+    rows = [[name, *[_percent(figures, key) for key, _ in present]] for name, figures in per_class.items()]
+    return markdown_table(["class", *[title for _, title in present]], rows, numeric_from=1) + "\n"
+
+
+def class_table(metric_files, class_name: str) -> str:
+    """One class across runs: a row per metrics.json."""
+    rows = []
+    for path in metric_files:
+        summary = json.loads(Path(path).read_text())
+        per_class = summary.get("per_class") or {}
+        if class_name not in per_class:
+            known = ", ".join(sorted(per_class)) or "none (evaluated before per-class results existed)"
+            raise ValueError(f"{path} has no class {class_name!r}; its classes: {known}")
+        figures = per_class[class_name]
+        rows.append([summary.get("name", Path(path).parent.name), summary["backbone"], summary["head"],
+                     *[_percent(figures, key) for key, _ in PER_CLASS_COLUMNS[:3]]])
+    titles = [f"{class_name} {title}" for _, title in PER_CLASS_COLUMNS[:3]]
+    return markdown_table(["run", "backbone", "head", *titles], rows, numeric_from=3) + "\n"

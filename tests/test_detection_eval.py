@@ -86,3 +86,52 @@ def test_voc_ap_by_hand(source):
     record.ignore = np.array([False, True])  # the second box difficult: its hit is not counted
     voc = voc_evaluate([record], detections, num_classes=1)
     assert voc["VOC_mAP50"] == pytest.approx(1.0)
+
+
+def test_per_category_figures_are_pycocotools_own_for_that_category(source):
+    """AP, AP50 and AR100 per category equal what pycocotools prints given that category alone."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from detection.evaluation import evaluate_coco
+
+    src, ann = source
+    results = noisy_results(src, seed=2)
+    gt = COCO(str(ann))
+    for backend in ("faster_coco_eval", "pycocotools"):
+        ours = evaluate_coco(src.ground_truth, results, backend)
+        assert set(ours.per_category) == {"red", "blue"}
+        for category_id, name in zip(src.category_ids, src.class_names):
+            evaluator = COCOeval(gt, gt.loadRes([dict(r) for r in results]), "bbox")
+            evaluator.params.catIds = [category_id]
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+            reference = evaluator.stats
+            figures = ours.per_category[name]
+            assert figures["AP"] == pytest.approx(reference[0], abs=1e-9), (backend, name)
+            assert figures["AP50"] == pytest.approx(reference[1], abs=1e-9), (backend, name)
+            assert figures["AR100"] == pytest.approx(reference[8], abs=1e-9), (backend, name)
+            assert len(ours.pr_curves[name]) == 101
+        aps = [v["AP"] for v in ours.per_category.values()]
+        assert ours.metrics["AP"] == pytest.approx(np.mean(aps), abs=1e-12)  # COCO's AP: their mean
+        assert len(set(aps)) == 2  # categories that differ: the slicing is checked
+
+
+def test_voc_per_class_averages_to_the_map(source):
+    from detection.evaluation import voc_per_class
+
+    src, _ = source
+    results = noisy_results(src, seed=4)
+    detections = {}
+    for r in results:
+        boxes, scores, labels = detections.setdefault(r["image_id"], ([], [], []))
+        x, y, w, h = r["bbox"]
+        boxes.append([x, y, x + w, y + h])
+        scores.append(r["score"])
+        labels.append(src.category_ids.index(r["category_id"]) + 1)
+    detections = {k: tuple(np.asarray(v) for v in d) for k, d in detections.items()}
+    per_class = voc_per_class(src.records, detections, 2)
+    overall = voc_evaluate(src.records, detections, 2)
+    assert overall["VOC_mAP50"] == pytest.approx(np.mean([ap for _, ap in per_class.values()]))
+    assert overall["VOC07_mAP50"] == pytest.approx(np.mean([ap for ap, _ in per_class.values()]))

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from helpers import REPO, pycocotools_stats, write_coco_dataset
 
@@ -36,11 +37,18 @@ def test_small_detector_overfits_its_training_set(trained):
 def test_evaluate_cli_equals_pycocotools_directly(trained):
     root, ann, overrides, _ = trained
     out = root / "cli_eval"
-    subprocess.run([sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
-                    "--checkpoint", str(root / "run/checkpoints/last.pth"), "--backend",
-                    "pycocotools", "--out", str(out), *overrides], check=True, cwd=REPO,
-                   timeout=300)
-    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    printed = subprocess.run([sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
+                              "--checkpoint", str(root / "run/checkpoints/last.pth"), "--backend",
+                              "pycocotools", "--per-class", "--out", str(out), *overrides], check=True,
+                             cwd=REPO, timeout=300, capture_output=True, text=True).stdout
+    summary = json.loads((out / "metrics.json").read_text())
+    metrics, per_class = summary["metrics"], summary["per_class"]
+    assert set(per_class) == {"red", "blue"} and (out / "pr_curves.png").stat().st_size > 1000
+    assert f"| red | {100 * per_class['red']['AP']:.1f} | {100 * per_class['red']['AP50']:.1f} |" in printed
+    one_class = subprocess.run([sys.executable, str(REPO / "tools/compare.py"), str(out / "metrics.json"),
+                                "--class", "blue"], check=True, cwd=REPO, capture_output=True,
+                               text=True).stdout
+    assert f"| {100 * per_class['blue']['AR100']:.1f} |" in one_class
     detections = json.loads((out / "detections.json").read_text())
     for name, value in zip(COCO_METRICS, pycocotools_stats(ann, detections)):
         assert metrics[f"val_{name}"] == pytest.approx(value, abs=1e-9), name
@@ -48,3 +56,71 @@ def test_evaluate_cli_equals_pycocotools_directly(trained):
                               str(out / "metrics.json")], check=True, cwd=REPO,
                              capture_output=True, text=True).stdout
     assert f"{100 * metrics['val_AP50']:.1f}" in compare
+
+
+def test_predict_gives_exactly_the_detections_evaluation_scored(trained, tmp_path):
+    from detection.evaluate import evaluate_checkpoint
+
+    root, ann, overrides, _ = trained
+    cfg = load_detection_config(SMOKE, overrides)
+    evaluate_checkpoint(cfg, root / "run/checkpoints/last.pth", tmp_path / "eval", batch_size=2)
+    scored = json.loads((tmp_path / "eval/detections.json").read_text())
+    out = tmp_path / "predicted"
+    subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config", str(root / "run/config.yaml"),
+                    "--checkpoint", str(root / "run/checkpoints/last.pth"), str(root / "images"),
+                    "--score", "0", "--batch", "2", "--out", str(out)], check=True, cwd=REPO, timeout=300)
+    predicted = json.loads((out / "predictions.json").read_text())
+    file_of = {i["id"]: i["file_name"] for i in json.loads(ann.read_text())["images"]}
+
+    def key(d, image):
+        return (image, d["category_id"], d["score"], *d["bbox"])
+
+    assert sorted(key(d, file_of[d["image_id"]]) for d in scored) == \
+        sorted(key(d, d["image_id"]) for d in predicted)
+    assert len(predicted) > 0 and sorted(p.name for p in out.glob("*.png")) == \
+        sorted(file_of.values())
+
+
+def test_predict_reads_any_mode_upright_and_skips_what_it_cannot_read(trained, tmp_path):
+    from PIL import Image
+
+    root, _, overrides, _ = trained
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rgb = Image.open(root / "images/0001.png").convert("RGB")
+    rgb.convert("L").save(photos / "grey.png")
+    rgb.convert("RGBA").save(photos / "rgba.png")
+    rgb.convert("P").save(photos / "palette.png")
+    Image.fromarray((np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)).save(photos / "deep16.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    rgb.crop((0, 0, 96, 64)).save(photos / "phone.jpg", exif=exif)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config",
+                             str(root / "run/config.yaml"), "--checkpoint",
+                             str(root / "run/checkpoints/last.pth"), str(photos), "--score", "0.05",
+                             "--out", str(out)], cwd=REPO, timeout=300, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped: cannot read image" in result.stdout and "broken.jpg" in result.stdout
+    assert "5 images predicted, 1 skipped" in result.stdout
+    assert Image.open(out / "phone.png").size == (64, 96)  # turned upright: portrait
+    assert {p.stem for p in out.glob("*.png")} == {"grey", "rgba", "palette", "deep16", "phone"}
+    grey = np.asarray(Image.open(out / "deep16.png"))
+    assert grey.max() > 200  # 16-bit scaled to 8, not clipped to white everywhere
+    assert (grey < 250).mean() > 0.5
+
+
+def test_predict_refuses_a_checkpoint_of_another_model(trained, tmp_path):
+    root, _, _, _ = trained
+    wrong = tmp_path / "wrong.pth"
+    import torch
+
+    from backbones import create_backbone
+    torch.save(create_backbone("cifar_resnet20").state_dict(), wrong)
+    result = subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config",
+                             str(root / "run/config.yaml"), "--checkpoint", str(wrong),
+                             str(root / "images"), "--out", str(tmp_path / "out")], cwd=REPO,
+                            timeout=300, capture_output=True, text=True)
+    assert result.returncode == 2 and "error: weights" in result.stderr and "missing keys" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -1,13 +1,14 @@
 """Compare evaluated detectors in a Table 8 layout, beside the paper's COCO figures.
 
     python tools/compare.py outputs/coco_vgg16/eval/metrics.json outputs/coco_r101_c4/eval/metrics.json
+    python tools/compare.py outputs/*/eval/metrics.json --class person   # one class across runs
 """
 
 import argparse
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.detection_table import compare_table
+from experiments.detection_table import class_table, compare_table
 from experiments.paper import TABLE8
 
 
@@ -18,10 +19,12 @@ def main(argv=None) -> None:
     parser.add_argument("--paper", nargs="+", choices=sorted(TABLE8),
                         help="the Table 8 row to set beside each metrics file, in order "
                              "(default: its backbone's row, if any)")
+    parser.add_argument("--class", dest="class_name", help="show this class's AP, AP50, AR100 per run")
     args = parser.parse_args(argv)
     if args.paper and len(args.paper) != len(args.metrics):
         parser.error(f"--paper names {len(args.paper)} rows for {len(args.metrics)} metrics files")
-    table = compare_table(args.metrics, args.paper)
+    table = (class_table(args.metrics, args.class_name) if args.class_name
+             else compare_table(args.metrics, args.paper))
     print(table, end="")
     if args.out:
         args.out.write_text(table)

@@ -1,5 +1,6 @@
-"""Evaluate a segmenter checkpoint on its config's validation split: mIoU, pixel accuracy, mean
-class accuracy and each class's IoU, written to metrics.json.
+"""Evaluate a segmenter checkpoint on its config's validation split (mIoU and per-class IoU).
+
+Writes metrics.json: mIoU, pixel accuracy, mean class accuracy and each class's IoU.
 
     python tools/evaluate_segmentation.py --config configs/segmentation/voc12_fcn_r50.yaml \\
         --checkpoint outputs/voc12_fcn_r50/checkpoints/last.pth [--out DIR] [key=value ...]

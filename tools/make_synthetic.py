@@ -1,5 +1,7 @@
-"""Generate the synthetic shapes data set (COCO detection with masks, semantic masks in the
-images/ + masks/ layout, ImageFolder classification).
+"""Generate the synthetic shapes data set for detection, segmentation and classification.
+
+COCO detection with instance masks, the semantic masks they imply (images/ + masks/ layout), and
+single-shape images in the ImageFolder layout.
 
 The same seed gives the same bytes.
 
