@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .base import Backbone
-from .community import is_community_cifar, remap_community_cifar
 from .blocks import BLOCKS, BasicBlock, Bottleneck
+from .community import is_community_cifar, remap_community_cifar
 from .errors import InvalidOptionError
 from .norm import is_norm, make_norm
 

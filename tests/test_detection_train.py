@@ -91,7 +91,7 @@ def test_predict_reads_any_mode_upright_and_skips_what_it_cannot_read(trained, t
     rgb.convert("L").save(photos / "grey.png")
     rgb.convert("RGBA").save(photos / "rgba.png")
     rgb.convert("P").save(photos / "palette.png")
-    Image.fromarray((np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)).save(photos / "deep16.png")
+    Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).save(photos / "deep16.png")
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
     rgb.crop((0, 0, 96, 64)).save(photos / "phone.jpg", exif=exif)
