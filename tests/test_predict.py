@@ -1,0 +1,86 @@
+"""tools/predict.py for classifiers and segmenters, and how it tells a config's task
+(detectors: tests/test_detection_train.py, on a trained one)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import REPO
+from PIL import Image
+
+from engine.config import ConfigError
+from experiments.predict import load_task_config, predict
+
+CLASSIFIER = REPO / "configs/classification/smoke.yaml"
+SEGMENTER = REPO / "configs/segmentation/smoke.yaml"
+
+
+def write_images(folder, sizes, seed=0):
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("config, task", [
+    (CLASSIFIER, "classification"), (SEGMENTER, "segmentation"),
+    (REPO / "configs/detection/smoke.yaml", "detection"),
+    (REPO / "configs/detection/coco_mask_rcnn_r101_c4.yaml", "detection"),
+    (REPO / "configs/segmentation/coco_voc_fcn_r50.yaml", "segmentation"),
+])
+def test_the_config_says_its_task(config, task):
+    assert load_task_config(config)[0] == task
+
+
+def test_a_config_that_fits_every_schema_needs_the_task_named(tmp_path):
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("name: x\n")
+    with pytest.raises(ConfigError, match="--task"):
+        load_task_config(bare)
+    assert load_task_config(bare, "segmentation")[0] == "segmentation"
+
+
+def test_classifier_top5_is_the_models_softmax_on_the_normalised_image(tmp_path):
+    from backbones import create_backbone
+    from classification.transforms import CIFAR_MEAN, CIFAR_STD
+
+    torch.manual_seed(0)
+    model = create_backbone("cifar_resnet20", num_classes=4).eval()
+    torch.save(model.state_dict(), tmp_path / "model.pth")
+    images = write_images(tmp_path / "images", [(32, 32), (32, 32), (48, 64)])
+    result = predict(CLASSIFIER, tmp_path / "model.pth", [str(images)], tmp_path / "out", batch=2)
+    records = {r["image_id"]: r["top5"] for r in json.loads(result["predictions"].read_text())}
+    assert set(records) == {"0.png", "1.png", "2.png"} and len(records["2.png"]) == 4  # 4 classes
+    for name in ("0.png", "1.png"):
+        pixels = torch.from_numpy(np.asarray(Image.open(images / name))).permute(2, 0, 1).float() / 255
+        x = (pixels - torch.tensor(CIFAR_MEAN)[:, None, None]) / torch.tensor(CIFAR_STD)[:, None, None]
+        with torch.no_grad():
+            expected = model(x[None]).softmax(1)[0]
+        top = records[name]
+        assert [t["class"] for t in top] == [f"class {i}" for i in expected.argsort(descending=True).tolist()]
+        assert [t["score"] for t in top] == pytest.approx(expected.sort(descending=True).values.tolist(),
+                                                          abs=1e-5)
+
+
+def test_segmenter_writes_a_class_mask_per_image(tmp_path):
+    from segmentation import load_segmentation_config
+    from segmentation.train import build_model
+
+    cfg = load_segmentation_config(SEGMENTER)
+    torch.save(build_model(cfg, 3).state_dict(), tmp_path / "model.pth")
+    images = write_images(tmp_path / "images", [(40, 56), (64, 64)])
+    result = predict(SEGMENTER, tmp_path / "model.pth", [str(images / "*.png")], tmp_path / "out")
+    records = json.loads(result["predictions"].read_text())
+    assert [r["image_id"] for r in records] == ["0.png", "1.png"]
+    for record, (h, w) in zip(records, [(40, 56), (64, 64)]):
+        mask = np.asarray(Image.open(tmp_path / "out" / record["image_id"].replace(".png", "_mask.png")))
+        assert mask.shape == (h, w) and mask.max() < 3
+        assert set(record["classes"]) <= {"background", "square", "disc"}
+        assert sum(record["classes"].values()) == pytest.approx(1.0)
+
+
+def test_nothing_to_predict_is_an_error_naming_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        predict(CLASSIFIER, tmp_path / "model.pth", [str(tmp_path / "nothere")], tmp_path / "out")
