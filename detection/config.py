@@ -1,6 +1,7 @@
 """The schema of a detection config; defaults follow torchvision's / detectron2's 1x recipe."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.schedule import ScheduleConfig
 from engine.trainer import OptimConfig, TrainConfig
@@ -26,9 +27,12 @@ class DetectionDataConfig:
     train_images: str = ""
     val_annotations: str = ""
     val_images: str = ""
-    voc_root: str = "data/VOCdevkit"  # voc: folder holding VOC2007/, VOC2012/
+    voc_root: str = "data/VOCdevkit"  # voc: folder holding VOC2007/, VOC2012/ (or your folders)
+    # "<folder>/<split>": <voc_root>/<folder>/{Annotations,JPEGImages,ImageSets/Main/<split>.txt};
+    # a bare "<split>" reads voc_root itself
     voc_train: list = field(default_factory=lambda: ["VOC2007/trainval", "VOC2012/trainval"])
     voc_val: list = field(default_factory=lambda: ["VOC2007/test"])
+    classes: Any = None  # voc: class names (default PASCAL's 20), or "auto": read from the XML
     flip: bool = True
     on_bad_record: str = "error"  # error | skip (counted and reported)
 

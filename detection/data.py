@@ -12,7 +12,7 @@ skip listed in `problems` (and unreadable images are skipped and reported by the
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import torch
@@ -256,6 +256,22 @@ def read_voc(root: str | Path, split: str, classes=VOC_CLASSES, on_bad_record: s
                   coco_ground_truth(records, category_ids, classes), problems)
 
 
+def voc_class_names(root: str | Path, split: str) -> set[str]:
+    """The object names the XML files of a split use (unreadable files are read_voc's to report)."""
+    root = Path(root)
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(f"VOC split file not found: {split_file}")
+    names = set()
+    for name in split_file.read_text().split():
+        try:
+            tree = ET.parse(root / "Annotations" / f"{name}.xml").getroot()
+        except (ET.ParseError, OSError):
+            continue
+        names.update(o.findtext("name", "").strip() for o in tree.findall("object"))
+    return names - {""}
+
+
 def _read_voc_xml(path: Path, image_dir: Path, image_id, label_of, problems, on_bad_record):
     try:
         tree = ET.parse(path).getroot()
@@ -269,7 +285,8 @@ def _read_voc_xml(path: Path, image_dir: Path, image_id, label_of, problems, on_
             difficult = obj.find("difficult")
             objects.append((obj.find("name").text.strip(), coords,
                             difficult is not None and difficult.text.strip() == "1"))
-        file_name = tree.find("filename").text.strip()
+        file_name = (tree.findtext("filename") or f"{path.stem}.jpg").strip()  # some tools omit it
+        file_name = PureWindowsPath(file_name).name  # some write a path of their machine (/ or \\)
     except (ET.ParseError, AttributeError, ValueError, OSError) as error:
         problems.add("unreadable annotation files", f"{path}: {error}", on_bad_record)
         return None

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from engine.checks import check_run_values
 from engine.cli import run_tool, train_from_command_line
-from engine.config import check_choice, load_config, plain
+from engine.config import ConfigError, check_choice, load_config, plain
 from engine.run import Recipe, run
 
 from .config import DetectionConfig
-from .data import DetectionDataset, Problems, Source, read_coco, read_voc
+from .data import VOC_CLASSES, DetectionDataset, Problems, Source, read_coco, read_voc, voc_class_names
 from .evaluation import coco_ground_truth
 from .model import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from .task import DetectionTask
@@ -34,11 +34,11 @@ def read_source(data, split: str, masks: bool = False) -> Source:
     if masks:
         raise ValueError("model.kind=mask_rcnn needs instance masks, and data.kind=voc reads "
                          "boxes only: use COCO-format annotations with segmentations")
+    classes = voc_classes(data)
     parts, first_id = [], 0
     for entry in data[f"voc_{split}"]:
-        year, _, subset = str(entry).partition("/")
-        part = read_voc(Path(data.voc_root) / year, subset, on_bad_record=data.on_bad_record,
-                        first_id=first_id)
+        part = read_voc(_voc_folder(data, entry), str(entry).rpartition("/")[2], classes,
+                        on_bad_record=data.on_bad_record, first_id=first_id)
         parts.append(part)
         first_id = max((r.image_id + 1 for r in part.records), default=first_id)  # ids stay unique
     if not parts:
@@ -58,6 +58,29 @@ def _where(data, split: str) -> str:
     if data.kind == "coco":
         return data[f"{split}_annotations"]
     return f"{data.voc_root} {list(data[f'voc_{split}'])}"
+
+
+def _voc_folder(data, entry) -> Path:
+    """The devkit folder of a "<folder>/<split>" entry (a bare "<split>": voc_root itself)."""
+    return Path(data.voc_root) / str(entry).rpartition("/")[0]
+
+
+def voc_classes(data) -> tuple:
+    """data.classes: PASCAL's 20 by default, the names given, or ("auto") every name the train
+    and val splits' XML files use, sorted, so both splits number them alike."""
+    if data.classes is None:
+        return VOC_CLASSES
+    if data.classes != "auto":
+        if isinstance(data.classes, str) or not len(data.classes):
+            raise ConfigError(f"data.classes={data.classes!r}: give a list of class names or 'auto'")
+        return tuple(str(c) for c in data.classes)
+    entries = [*data.voc_train, *data.voc_val]
+    names = sorted(set().union(*(voc_class_names(_voc_folder(data, e), str(e).rpartition("/")[2])
+                                 for e in entries)))
+    if not names:
+        raise ValueError(f"data.classes=auto: no object names in the XML files of {entries}")
+    print(f"data.classes=auto: {len(names)} classes from the annotations: {names}")
+    return tuple(names)
 
 
 def with_masks(cfg) -> bool:

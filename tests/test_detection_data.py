@@ -152,3 +152,91 @@ def test_aspect_ratio_grouped_batches():
     assert len(batches) == len(GroupedBatchSampler(EpochSampler(11), groups, 2)) == 2 + 3
     assert all(len({groups[i] for i in batch}) == 1 and len(batch) == 2 for batch in batches)
     assert len({i for b in batches for i in b}) == 10  # no index twice
+
+
+def voc_config(root, *overrides):
+    from detection import load_detection_config
+
+    return load_detection_config(None, ["data.kind=voc", f"data.voc_root={root}", "data.voc_train=[train]",
+                                        "data.voc_val=[train]", *overrides])
+
+
+def test_voc_folder_of_your_own_classes(tmp_path):
+    """A LabelImg-style folder (no devkit years): a bare split reads voc_root itself; the classes
+    are given, or read from the XML files (sorted, the same numbering for train and val)."""
+    from detection.train import read_source
+
+    write_voc(tmp_path, {"a": [("raccoon", (1, 1, 20, 20), False)],
+                         "b": [("fox", (5, 5, 30, 30), False), ("raccoon", (40, 10, 60, 50), False)]})
+    (tmp_path / "ImageSets/Main/trainval.txt").rename(tmp_path / "ImageSets/Main/train.txt")
+    given = read_source(voc_config(tmp_path, "data.classes=[raccoon,fox]").data, "train")
+    assert given.class_names == ["raccoon", "fox"] and given.records[1].labels.tolist() == [2, 1]
+    auto = read_source(voc_config(tmp_path, "data.classes=auto").data, "train")
+    assert auto.class_names == ["fox", "raccoon"] and auto.records[1].labels.tolist() == [1, 2]
+    assert [c["name"] for c in auto.ground_truth["categories"]] == ["fox", "raccoon"]
+    with pytest.raises(BadRecordError, match=r"b\.xml: unknown class 'fox'"):
+        read_source(voc_config(tmp_path, "data.classes=[raccoon]").data, "train")
+    skipped = read_source(voc_config(tmp_path, "data.classes=[raccoon]", "data.on_bad_record=skip").data,
+                          "train")
+    assert skipped.problems.counts == {"objects of unknown classes": 1}
+    with pytest.raises(ValueError, match="give a list of class names or 'auto'"):
+        read_source(voc_config(tmp_path, "data.classes=raccoon").data, "train")
+
+
+def test_voc_xml_without_filename_or_with_a_foreign_path(tmp_path):
+    write_voc(tmp_path, {"img1": [("dog", (1, 1, 9, 9), False)], "img2": [("dog", (1, 1, 9, 9), False)]})
+    first = tmp_path / "Annotations/img1.xml"
+    first.write_text(first.read_text().replace("<filename>img1.jpg</filename>", ""))
+    second = tmp_path / "Annotations/img2.xml"
+    second.write_text(second.read_text().replace("<filename>img2.jpg", r"<filename>C:\labels\img2.jpg"))
+    source = read_voc(tmp_path, "trainval", classes=("dog",))
+    assert [r.file.name for r in source.records] == ["img1.jpg", "img2.jpg"]
+
+
+def test_convert_voc_to_coco_reads_back_the_same_boxes(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    write_voc(tmp_path / "voc", {"a": [("raccoon", (1, 1, 20, 20), False)],
+                                 "b": [("fox", (5, 5, 30, 30), True), ("raccoon", (40, 10, 60, 50), False)]})
+    out = tmp_path / "coco.json"
+    subprocess.run([sys.executable, str(REPO / "tools/convert.py"), "voc", str(tmp_path / "voc"), "--out",
+                    str(out)], check=True, cwd=REPO, timeout=120)
+    (tmp_path / "voc/JPEGImages").mkdir(exist_ok=True)
+    coco = read_coco(out, tmp_path / "voc/JPEGImages")
+    voc = read_voc(tmp_path / "voc", "trainval", classes=("fox", "raccoon"))
+    assert coco.class_names == ["fox", "raccoon"]
+    for a, b in zip(coco.records, voc.records):
+        assert a.file == b.file and np.allclose(a.boxes, b.boxes) and (a.labels == b.labels).all()
+        assert (a.ignore == b.ignore).all()  # difficult -> iscrowd -> ignored, as VOC's evaluation
+
+
+def test_convert_labelme_polygons_and_rectangles(tmp_path):
+    from detection.convert import labelme_to_coco
+    from detection.data import decode_masks
+
+    folder = tmp_path / "labelme"
+    folder.mkdir()
+    shapes = [{"label": "leaf", "shape_type": "polygon", "points": [[10, 10], [40, 12], [25, 40]]},
+              {"label": "stone", "shape_type": "rectangle", "points": [[50, 30], [5, 50]]},
+              {"label": "leaf", "shape_type": "circle", "points": [[5, 5], [9, 9]]}]
+    (folder / "one.json").write_text(json.dumps({"imagePath": "..\\\\photos\\\\one.jpg", "imageHeight": 60,
+                                                 "imageWidth": 64, "shapes": shapes}))
+    (folder / "broken.json").write_text("{not json")
+    with pytest.raises(BadRecordError, match="broken.json"):
+        labelme_to_coco(folder)
+    coco, problems = labelme_to_coco(folder, on_bad_record="skip")
+    assert problems.counts == {"unreadable annotation files": 1, "circle shapes skipped": 1}
+    assert [c["name"] for c in coco["categories"]] == ["leaf", "stone"]
+    assert coco["images"] == [{"id": 1, "file_name": "one.jpg", "width": 64, "height": 60}]
+    leaf, stone = coco["annotations"]
+    assert leaf["bbox"] == [10, 10, 30, 30]
+    assert leaf["area"] == pytest.approx(0.5 * abs(10 * (12 - 40) + 40 * (40 - 10) + 25 * (10 - 12)))
+    assert stone["bbox"] == [5, 30, 45, 20] and stone["category_id"] == 2
+    masks = decode_masks([leaf["segmentation"], stone["segmentation"]], 60, 64)
+    assert masks[0, 20, 25] and not masks[0, 45, 25] and masks[1, 40, 30]
+    (folder / "broken.json").unlink()
+    with pytest.raises(BadRecordError, match="one.json: unknown class 'stone'"):
+        labelme_to_coco(folder, classes=["leaf"], on_bad_record="error")
