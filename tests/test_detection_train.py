@@ -124,3 +124,14 @@ def test_predict_refuses_a_checkpoint_of_another_model(trained, tmp_path):
                             timeout=300, capture_output=True, text=True)
     assert result.returncode == 2 and "error: weights" in result.stderr and "missing keys" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_export_tool_on_the_trained_detector(trained, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
+    root, _, _, _ = trained
+    result = subprocess.run([sys.executable, str(REPO / "tools/export.py"), "--config",
+                             str(root / "run/config.yaml"), "--checkpoint",
+                             str(root / "run/checkpoints/last.pth"), "--out", str(tmp_path / "det.onnx")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "max_abs_difference" in result.stdout and (tmp_path / "det.onnx").is_file()

@@ -1,0 +1,47 @@
+"""A detector (Faster R-CNN or Mask R-CNN, any head) to ONNX for one fixed input size, as
+torchvision supports its detection models: through the TorchScript exporter (the dynamo
+exporter stops at the data-dependent shapes of NMS). Checked at export time: the boxes both
+runtimes keep agree to 1e-3 pixels."""
+
+from pathlib import Path
+
+import torch
+from torchvision.models.detection import MaskRCNN
+from torchvision.ops import box_iou
+
+from engine.onnx import ExportError, export_checked
+
+TOLERANCE = 1e-3  # pixels
+OPSET = 17
+
+
+def export_detector(model, path: str | Path, height: int, width: int, *,
+                    image: torch.Tensor | None = None, what: str = "the detector") -> dict:
+    """`model` to `path` for (3, height, width) float images in [0, 1]; `image`: the check's input
+    (default: a seeded random one). Returns the check's figures."""
+    if image is None:
+        image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0))
+    outputs = ["boxes", "labels", "scores"] + (["masks"] if isinstance(model, MaskRCNN) else [])
+    return export_checked(model.eval(), ([image],), path, lambda t, o: _check(t[0], o, what),
+                          what=what, dynamo=False, opset_version=OPSET, input_names=["image"],
+                          output_names=outputs)
+
+
+def _check(torch_output: dict, onnx_outputs: list, what: str) -> dict:
+    """Match each PyTorch detection to the ONNX one of the same class it overlaps most (IoU > 0.9);
+    the matched boxes must agree to TOLERANCE and most detections must be matched."""
+    boxes, labels = torch_output["boxes"], torch_output["labels"]
+    onnx_boxes, onnx_labels = torch.from_numpy(onnx_outputs[0]), torch.from_numpy(onnx_outputs[1])
+    if len(boxes) == 0 and len(onnx_boxes) == 0:
+        return {"boxes": 0, "matched": 0, "max_abs_difference": 0.0}
+    iou = box_iou(boxes, onnx_boxes) * (labels[:, None] == onnx_labels[None, :])
+    iou = torch.cat([iou, torch.zeros(len(boxes), 1)], 1)  # a column for "no match"
+    best, index = iou.max(1)
+    matched = best > 0.9
+    difference = float((boxes[matched] - onnx_boxes[index[matched]]).abs().max()) if matched.any() else 0.0
+    report = {"boxes": len(boxes), "onnx_boxes": len(onnx_boxes), "matched": int(matched.sum()),
+              "max_abs_difference": difference}
+    if difference > TOLERANCE or matched.sum() < 0.9 * max(len(boxes), len(onnx_boxes)):
+        raise ExportError(f"{what}: ONNX detections differ from PyTorch's: {report} (tolerance "
+                          f"{TOLERANCE} px, at least 90% matched)")
+    return report
