@@ -92,7 +92,7 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            out += self.shortcut(x)  # in place, as torchvision: one tensor less per block
         return self.relu(out)
 
 
@@ -129,7 +129,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            out += self.shortcut(x)  # in place, as torchvision: one tensor less per block
         return self.relu(out)
 
 

@@ -14,7 +14,7 @@ from backbones import create_backbone
 from classification.data import ClassificationDataset, SyntheticImages, decode_all, scan_image_folder
 from classification.task import ClassificationTask
 from classification.transforms import build_transform
-from detection import build_faster_rcnn, build_mask_rcnn
+from detection import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from detection.evaluation import coco_evaluate
 
 from . import peer_loop as peer
@@ -119,8 +119,9 @@ def _frozen_like_torchvision(reference):
 
 
 def _time_detectors(models: dict, images: list, targets: list, reference: str, repeats: int) -> None:
-    """Training iteration (batch) and inference latency (one image) of each model, interleaved,
-    each with its ratio to `reference`."""
+    """Inference latency (one image) and training iteration (batch) of each model, interleaved,
+    each with its ratio to `reference`. Inference first, on the models as built: after training
+    steps each model keeps a different number of detections, and the heads' cost follows it."""
     def train_step(model):
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
 
@@ -136,7 +137,10 @@ def _time_detectors(models: dict, images: list, targets: list, reference: str, r
                 model.eval()(images[:1])
         return step
 
-    for kind, make in (("training iteration", train_step), ("inference latency", infer)):
+    with torch.no_grad():
+        kept = {n: len(m.eval()(images[:1])[0]["boxes"]) for n, m in models.items()}
+    print("  detections kept at inference: " + ", ".join(f"{n} {k}" for n, k in kept.items()))
+    for kind, make in (("inference latency", infer), ("training iteration", train_step)):
         medians = compare_steps({n: make(m) for n, m in models.items()}, repeats=repeats)
         for name, seconds in medians.items():
             print(f"  {kind:18s} {name:36s} {seconds:7.3f} s  ratio to {reference.split()[0]} "
@@ -166,9 +170,11 @@ def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 
     reference = _frozen_like_torchvision(torchvision.models.detection.fasterrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=91,
         norm_layer=torchvision.ops.FrozenBatchNorm2d, **common))
+    ours = load_detector_weights(build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
+                                 reference.state_dict())  # the same weights: the same detections
     models = {
         "torchvision fasterrcnn_resnet50_fpn": reference,
-        "ours resnet50 fpn": build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
+        "ours resnet50 fpn": ours,
         "ours resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91, **common),
         "ours vgg16 vgg": build_faster_rcnn("vgg16", head="vgg", num_classes=91, **common),
     }
@@ -179,30 +185,35 @@ def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 
 
 def mask_rcnn(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 64) -> None:
     """Mask R-CNN: our R50-FPN against torchvision's maskrcnn_resnet50_fpn; and what the C4 mask
-    branch costs over the C4 box-only detector."""
+    branch costs over the C4 box-only detector. Every model keeps its 100 best detections at
+    inference (score threshold 0: random weights would otherwise keep an arbitrary few), so the
+    mask branch runs on 100 boxes."""
     torch.manual_seed(0)
-    common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois)
+    common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois, box_score_thresh=0.0)
     images, targets = _detection_batch(size, batch, masks=True)
     reference = _frozen_like_torchvision(torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=91,
         norm_layer=torchvision.ops.FrozenBatchNorm2d, **common))
     print(f"{size}px, batch {batch} (training), 1 image (inference), "
           f"{torch.get_num_threads()} threads, {rois} sampled RoIs per image")
-    _time_detectors({"torchvision maskrcnn_resnet50_fpn": reference,
-                     "ours mask_rcnn resnet50 fpn": build_mask_rcnn("resnet50", head="fpn",
-                                                                    num_classes=91, **common)},
+    ours = load_detector_weights(build_mask_rcnn("resnet50", head="fpn", num_classes=91, **common),
+                                 reference.state_dict())  # the same weights: the same detections
+    _time_detectors({"torchvision maskrcnn_resnet50_fpn": reference, "ours mask_rcnn resnet50 fpn": ours},
                     images, targets, "torchvision maskrcnn_resnet50_fpn", repeats)
-    c4 = {"ours faster_rcnn resnet50 c4": build_faster_rcnn("resnet50", head="c4", num_classes=91,
-                                                            **common),
-          "ours mask_rcnn resnet50 c4": build_mask_rcnn("resnet50", head="c4", num_classes=91, **common)}
-    _time_detectors(c4, images, targets, "ours faster_rcnn resnet50 c4", repeats)
+    boxes_only = build_faster_rcnn("resnet50", head="c4", num_classes=91, **common)
+    masks = build_mask_rcnn("resnet50", head="c4", num_classes=91, **common)
+    missing = masks.load_state_dict(boxes_only.state_dict(), strict=False).missing_keys
+    assert all(k.startswith("roi_heads.mask_predictor.") for k in missing), missing  # shares the rest
+    _time_detectors({"ours faster_rcnn resnet50 c4": boxes_only, "ours mask_rcnn resnet50 c4": masks},
+                    images, targets, "ours faster_rcnn resnet50 c4", repeats)
 
 
 def miou_eval(*, images: int = 1449, classes: int = 21, repeats: int = 3) -> None:
     """mIoU evaluation throughput on a VOC-val-sized workload (1449 images of 500x375, 21 classes,
-    void borders): our per-image confusion matrices against torchvision reference's
-    ConfusionMatrix update (one bincount over the flattened pair), and whether they agree."""
-    from segmentation.metrics import IGNORE_INDEX, confusion_matrix, segmentation_metrics
+    void borders): our per-image confusion matrices (what the task gathers across processes)
+    against torchvision reference's ConfusionMatrix update (one bincount over the flattened
+    pair), and whether they agree."""
+    from segmentation.metrics import IGNORE_INDEX, confusion_matrices, segmentation_metrics
 
     generator = torch.Generator().manual_seed(0)
     batches = []
@@ -215,8 +226,7 @@ def miou_eval(*, images: int = 1449, classes: int = 21, repeats: int = 3) -> Non
     count = sum(len(p) for p, _ in batches)
 
     def ours():
-        return sum(torch.stack([confusion_matrix(p, t, classes) for p, t in zip(pred, target)]).sum(0)
-                   for pred, target in batches)
+        return sum(confusion_matrices(pred, target, classes).sum(0) for pred, target in batches)
 
     def reference():  # torchvision references/segmentation/utils.py ConfusionMatrix.update
         matrix = torch.zeros(classes, classes, dtype=torch.int64)

@@ -15,12 +15,24 @@ IGNORE_INDEX = 255
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
                      ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """(K, K) int64 counts: row = true class, column = predicted class."""
-    keep = target != ignore_index
-    if (target[keep] >= num_classes).any() or (target[keep] < 0).any():
-        bad = target[keep][(target[keep] >= num_classes) | (target[keep] < 0)][0].item()
-        raise ValueError(f"label {bad} is outside 0..{num_classes - 1} (and not {ignore_index})")
-    index = target[keep].long() * num_classes + pred[keep].long()
-    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return confusion_matrices(pred[None], target[None], num_classes, ignore_index)[0]
+
+
+def confusion_matrices(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                       ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """(B, K, K) counts, one matrix per image of (B, H, W) maps, from a single bincount: ignored
+    pixels go to one spare bin rather than being selected out (no copy of the kept pixels)."""
+    target = target.long()
+    bad = (target != ignore_index) & ((target >= num_classes) | (target < 0))
+    if bad.any():
+        raise ValueError(f"label {target[bad][0].item()} is outside 0..{num_classes - 1} "
+                         f"(and not {ignore_index})")
+    cells = num_classes * num_classes
+    image = torch.arange(len(target), device=target.device).view(-1, *[1] * (target.dim() - 1))
+    index = image * cells + target * num_classes + pred.long()
+    index = torch.where(target == ignore_index, len(target) * cells, index)
+    counts = torch.bincount(index.flatten(), minlength=len(target) * cells + 1)
+    return counts[:-1].view(len(target), num_classes, num_classes)
 
 
 def segmentation_metrics(matrix: torch.Tensor, class_names: list[str] | None = None) -> dict:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from engine.data import BadSample
 from engine.task import SKIPPED, Evaluation, Task
 
-from .metrics import IGNORE_INDEX, confusion_matrix, segmentation_metrics
+from .metrics import IGNORE_INDEX, confusion_matrices, segmentation_metrics
 
 AUX_WEIGHT = 0.5
 
@@ -53,8 +53,7 @@ class SegmentationTask(Task):
             if not batch:
                 continue
             pred = model(batch["image"])["out"].argmax(1)
-            per_image = torch.stack([confusion_matrix(p, t, len(self.classes))
-                                     for p, t in zip(pred, batch["mask"])])
+            per_image = confusion_matrices(pred, batch["mask"], len(self.classes))
             total += accelerator.gather_for_metrics(per_image).sum(0).cpu()
         metrics = segmentation_metrics(total, self.classes)
         return Evaluation({f"val_{k}": v for k, v in metrics.items()})

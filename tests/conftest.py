@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import write_coco_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +20,9 @@ def _fresh_accelerate_state():
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+@pytest.fixture
+def coco(tmp_path):
+    """(annotations file, image folder) of 4 generated 64 px images with squares."""
+    return write_coco_dataset(tmp_path, num_images=4, size=64), tmp_path / "images"

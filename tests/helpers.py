@@ -61,3 +61,18 @@ def pycocotools_stats(annotation_file, results, iou_type="bbox") -> list:
     evaluator.accumulate()
     evaluator.summarize()
     return list(evaluator.stats[:12])
+
+
+def edit_json(path: Path, change) -> None:
+    """Apply `change` (a function of the loaded dict) to a JSON file in place."""
+    import json
+
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def coco_overrides(annotations: Path, images: Path) -> list[str]:
+    """Detection config overrides that train and validate on one COCO file and image folder."""
+    return [f"data.{split}_{kind}={path}" for split in ("train", "val")
+            for kind, path in (("annotations", annotations), ("images", images))]

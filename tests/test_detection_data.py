@@ -4,22 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers import write_coco_dataset
+from helpers import edit_json
 
 from detection.data import BadRecordError, DetectionDataset, read_coco, read_voc
 from detection.transforms import build_detection_transform
 from engine.data import BadImageError, BadSample
-
-
-@pytest.fixture
-def coco(tmp_path):
-    return write_coco_dataset(tmp_path, num_images=4, size=64), tmp_path / "images"
-
-
-def edit(path, change):
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
 
 
 def test_coco_labels_are_contiguous_and_mapped_back(coco):
@@ -45,7 +34,7 @@ def test_coco_crowd_clip_zero_area_and_empty_images(coco):
                      "area": 25, "iscrowd": 0})  # wholly outside: zero area once clipped
         data["images"].append({"id": 50, "file_name": "0001.png", "width": 64, "height": 64})
 
-    edit(ann, change)
+    edit_json(ann, change)
     source = read_coco(ann, images)
     by_id = {r.image_id: r for r in source.records}
     assert by_id[1].ignore[0] and by_id[1].boxes.shape[0] == 2  # its third, zero-area, dropped
@@ -66,7 +55,7 @@ def test_coco_crowd_clip_zero_area_and_empty_images(coco):
 ])
 def test_coco_bad_records_error_or_skip(coco, change, message):
     ann, images = coco
-    edit(ann, change)
+    edit_json(ann, change)
     with pytest.raises(BadRecordError, match=message) as info:
         read_coco(ann, images, on_bad_record="error")
     assert "annotations.json" in str(info.value)

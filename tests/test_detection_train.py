@@ -6,7 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, pycocotools_stats, write_coco_dataset
+import torch
+from helpers import REPO, coco_overrides, pycocotools_stats, write_coco_dataset
 
 from detection import load_detection_config, train_detector
 from detection.evaluation import COCO_METRICS
@@ -19,8 +20,7 @@ def trained(tmp_path_factory):
     """resnet18-C4 overfits 8 images in 80 iterations (about 100 s on 2 CPU cores)."""
     root = tmp_path_factory.mktemp("det")
     ann = write_coco_dataset(root, num_images=8)
-    data = [f"data.{split}_{kind}={path}" for split in ("train", "val")
-            for kind, path in (("annotations", ann), ("images", root / "images"))]
+    data = coco_overrides(ann, root / "images")
     overrides = [f"output_dir={root / 'run'}", *data]
     metrics = train_detector(load_detection_config(SMOKE, overrides))
     return root, ann, overrides, metrics
@@ -114,9 +114,8 @@ def test_predict_reads_any_mode_upright_and_skips_what_it_cannot_read(trained, t
 def test_predict_refuses_a_checkpoint_of_another_model(trained, tmp_path):
     root, _, _, _ = trained
     wrong = tmp_path / "wrong.pth"
-    import torch
-
     from backbones import create_backbone
+
     torch.save(create_backbone("cifar_resnet20").state_dict(), wrong)
     result = subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config",
                              str(root / "run/config.yaml"), "--checkpoint", str(wrong),
@@ -135,3 +134,22 @@ def test_export_tool_on_the_trained_detector(trained, tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max_abs_difference" in result.stdout and (tmp_path / "det.onnx").is_file()
+
+
+def test_predictor_takes_paths_pil_images_and_arrays_alike(trained):
+    from PIL import Image
+
+    from detection.predict import Predictor
+
+    root, _, overrides, _ = trained
+    predictor = Predictor(load_detection_config(SMOKE, overrides), root / "run/checkpoints/last.pth")
+    assert predictor.class_names == ["red", "blue"] and predictor.category_ids == [3, 7]
+    path = root / "images/0003.png"
+    outputs = predictor.predict([path, Image.open(path), np.asarray(Image.open(path).convert("RGB"))])
+    assert len(outputs[0]["boxes"]) > 0
+    for other in outputs[1:]:
+        assert all(torch.equal(other[k], outputs[0][k]) for k in ("boxes", "labels", "scores"))
+    single = predictor.predict(path)  # one image in, one result out
+    assert torch.equal(single["boxes"], outputs[0]["boxes"])
+    with pytest.raises(ValueError, match="HxWx3 uint8 RGB"):
+        predictor.predict(np.zeros((8, 8), dtype=np.float32))

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, pycocotools_stats, write_coco_dataset
+from helpers import REPO, coco_overrides, edit_json, pycocotools_stats, write_coco_dataset
 
 from detection import build_mask_rcnn, load_detection_config, load_detector_weights, train_detector
 from detection.data import BadRecordError, DetectionDataset, read_coco
@@ -104,17 +104,6 @@ def test_mask_heads_and_errors():
 
 
 # ---- data -----------------------------------------------------------------------------------
-@pytest.fixture
-def coco(tmp_path):
-    return write_coco_dataset(tmp_path, num_images=4, size=64), tmp_path / "images"
-
-
-def edit(path, change):
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
-
-
 def test_polygons_and_rle_decode_and_flip_with_the_image(coco):
     from pycocotools import mask as mask_utils
 
@@ -122,7 +111,7 @@ def test_polygons_and_rle_decode_and_flip_with_the_image(coco):
     square = np.zeros((64, 64), dtype=np.uint8)
     square[5:20, 30:50] = 1
     rle = mask_utils.encode(np.asfortranarray(square))
-    edit(ann, lambda d: d["annotations"][0].update(segmentation={"size": rle["size"],
+    edit_json(ann, lambda d: d["annotations"][0].update(segmentation={"size": rle["size"],
                                                                    "counts": rle["counts"].decode()}))
     source = read_coco(ann, images, masks=True)
     _, target = DetectionDataset(source, train=True)[0]
@@ -142,7 +131,7 @@ def test_polygons_and_rle_decode_and_flip_with_the_image(coco):
 
 def test_crowd_masks_stay_out_of_training_and_in_evaluation(coco):
     ann, images = coco
-    edit(ann, lambda d: d["annotations"][1].update(iscrowd=1))  # image 2's first object
+    edit_json(ann, lambda d: d["annotations"][1].update(iscrowd=1))  # image 2's first object
     source = read_coco(ann, images, masks=True)
     record = next(r for r in source.records if r.image_id == 2)
     _, target = DetectionDataset(source, train=True)[1]
@@ -161,7 +150,7 @@ def test_crowd_masks_stay_out_of_training_and_in_evaluation(coco):
 ])
 def test_malformed_masks_error_or_are_skipped_and_counted(coco, segmentation, message):
     ann, images = coco
-    edit(ann, lambda d: d["annotations"][0].update(segmentation=segmentation))
+    edit_json(ann, lambda d: d["annotations"][0].update(segmentation=segmentation))
     with pytest.raises(BadRecordError, match=message) as info:
         read_coco(ann, images, masks=True)
     assert "annotations.json: annotation 1" in str(info.value)
@@ -188,8 +177,7 @@ def trained(tmp_path_factory):
     """resnet18-C4 Mask R-CNN overfits 8 images in 160 iterations (about 70 s on 2 CPU cores)."""
     root = tmp_path_factory.mktemp("mask")
     ann = write_coco_dataset(root, num_images=8)
-    data = [f"data.{split}_{kind}={path}" for split in ("train", "val")
-            for kind, path in (("annotations", ann), ("images", root / "images"))]
+    data = coco_overrides(ann, root / "images")
     overrides = [f"output_dir={root / 'run'}", "model.kind=mask_rcnn", "schedule.total=160",
                  "schedule.milestones=[130]", "train.eval_every=160", *data]
     metrics = train_detector(load_detection_config(SMOKE, overrides))

@@ -276,3 +276,20 @@ def test_timm_models_dilate_by_timms_own_output_stride(output_stride, strides):
                             output_stride=output_stride)
     out = model(torch.rand(2, 3, 64, 64))
     assert out["out"].shape == out["aux"].shape == (2, 4, 64, 64)
+
+
+def test_batched_confusion_matrices_are_each_images_own():
+    from segmentation.metrics import confusion_matrices
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (3, 7, 9), generator=generator)
+    target[:, 0] = 255  # void rows
+    pred = torch.randint(0, 5, (3, 7, 9), generator=generator)
+    batched = confusion_matrices(pred, target, 5)
+    for b in range(3):
+        expected = torch.zeros(5, 5, dtype=torch.long)
+        for t, p in zip(target[b].flatten().tolist(), pred[b].flatten().tolist()):
+            if t != 255:
+                expected[t, p] += 1
+        assert torch.equal(batched[b], expected)
+    assert batched.sum() == 3 * 6 * 9
