@@ -1,8 +1,8 @@
 """Semantic segmentation: FCN and DeepLabV3 (torchvision's) on registry backbones, mIoU."""
 
-from .metrics import confusion_matrix, segmentation_metrics
+from .metrics import confusion_matrices, confusion_matrix, segmentation_metrics
 from .model import build_segmenter, load_segmenter_weights
 from .train import load_segmentation_config, train_segmenter
 
-__all__ = ["build_segmenter", "confusion_matrix", "load_segmentation_config", "load_segmenter_weights",
-           "segmentation_metrics", "train_segmenter"]
+__all__ = ["build_segmenter", "confusion_matrices", "confusion_matrix", "load_segmentation_config",
+           "load_segmenter_weights", "segmentation_metrics", "train_segmenter"]
