@@ -43,9 +43,9 @@ def _export_classifier(cfg, checkpoint, out: Path, size: int | None) -> dict:
     from classification.export import export_classifier
     from classification.pretrain import build_model
 
-    from .predict import _classification_names
+    from .predict import classification_names
 
-    model = load_weights(build_model(cfg, len(_classification_names(cfg))), checkpoint)
+    model = load_weights(build_model(cfg, len(classification_names(cfg))), checkpoint)
     default = 224 if cfg.data.preset == "imagenet" else cfg.data.image_size
     return export_classifier(model, out, size or default, what=f"classifier {cfg.model.name!r}")
 

@@ -144,7 +144,7 @@ class ClassificationRunner:
         from classification.pretrain import build_model, build_task
 
         self.cfg, self.task = cfg, build_task(cfg)
-        self.names = _classification_names(cfg)
+        self.names = classification_names(cfg)
         self.model = load_weights(build_model(cfg, len(self.names)), checkpoint).eval()
         self.transform = build_transforms(cfg.data)[1]
 
@@ -165,7 +165,7 @@ class ClassificationRunner:
                 for file, values, indices in zip(files, top.values, top.indices)]
 
 
-def _classification_names(cfg) -> list[str]:
+def classification_names(cfg) -> list[str]:
     """The class names training used (the data's folders), or numbered from model.num_classes."""
     from classification.data import scan_image_folder
 
