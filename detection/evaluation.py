@@ -134,7 +134,11 @@ def _average_precision(recall, precision, use_07_metric: bool) -> float:
 
 def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
     """VOC mAP over the classes with ground truth (VOC07 11-point and area under the curve)."""
-    per_class = voc_per_class(records, detections, num_classes, iou_threshold)
+    return voc_means(voc_per_class(records, detections, num_classes, iou_threshold))
+
+
+def voc_means(per_class: dict) -> dict:
+    """VOC07_mAP50 and VOC_mAP50: the means of voc_per_class's APs."""
     aps07 = [ap07 for ap07, _ in per_class.values()]
     aps = [ap for _, ap in per_class.values()]
     return {"VOC07_mAP50": float(np.mean(aps07)) if aps07 else 0.0,

@@ -1,6 +1,6 @@
-"""Running a trained detector on images: the Python side of tools/predict.py.
+"""Running a trained detector on images (the predict command's Python side).
 
-    predictor = Predictor("configs/detection/my.yaml", "outputs/my/checkpoints/last.pth")
+    predictor = Predictor("outputs/my/config.yaml", "outputs/my/checkpoints/last.pth")
     outputs = predictor.predict(["a.jpg", pil_image, numpy_rgb])   # torchvision's dicts, on the CPU
 
 Pre- and post-processing are evaluation's: the decoded RGB image as a [0, 1] float tensor, the

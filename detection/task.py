@@ -8,7 +8,7 @@ from accelerate.utils import gather_object
 from engine.data import BadSample
 from engine.task import SKIPPED, Evaluation, Task
 
-from .evaluation import coco_bbox, encode_masks, evaluate_coco, voc_evaluate, voc_per_class
+from .evaluation import coco_bbox, encode_masks, evaluate_coco, voc_means, voc_per_class
 from .plots import draw_pr_curves
 
 
@@ -86,8 +86,8 @@ class DetectionTask(Task):
             metrics.update({f"segm_{name}": value for name, value in segm.metrics.items()})
             for name, values in segm.per_category.items():
                 per_class[name].update({f"segm_{k}": v for k, v in values.items()})
-        metrics.update(voc_evaluate(self.val_set.records, detections, len(self.val_set.classes)))
         voc = voc_per_class(self.val_set.records, detections, len(self.val_set.classes))
+        metrics.update(voc_means(voc))
         for label, name in enumerate(self.val_set.classes, start=1):
             ap07, ap = voc.get(label, (None, None))
             per_class.setdefault(name, {}).update({"VOC07_AP50": ap07, "VOC_AP50": ap})

@@ -24,9 +24,9 @@ def load_detection_config(path=None, overrides=()):
     return load_config(DetectionConfig, path, overrides, check=check_run_values)
 
 
-def read_source(data, split: str, masks: bool = False) -> Source:
+def read_source(data, split: str, masks: bool = False, classes: tuple | None = None) -> Source:
     """The train or val source of `data` (VOC: several year/split entries joined); `masks`: with
-    the instance segmentations (COCO-format data only)."""
+    the instance segmentations (COCO-format data only); `classes`: VOC's, when already known."""
     check_choice("data.kind", data.kind, ("coco", "voc"))
     if data.kind == "coco":
         return read_coco(data[f"{split}_annotations"], data[f"{split}_images"], data.on_bad_record,
@@ -34,7 +34,7 @@ def read_source(data, split: str, masks: bool = False) -> Source:
     if masks:
         raise ValueError("model.kind=mask_rcnn needs instance masks, and data.kind=voc reads "
                          "boxes only: use COCO-format annotations with segmentations")
-    classes = voc_classes(data)
+    classes = classes or voc_classes(data)
     parts, first_id = [], 0
     for entry in data[f"voc_{split}"]:
         part = read_voc(_voc_folder(data, entry), str(entry).rpartition("/")[2], classes,
@@ -89,9 +89,10 @@ def with_masks(cfg) -> bool:
     return cfg.model.kind == "mask_rcnn"
 
 
-def build_val_dataset(cfg) -> DetectionDataset:
-    val = DetectionDataset(read_source(cfg.data, "val", with_masks(cfg)), build_detection_transform(False),
-                           train=False, seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+def build_val_dataset(cfg, classes: tuple | None = None) -> DetectionDataset:
+    val = DetectionDataset(read_source(cfg.data, "val", with_masks(cfg), classes),
+                           build_detection_transform(False), train=False, seed=cfg.train.seed,
+                           on_bad_record=cfg.data.on_bad_record)
     val = val.checked(f"val images ({_where(cfg.data, 'val')})")
     if not len(val):  # COCOeval would print -1 for every metric
         raise ValueError(f"the validation set ({_where(cfg.data, 'val')}) has no usable images")
@@ -99,11 +100,12 @@ def build_val_dataset(cfg) -> DetectionDataset:
 
 
 def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
-    train = DetectionDataset(read_source(cfg.data, "train", with_masks(cfg)),
+    classes = voc_classes(cfg.data) if cfg.data.kind == "voc" else None  # "auto" reads once
+    train = DetectionDataset(read_source(cfg.data, "train", with_masks(cfg), classes),
                              build_detection_transform(True, flip=cfg.data.flip), train=True,
                              seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
     train = train.checked(f"train images ({_where(cfg.data, 'train')})")
-    val = build_val_dataset(cfg)
+    val = build_val_dataset(cfg, classes)
     if train.category_ids != val.category_ids:  # labels index categories: they must agree
         raise ValueError(f"train and val categories differ: {train.category_ids} vs "
                          f"{val.category_ids} ({cfg.data.kind} data)")

@@ -19,10 +19,27 @@ import torch
 from .errors import CheckpointError
 
 
+def temporary_path(path: str | Path) -> Path:
+    """Where to write `path` before renaming it into place: beside it (same file system, so the
+    rename is atomic) and unique to the writing process."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """`path` holds the old text or `text`, never a part of it."""
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_save(obj, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)

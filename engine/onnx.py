@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import temporary_path
+
 
 class ExportError(RuntimeError):
     """A model that cannot be exported to ONNX, or whose export does not compute what PyTorch does."""
@@ -24,7 +26,7 @@ def export_checked(model, inputs: tuple, path: str | Path, check, *, what: str, 
         raise ExportError("ONNX export needs the `export` extra: pip install -e '.[export]' "
                           "(onnx, onnxruntime, onnxscript)") from error
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = temporary_path(path)
     try:
         if dynamo:
             export_options.setdefault("external_data", False)  # one self-contained file

@@ -22,7 +22,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    temporary_path,
+)
 from .config import check_choice, save_config
 from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
 from .errors import TrainingDiverged
@@ -236,9 +243,7 @@ class Trainer:
         if evaluation is not None:
             self.task.save_evaluation(evaluation, self.out / "eval")
         done = {"iteration": self.step, "metrics": evaluation.metrics if evaluation else {}}
-        tmp = self.out / f".done.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(done, indent=2))
-        tmp.replace(self.out / DONE_FILE)
+        atomic_write_text(self.out / DONE_FILE, json.dumps(done, indent=2))
 
     # ---- the loop ----------------------------------------------------------------------------
     def evaluate(self) -> Evaluation | None:
@@ -478,6 +483,6 @@ def _cpu_tensors(state: dict) -> dict:
 
 
 def _save_safetensors(state: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer
+    tmp = temporary_path(path)
     save_file(state, str(tmp))
     tmp.replace(path)

@@ -7,7 +7,6 @@ end of the run; the JSON is written whole or not at all.
 
 import glob
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from engine.checkpoint import atomic_write_text
 from engine.config import ConfigError
 from engine.data import IMAGE_EXTENSIONS, BadImageError, decode_image
 
@@ -87,16 +87,10 @@ def predict(config, checkpoint: Path, inputs: list[str], out: Path, *, score: fl
         if images:
             records += runner.run(images, names, out)
     path = out / "predictions.json"
-    _write_atomically(path, json.dumps(records))
+    atomic_write_text(path, json.dumps(records))
     print(f"{len(files) - len(skipped)} images predicted, {len(skipped)} skipped; written {path} "
           f"and the drawings under {out}")
     return {"predictions": path, "records": records, "skipped": skipped}
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
