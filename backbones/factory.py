@@ -4,12 +4,10 @@ from pathlib import Path
 
 from torch import nn
 
+from . import metadata
 from .errors import BackboneError, InvalidOptionError
 from .registry import check_options, get_entry, timm_model_name
 from .weights import load_weights
-
-# Options under which our nets are torchvision's architecture exactly, so its weights mean the same.
-_TORCHVISION_LAYOUT = {"shortcut": "B", "stride_in_1x1": False}
 
 
 def create_backbone(name: str, *, num_classes: int | None = None, weights=None, **options) -> nn.Module:
@@ -29,6 +27,7 @@ def create_backbone(name: str, *, num_classes: int | None = None, weights=None, 
                                      f"'timm', or a path / state dict")
         model = TimmBackbone(timm_name, num_classes=1000 if num_classes is None
                              else num_classes, pretrained=weights == "timm", **options)
+        metadata.set_spec(model, name, options, model.pretrained_input() if weights == "timm" else None)
         if weights not in (None, "timm"):
             load_weights(model, weights)
         return model
@@ -37,6 +36,7 @@ def create_backbone(name: str, *, num_classes: int | None = None, weights=None, 
     check_options(name, entry, options)
     classes = entry.num_classes if num_classes is None else num_classes
     model = entry.builder(num_classes=classes, **options)
+    metadata.set_spec(model, name, {**entry.defaults, **options})
     if weights == "torchvision":
         load_weights(model, _torchvision_state_dict(name, model))
     elif weights is not None:
@@ -49,12 +49,7 @@ def _torchvision_state_dict(name: str, model: nn.Module) -> dict:
 
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise BackboneError(f"torchvision has no weights for {name!r}; pass a weights file instead")
-    config = getattr(model, "config", {})
-    for option, value in _TORCHVISION_LAYOUT.items():
-        if option in config and config[option] != value:
-            raise InvalidOptionError(
-                f"torchvision's {name} weights assume {option}={value!r}; "
-                f"this model has {option}={config[option]!r}"
-            )
+    layout = metadata.TORCHVISION_VGG if name.startswith("vgg") else metadata.TORCHVISION_RESNET
+    metadata.check_compatible(model, layout, f"torchvision's {name}")  # before any download
     weights = torchvision.models.get_model_weights(name).DEFAULT
     return weights.get_state_dict(progress=True)

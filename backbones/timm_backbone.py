@@ -15,6 +15,7 @@ from torch import nn
 
 from .base import Backbone
 from .errors import InvalidOptionError
+from .metadata import IMAGENET_INPUT
 
 STRIDE_TO_NAME = {4: "c2", 8: "c3", 16: "c4", 32: "c5"}
 
@@ -101,6 +102,12 @@ class TimmBackbone(Backbone):
             raise RuntimeError("built with features_only=True: there is no classifier; "
                                "use forward_features")
         return self.model(x)
+
+    def pretrained_input(self) -> dict:
+        """The input timm's pretrained weights expect: its pretrained_cfg's mean and std."""
+        cfg = getattr(self.model, "pretrained_cfg", None) or {}
+        return {"mean": list(cfg.get("mean", IMAGENET_INPUT["mean"])),
+                "std": list(cfg.get("std", IMAGENET_INPUT["std"]))}
 
     def remap_state_dict(self, state_dict: dict) -> dict:
         """A plain timm state dict (no `model.` prefix) to this wrapper's names."""

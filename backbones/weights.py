@@ -1,8 +1,10 @@
-"""Loading weights safely: our checkpoints, torchvision and timm state dicts, .pth or .safetensors.
+"""Loading weights safely: our checkpoints, torchvision and timm state dicts, .pth or .safetensors,
+Detectron's MSRA .pkl models.
 
-Only tensors are ever unpickled (`torch.load(weights_only=True)`); a pickle that needs code is
-refused. Keys are mapped by the model's `remap_state_dict`, and any missing, unexpected or
-mis-shaped key is an error that lists them, never a silent partial load.
+Only tensors are ever unpickled (`torch.load(weights_only=True)`; numpy arrays alone for a .pkl);
+a pickle that needs code is refused. What the file says it is (`metadata`) must match the model;
+keys are mapped by the model's `remap_state_dict`, and any missing, unexpected or mis-shaped key
+is an error that lists them, never a silent partial load.
 """
 
 import fnmatch
@@ -13,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import metadata
 from .errors import BackboneError, UnsafeCheckpointError, WeightsMismatchError
 
 # Where a checkpoint dict keeps its weights: ours ("model"), common trainers' and timm's.
@@ -21,14 +24,22 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile
 
 
 def read_state_file(path: str | Path) -> dict:
-    """Tensors from a `.safetensors` file or a `.pth`/`.pt`/`.bin`, never arbitrary objects."""
+    """Tensors from a `.safetensors` file (its metadata under `meta`), a `.pth`/`.pt`/`.bin`, or a
+    Detectron `.pkl` (converted to our names and RGB input), never arbitrary objects."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+        return {"model": load_file(str(path)), metadata.META_KEY: meta}
+    if path.suffix == ".pkl":
+        from .msra import read_detectron_pkl
+
+        return read_detectron_pkl(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -55,6 +66,17 @@ def extract_state_dict(checkpoint: Mapping) -> dict:
     return state
 
 
+def read_weights(source) -> tuple[dict, dict | None]:
+    """(state dict, description) of a path or a checkpoint dict; the description is the file's
+    own (`metadata.parse`), its known layout, or None (a state dict of unknown origin)."""
+    checkpoint = read_state_file(source) if isinstance(source, (str, Path)) else source
+    state = extract_state_dict(checkpoint)
+    stored = checkpoint.get(metadata.META_KEY) if isinstance(checkpoint, Mapping) else None
+    if isinstance(stored, Mapping) and "layout" in stored:  # converted here (Detectron's pkl)
+        return state, dict(stored)
+    return state, metadata.parse(stored) or metadata.known_layout(state)
+
+
 def _optional(key: str) -> bool:
     """BN's batch counter: absent from frozen-BN and some foreign checkpoints, harmless to miss."""
     return key.endswith("num_batches_tracked")
@@ -70,10 +92,18 @@ def load_weights(model: nn.Module, source, *, skip: Iterable[str] = ()) -> nn.Mo
     """Load `source` (a path or a state dict / checkpoint dict) into `model`, strictly.
 
     `skip` holds shell-style patterns of the model's keys to leave as initialised, e.g. ("fc.*",)
-    to fine-tune on another number of classes.
+    to fine-tune on another number of classes. A file trained as another network (name or
+    architecture options, from its metadata or known layout) is refused.
     """
-    checkpoint = read_state_file(source) if isinstance(source, (str, Path)) else source
-    state = extract_state_dict(checkpoint)
+    state, description = read_weights(source)
+    where = str(source) if isinstance(source, (str, Path)) else "(a state dict)"
+    return load_state(model, state, description, where, skip=skip)
+
+
+def load_state(model: nn.Module, state: dict, description: dict | None, where: str, *,
+               skip: Iterable[str] = ()) -> nn.Module:
+    """`load_weights` of a state dict already read, with its description."""
+    metadata.check_compatible(model, description, where)
     own = model.state_dict()
     if not set(state) <= set(own) and hasattr(model, "remap_state_dict"):
         state = model.remap_state_dict(state)
@@ -96,9 +126,16 @@ def load_weights(model: nn.Module, source, *, skip: Iterable[str] = ()) -> nn.Mo
     if mis_shaped:
         problems.append(f"shape mismatches: {_format(mis_shaped)}")
     if problems:
-        where = f" from {source}" if isinstance(source, (str, Path)) else ""
         raise WeightsMismatchError(
-            f"weights{where} do not fit {type(model).__name__}: " + "; ".join(problems)
+            f"weights {where} do not fit {type(model).__name__}: " + "; ".join(problems)
         )
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    _take_input_convention(model, description)
     return model
+
+
+def _take_input_convention(model: nn.Module, description: dict | None) -> None:
+    """A backbone loaded from a file expects the file's input (MSRA's: BGR 0-255 converted)."""
+    backbone = metadata.find_backbone(model)
+    if backbone is not None and description is not None and description.get("input"):
+        backbone.input_convention = description["input"]

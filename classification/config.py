@@ -27,7 +27,10 @@ class DataConfig:
     batch_augment: bool = False  # cifar/none: augment and normalise uint8 batches on the device
     # (the imagenet preset always does: see classification/imagenet_input.py)
     on_bad_image: str = "skip"  # skip (counted, reported each epoch) | error
-    ten_crop: bool = False  # imagenet: 10-crop testing
+    ten_crop: bool = False  # imagenet: 10-crop testing (Tables 2, 3)
+    # imagenet: fully-convolutional testing at these shorter sides, with flips, softmax scores
+    # averaged (Table 4: [224, 256, 384, 480, 640]); [] = the single centre crop (or 10-crop)
+    multi_scale_test: list = field(default_factory=list)
     # synthetic data (tests, smoke runs)
     num_train: int = 256
     num_val: int = 64

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from engine.config import check_choice
 
@@ -14,7 +15,7 @@ from .data import (
     decode_all,
     scan_image_folder,
 )
-from .imagenet_input import ImageNetTestCrop, ImageNetTrainCrop
+from .imagenet_input import ImageNetTestCrop, ImageNetTrainCrop, ImageNetWholeImage
 from .transforms import PRESETS, build_transform
 
 KINDS = ("imagefolder", "cifar10", "synthetic")
@@ -26,8 +27,13 @@ def build_transforms(data) -> tuple[dict, dict]:
     ImageNet always takes the uint8 path (`imagenet_input`: fast decode and crop in the loader,
     lighting and normalisation on the device); CIFAR and `none` take it with `data.batch_augment`,
     and albumentations otherwise."""
+    if data.multi_scale_test and data.preset != "imagenet":
+        raise ValueError(f"data.multi_scale_test={list(data.multi_scale_test)} is ImageNet's "
+                         f"fully-convolutional testing: it needs data.preset=imagenet, not {data.preset!r}")
     if data.preset == "imagenet":
         test = ImageNetTestCrop(size=256 if data.ten_crop else 224)  # 10-crop cuts 224s later
+        if data.multi_scale_test:
+            test = ImageNetWholeImage(side=max(data.multi_scale_test))
         return {"uint8_transform": ImageNetTrainCrop()}, {"uint8_transform": test}
     if data.batch_augment:
         train = CifarCropFlip() if data.preset == "cifar" else AsStored()
@@ -59,6 +65,19 @@ def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, Classifi
     return train, val
 
 
+def training_set_as_tested(data, seed: int = 0) -> ClassificationDataset:
+    """The training images (without a held-out part) under the single-crop test transform: what
+    the paper's BN statistics are computed on."""
+    _, test_tf = build_transforms(OmegaConf.merge(data, {"ten_crop": False, "multi_scale_test": []}))
+    if data.kind == "synthetic":
+        return SyntheticImages(data.num_train, data.image_size, data.num_classes, seed=seed, **test_tf)
+    train = _read(data, data.train_split, train=True, transform=test_tf, seed=seed)
+    if data.holdout:
+        keep, _ = _holdout_split(len(train), data.holdout, seed)
+        return train.subset(keep, **test_tf)
+    return train
+
+
 def _read(data, split: str, train: bool, transform: dict, seed: int) -> ClassificationDataset:
     if data.kind == "cifar10":
         images, labels, classes = cifar10_batches(data.root, train=train)
@@ -78,9 +97,14 @@ def _read(data, split: str, train: bool, transform: dict, seed: int) -> Classifi
 
 def _hold_out(train: ClassificationDataset, holdout: int, val_transform: dict, seed: int):
     """The paper's 45k/5k split: a seeded random `holdout` images validate, the rest train."""
-    if not 0 < holdout < len(train):
-        raise ValueError(f"data.holdout={holdout} must be between 0 and {len(train)}")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
-    keep, held = sorted(order[holdout:]), sorted(order[:holdout])
+    keep, held = _holdout_split(len(train), holdout, seed)
     return (train.subset(keep, train.transform, train.uint8_transform),
             train.subset(held, **val_transform))
+
+
+def _holdout_split(size: int, holdout: int, seed: int) -> tuple[list[int], list[int]]:
+    """(kept, held out) indices: a seeded random `holdout` of `size`."""
+    if not 0 < holdout < size:
+        raise ValueError(f"data.holdout={holdout} must be between 0 and {size}")
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[holdout:]), sorted(order[:holdout])

@@ -74,6 +74,19 @@ class ImageNetTrainCrop:
         return out_h, out_w, top, left, self.size, bool(rng.integers(0, 2))
 
 
+class ImageNetWholeImage:
+    """The whole test image, shorter side `side` (the largest scale of multi-scale testing; the
+    task resizes it down to the others on the device)."""
+
+    def __init__(self, side: int):
+        self.side = side
+
+    def __call__(self, item, seed: int) -> tuple[torch.Tensor, dict]:
+        image = decode_rgb(item, min_side=self.side)
+        out_h, out_w = scaled_size(*image.shape[:2], self.side)
+        return torch.from_numpy(cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)), {}
+
+
 class ImageNetTestCrop:
     """The test sample: shorter side 256, the centre `size` square (224, or 256 for 10-crop)."""
 

@@ -29,7 +29,8 @@ def build_model(cfg, num_classes: int):
 
 def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
     return ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
-                              mean_std=preset_mean_std(cfg.data.preset))
+                              mean_std=preset_mean_std(cfg.data.preset),
+                              multi_scale=tuple(cfg.data.multi_scale_test))
 
 
 RECIPE = Recipe(

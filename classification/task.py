@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from backbones.metadata import describe
 from engine.task import SKIPPED, Evaluation, Task
 
 from .batch_augment import crop_flip, normalize
@@ -15,17 +16,20 @@ class ClassificationTask(Task):
     best_metric = "val_top1_error"
 
     def __init__(self, channels_last: bool = False, ten_crop: bool = False,
-                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3)):
+                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3), multi_scale: tuple = ()):
         """`mean_std` normalises uint8 batches (`data.batch_augment`); other batches come
-        normalised from the dataset's transform."""
+        normalised from the dataset's transform. `multi_scale`: shorter sides of the paper's
+        fully-convolutional testing (Table 4), whole images of any size."""
         self.channels_last, self.ten_crop, self.mean_std = channels_last, ten_crop, mean_std
+        self.multi_scale = tuple(multi_scale)
 
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
         skipped = [s.path for s in samples if isinstance(s, BadSample)]
         if not good:  # the trainer and evaluation skip a batch holding nothing else
             return {SKIPPED: skipped}
-        images = torch.stack([s[0] for s in good])
+        sizes = {tuple(s[0].shape) for s in good}
+        images = torch.stack([s[0] for s in good]) if len(sizes) == 1 else [s[0][None] for s in good]
         if self.channels_last and images.dtype != torch.uint8:
             images = images.contiguous(memory_format=torch.channels_last)
         batch = {"image": images, "label": torch.tensor([s[1] for s in good], dtype=torch.long),
@@ -38,6 +42,8 @@ class ClassificationTask(Task):
         """The model's input: uint8 batches are augmented with what each sample drew (CIFAR's crop
         and flip, ImageNet's lighting) and normalised here, on the training device."""
         images = batch["image"]
+        if isinstance(images, list):  # whole images of different sizes (multi-scale testing)
+            return [self.images({"image": image}) for image in images]
         if images.dtype != torch.uint8:
             return images
         if "crop_flip" in batch:
@@ -52,12 +58,38 @@ class ClassificationTask(Task):
         n = len(batch["label"])
         return loss, {"loss": loss.detach() * n, "error": errors, "samples": n}
 
-    def predict(self, model, images: torch.Tensor) -> torch.Tensor:
-        """Class scores; with 10-crop testing, the mean softmax over the ten 224 crops."""
+    @property
+    def averages_views(self) -> bool:
+        """Scores are mean softmax probabilities over several views (10-crop, multi-scale)."""
+        return self.ten_crop or bool(self.multi_scale)
+
+    def predict(self, model, images) -> torch.Tensor:
+        """Class scores; with 10-crop testing, the mean softmax over the ten 224 crops; with
+        multi-scale testing, over every scale and its mirror."""
+        if self.multi_scale:  # a list of (1, C, H, W) images, or a batch of one size
+            images = images.split(1) if torch.is_tensor(images) else images
+            return torch.cat([self._multi_scale(model, image) for image in images])
         if not self.ten_crop:
             return model(images).float()
         crops = TF.ten_crop(images, [224, 224])
         return torch.stack([model(c).float().softmax(1) for c in crops]).mean(0)
+
+    def _multi_scale(self, model, image: torch.Tensor) -> torch.Tensor:
+        """The paper's fully-convolutional test (Sec. 3.4): the whole image at each shorter side
+        and mirrored, the net's global pooling making the fc a dense layer averaged over the map;
+        softmax scores averaged. `image`: one normalised (1, C, H, W) image."""
+        height, width = image.shape[-2:]
+        scores = []
+        for side in self.multi_scale:
+            scale = side / min(height, width)
+            size = [round(height * scale), round(width * scale)]
+            view = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+            scores += [model(v).float().softmax(1) for v in (view, view.flip(-1))]
+        return torch.stack(scores).mean(0)
+
+    def weights_metadata(self, model) -> dict[str, str]:
+        mean, std = self.mean_std
+        return describe(model, task="classification", input_convention={"mean": mean, "std": std})
 
     def backbone_state(self, model) -> dict:
         """The classifier is the backbone (its fc is skipped when detection loads it)."""
@@ -73,7 +105,7 @@ class ClassificationTask(Task):
             labels = batch["label"]
             k = min(5, scores.shape[1])
             hits = scores.topk(k, dim=1).indices == labels[:, None]
-            nll = F.cross_entropy(scores, labels, reduction="none") if not self.ten_crop else \
+            nll = F.cross_entropy(scores, labels, reduction="none") if not self.averages_views else \
                 F.nll_loss(scores.clamp_min(1e-12).log(), labels, reduction="none")
             hits1, hits5, nll = accelerator.gather_for_metrics((hits[:, 0], hits.any(1), nll))
             top1 += hits1.sum().item()

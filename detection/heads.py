@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.ops import FeaturePyramidNetwork, roi_pool
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from backbones.metadata import inherit_spec
+
 SHARED_MAP = "c4"  # the single feature map's name for the C4 and VGG designs
 
 
@@ -24,6 +26,7 @@ class SharedMapBody(nn.Module):
 
     def __init__(self, backbone, num_stages: int):
         super().__init__()
+        inherit_spec(self, backbone)  # its weights files say which backbone they hold
         self.stem = backbone.stem
         self.stages = nn.ModuleList(list(backbone.stages)[:num_stages])
         # feature_info ends with the last stage's entry (VGG's also has the stem's, c1, first)

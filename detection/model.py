@@ -9,13 +9,15 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
-from backbones import backbone_family, backbone_options, create_backbone, load_weights
+from backbones import backbone_family, backbone_options
+from backbones.dense import prepare_backbone
 from backbones.errors import InvalidOptionError, check_choice
-from backbones.registry import TIMM_FAMILY
-from backbones.weights import extract_state_dict, read_state_file
+from backbones.metadata import known_layout, same_input
+from backbones.weights import load_state, read_weights
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
 from .res5_heads import Res5RoIHeads
+from .sampling import set_background_range
 
 HEADS = ("c4", "vgg", "fpn")
 MASK_HEADS = ("c4", "fpn")
@@ -26,11 +28,12 @@ DETECTOR_OPTIONS = tuple(
     if p not in ("self", "backbone", "num_classes", "kwargs", "rpn_anchor_generator",
                  "box_roi_pool", "box_head", "box_predictor")
 )
+SAMPLER_DEFAULTS = {"box_bg_iou_low": 0.0}  # Fast R-CNN's background range (detection/sampling.py)
 HEAD_DEFAULTS = {
     # The paper's COCO anchors: 4 scales x 3 aspect ratios on the stride-16 map.
-    "c4": {"roi_pool": "align", "roi_size": 14, "anchor_sizes": [64, 128, 256, 512]},
-    "vgg": {"roi_pool": "pool", "roi_size": 7, "anchor_sizes": [64, 128, 256, 512]},
-    "fpn": {"fpn_channels": 256, "anchor_sizes": [32, 64, 128, 256, 512]},
+    "c4": {"roi_pool": "align", "roi_size": 14, "anchor_sizes": [64, 128, 256, 512], **SAMPLER_DEFAULTS},
+    "vgg": {"roi_pool": "max", "roi_size": 7, "anchor_sizes": [64, 128, 256, 512], **SAMPLER_DEFAULTS},
+    "fpn": {"fpn_channels": 256, "anchor_sizes": [32, 64, 128, 256, 512], **SAMPLER_DEFAULTS},
 }
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 C4_FAMILIES = ("resnet", "plain")  # a stem and stages of blocks: the last stage runs per region
@@ -57,20 +60,6 @@ def _route_options(backbone: str, head: str, options: dict, builder: str) -> tup
                 f"{sorted(HEAD_DEFAULTS[head])}; detector options: {list(DETECTOR_OPTIONS)}"
             )
     return routed
-
-
-def _freeze(backbone: nn.Module, freeze_at: int) -> None:
-    """detectron2's convention: 1 freezes the stem, 2 also the first stage (res2), and so on."""
-    stages = list(backbone.stages)
-    if not 0 <= freeze_at <= len(stages) + 1:
-        raise InvalidOptionError(f"freeze_at={freeze_at} must be between 0 and {len(stages) + 1}")
-    frozen = ([backbone.stem] if freeze_at >= 1 else []) + stages[: max(freeze_at - 1, 0)]
-    for module in frozen:
-        for parameter in module.parameters():
-            parameter.requires_grad_(False)
-
-
-BN_STATISTICS = ("*.running_mean", "*.running_var", "*.num_batches_tracked")
 
 
 def build_faster_rcnn(backbone: str, *, head: str, num_classes: int, backbone_weights=None,
@@ -107,19 +96,31 @@ def _build(detector: type, backbone: str, head: str, num_classes: int, backbone_
     backbone_opts, detector_opts, head_opts = _route_options(backbone, head, options, builder)
     head_opts = {**HEAD_DEFAULTS[head], **head_opts}
     family = backbone_family(backbone)
-    net = _backbone(backbone, family, backbone_opts, backbone_weights, freeze_at, norm)
+    net = prepare_backbone(backbone, options=backbone_opts, weights=backbone_weights, norm=norm,
+                           freeze_at=freeze_at)
+    detector_opts = _with_input_convention(detector_opts, net.input_convention, backbone_weights)
     if head == "fpn":
-        return _fpn_detector(detector, FPNBody(net, head_opts["fpn_channels"]), num_classes,
-                             head_opts["anchor_sizes"], detector_opts)
+        model = _fpn_detector(detector, FPNBody(net, head_opts["fpn_channels"]), num_classes,
+                              head_opts["anchor_sizes"], detector_opts)
+    else:
+        model = _shared_map_detector(detector, net, head, family, num_classes, head_opts, detector_opts)
+    set_background_range(model.roi_heads, head_opts["box_bg_iou_low"])
+    return model
+
+
+def _shared_map_detector(detector: type, net: nn.Module, head: str, family: str, num_classes: int,
+                         head_opts: dict, detector_opts: dict):
+    """The paper's designs: one shared map (C4: conv1..conv4_x; VGG: conv1_1..conv5_3) and a
+    per-region head (conv5_x; fc6, fc7) after RoI pooling."""
     if head == "c4" and family not in C4_FAMILIES:
-        raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {backbone!r}")
+        raise InvalidOptionError(f"head='c4' needs a ResNet or plain net, not {net.registry_name!r}")
     if head == "vgg" and family != "vgg":
-        raise InvalidOptionError(f"head='vgg' needs a VGG backbone, not {backbone!r}")
+        raise InvalidOptionError(f"head='vgg' needs a VGG backbone, not {net.registry_name!r}")
     if head == "c4":  # conv1..conv4_x shared; conv5_x per region
         body, box_head = SharedMapBody(net, num_stages=len(net.stages) - 1), C5Head(net)
     else:  # conv1_1..conv5_3 shared; fc6, fc7 per region
         body, box_head = SharedMapBody(net, num_stages=len(net.stages)), VGGHead(net)
-    check_choice("roi_pool", head_opts["roi_pool"], ("align", "pool"))
+    check_choice("roi_pool", head_opts["roi_pool"], ("align", "max"))
     # C4 masks come from conv5_x per region (Res5RoIHeads below), not from MaskRCNN's own branch
     mask = {"mask_head": nn.Identity(), "mask_predictor": MaskRCNNPredictor(
         box_head.out_channels, MASK_CHANNELS, num_classes)} if detector is MaskRCNN else {}
@@ -129,7 +130,7 @@ def _build(detector: type, backbone: str, head: str, num_classes: int, backbone_
         box_roi_pool=MultiScaleRoIAlign([SHARED_MAP], head_opts["roi_size"], sampling_ratio=0),
         box_predictor=_predictor(box_head.out_channels, num_classes), **mask, **detector_opts,
     )
-    if head_opts["roi_pool"] == "pool":  # FasterRCNN's constructor accepts RoIAlign only
+    if head_opts["roi_pool"] == "max":  # Fast R-CNN's RoI max pooling (the constructor takes RoIAlign)
         model.roi_heads.box_roi_pool = RoIPool(SHARED_MAP, head_opts["roi_size"], 1 / body.stride)
     if mask:
         model.roi_heads = Res5RoIHeads.replacing(model.roi_heads, mask["mask_predictor"])
@@ -151,22 +152,23 @@ def _fpn_detector(detector: type, body: FPNBody, num_classes: int, anchor_sizes,
     return detector(body, num_classes, rpn_anchor_generator=anchors, **pools, **options)
 
 
-def _backbone(name: str, family: str, options: dict, weights, freeze_at: int, norm: str) -> nn.Module:
-    """The registry backbone with its pretrained weights, frozen stages and no classifier."""
-    if family == TIMM_FAMILY:
-        options.setdefault("features_only", True)
-    elif "norm" in backbone_options(name):
-        options.setdefault("norm", norm)
-    net = create_backbone(name, **options)
-    if weights is not None:
-        skip = tuple(getattr(net, "classifier_patterns", ()))
-        if options.get("norm") == "gn":  # from BN pretraining: convolutions and affine only
-            skip += BN_STATISTICS
-        load_weights(net, weights, skip=skip)
-    _freeze(net, freeze_at)
-    if hasattr(net, "fc"):
-        del net.fc  # the ImageNet classifier has no part in detection
-    return net
+def _with_input_convention(options: dict, convention: dict | None, source) -> dict:
+    """The detector normalises images as its backbone's weights expect: image_mean / image_std
+    from the weights file unless set, and an error if set otherwise."""
+    if convention is None:
+        return options
+    given = {k: options.get(f"image_{k}") for k in ("mean", "std")}
+    if all(v is None for v in given.values()):
+        print(f"image_mean={convention['mean']}, image_std={convention['std']}: the input "
+              f"convention of {source}")
+        return {**options, "image_mean": list(convention["mean"]), "image_std": list(convention["std"])}
+    filled = {k: list(given[k] if given[k] is not None else convention[k]) for k in given}
+    if not same_input(filled, convention):
+        raise InvalidOptionError(
+            f"image_mean={filled['mean']}, image_std={filled['std']} differ from the input the "
+            f"backbone weights {source} expect (image_mean={convention['mean']}, "
+            f"image_std={convention['std']}); leave them unset to take the file's")
+    return options
 
 
 def _predictor(channels: int, num_classes: int) -> nn.Module:
@@ -177,10 +179,9 @@ def _predictor(channels: int, num_classes: int) -> nn.Module:
 
 def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
     """Our detection checkpoints, or torchvision detection state dicts (fasterrcnn_resnet50_fpn,
-    maskrcnn_resnet50_fpn),
-    loaded strictly and safely; torchvision's backbone names are mapped to ours."""
-    checkpoint = read_state_file(source) if not isinstance(source, dict) else source
-    state = extract_state_dict(checkpoint)
+    maskrcnn_resnet50_fpn), loaded strictly and safely; torchvision's backbone names are mapped
+    to ours; a file whose backbone was built otherwise (its metadata) is refused."""
+    state, description = read_weights(source)
     body = getattr(model.backbone, "body", None)
     own = model.state_dict()
     if body is not None and hasattr(body, "remap_state_dict") and not set(state) <= set(own):
@@ -188,4 +189,6 @@ def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
         inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         state = {k: v for k, v in state.items() if not k.startswith(prefix)}
         state.update({prefix + k: v for k, v in body.remap_state_dict(inner).items()})
-    return load_weights(model, state)
+        description = description or known_layout(inner)
+    where = str(source) if not isinstance(source, dict) else "(a state dict)"
+    return load_state(model, state, description, where)

@@ -72,7 +72,7 @@ def _from_config(config, checkpoint):
     validation annotations (numbered when only model.num_classes is set and those are absent)."""
     from .train import build_detector, load_detection_config, read_source
 
-    cfg = load_detection_config(config) if isinstance(config, (str, Path)) else config
+    cfg = load_detection_config(config, training=False) if isinstance(config, (str, Path)) else config
     if checkpoint is None:
         raise ValueError("a config needs the checkpoint of the trained detector")
     try:

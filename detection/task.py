@@ -5,6 +5,7 @@ from pathlib import Path
 
 from accelerate.utils import gather_object
 
+from backbones.metadata import describe
 from engine.data import BadSample
 from engine.task import SKIPPED, Evaluation, Task
 
@@ -21,6 +22,12 @@ class DetectionTask(Task):
         `masks`: the model predicts instance masks, scored as COCO `segm` beside `bbox`."""
         self.val_set, self.backend, self.describe = val_set, backend, dict(describe or {})
         self.masks = masks
+
+    def weights_metadata(self, model) -> dict[str, str]:
+        """The backbone inside the detector, and the normalisation the detector applies to it."""
+        t = model.transform
+        return describe(model, task="detection",
+                        input_convention={"mean": list(t.image_mean), "std": list(t.image_std)})
 
     def batch_groups(self, dataset) -> list[int]:
         """Aspect-ratio grouping: landscape (0) and portrait (1) images batch separately."""

@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from engine.checks import check_run_values
+from engine.checks import backbone_weights, check_fine_tuning_values, check_run_values
 from engine.cli import run_tool, train_from_command_line
 from engine.config import ConfigError, check_choice, load_config, plain
 from engine.run import Recipe, run
@@ -20,8 +20,11 @@ from .transforms import build_detection_transform
 DETECTORS = {"faster_rcnn": build_faster_rcnn, "mask_rcnn": build_mask_rcnn}
 
 
-def load_detection_config(path=None, overrides=()):
-    return load_config(DetectionConfig, path, overrides, check=check_run_values)
+def load_detection_config(path=None, overrides=(), *, training: bool = True):
+    """The config at `path` with `overrides`; `training=False` (evaluation, prediction, export,
+    where a checkpoint holds every weight) does not ask for model.backbone_weights."""
+    return load_config(DetectionConfig, path, overrides,
+                       check=check_fine_tuning_values if training else check_run_values)
 
 
 def read_source(data, split: str, masks: bool = False, classes: tuple | None = None) -> Source:
@@ -123,7 +126,7 @@ def build_detector(cfg, num_classes: int | None = None):
         raise ValueError("model.num_classes is not set and no data set gives it")
     check_choice("model.kind", m.kind, DETECTORS)
     model = DETECTORS[m.kind](m.backbone, head=m.head, num_classes=classes,
-                              backbone_weights=m.backbone_weights, freeze_at=m.freeze_at,
+                              backbone_weights=backbone_weights(m), freeze_at=m.freeze_at,
                               norm=m.norm, **plain(m.options))
     if m.weights:
         load_detector_weights(model, m.weights)

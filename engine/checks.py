@@ -4,8 +4,8 @@ allowed. Every problem is listed in one ConfigError, before anything is built.""
 from .config import ConfigError
 from .precision import PRECISIONS as PRECISION_NAMES
 
-SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "poly", "constant"), ("iter", "epoch"), \
-    ("constant", "linear")
+SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "poly", "constant", "plateau"), \
+    ("iter", "epoch"), ("constant", "linear")
 
 
 def _problems(cfg) -> list[str]:
@@ -30,6 +30,7 @@ def _problems(cfg) -> list[str]:
         ("schedule.gamma", s.gamma, 0 < s.gamma <= 1, "0 < gamma <= 1 (the lr is multiplied by it)"),
         ("schedule.warmup", s.warmup, 0 <= s.warmup < max(s.total, 1e-9), "0 <= warmup < schedule.total"),
         ("schedule.warmup_factor", s.warmup_factor, 0 < s.warmup_factor <= 1, "0 < factor <= 1"),
+        ("schedule.patience", s.patience, s.patience >= 1, "an integer >= 1 (evaluations)"),
         ("schedule.warmup_kind", s.warmup_kind, s.warmup_kind in WARMUP_KINDS, " | ".join(WARMUP_KINDS)),
     ]
     problems = [f"{key}={value!r}: must be {allowed}" for key, value, ok, allowed in rules if not ok]
@@ -44,8 +45,38 @@ def _problems(cfg) -> list[str]:
     return problems
 
 
+SCRATCH = "scratch"  # model.backbone_weights: random weights, deliberately
+
+
+def _start_problems(model) -> list[str]:
+    """A fine-tuning recipe (detection, segmentation) names the backbone it starts from."""
+    if model.get("weights"):  # a whole trained model: the backbone comes with it
+        return []
+    if model.backbone_weights is None:
+        return ["model.backbone_weights is not set: this recipe starts from an ImageNet-pretrained "
+                "backbone: set model.backbone_weights=<file> (or model.backbone_weights=scratch to "
+                "train from random weights deliberately)"]
+    if model.backbone_weights == SCRATCH and model.norm == "frozen_bn":
+        return ["model.backbone_weights=scratch with model.norm=frozen_bn: the frozen statistics of "
+                "an untrained net are meaningless; use model.norm=gn, bn or syncbn"]
+    return []
+
+
+def backbone_weights(model):
+    """The `backbone_weights` a builder takes: a file, or None for `scratch`."""
+    return None if model.backbone_weights == SCRATCH else model.backbone_weights
+
+
 def check_run_values(cfg) -> None:
     """Raise ConfigError listing every out-of-range value of `cfg`'s train, optim and schedule."""
-    problems = _problems(cfg)
+    _raise_if(_problems(cfg))
+
+
+def check_fine_tuning_values(cfg) -> None:
+    """`check_run_values`, and a named starting point for the backbone (`_start_problems`)."""
+    _raise_if(_problems(cfg) + _start_problems(cfg.model))
+
+
+def _raise_if(problems: list[str]) -> None:
     if problems:
         raise ConfigError("invalid config values:\n  " + "\n  ".join(problems))

@@ -1,7 +1,9 @@
-"""Learning-rate schedules in iterations: step decay, cosine, optional warm-up.
+"""Learning-rate schedules in iterations: step decay, cosine, poly, plateau, optional warm-up.
 
-Epoch-based settings are converted to iterations once, so every schedule is a pure function of
-the iteration: resuming restores it exactly.
+Epoch-based settings are converted to iterations once, so every schedule but `plateau` is a pure
+function of the iteration; `plateau` (the paper's ImageNet schedule: lr / 10 when the error
+plateaus) also depends on the validation metrics seen, which its state_dict keeps: resuming
+restores either exactly.
 """
 
 import math
@@ -12,7 +14,7 @@ import torch
 
 @dataclass
 class ScheduleConfig:
-    kind: str = "step"  # step | cosine | poly | constant
+    kind: str = "step"  # step | cosine | poly | constant | plateau
     unit: str = "iter"  # iter | epoch: the unit of total, milestones and warmup
     total: float = 64000
     milestones: list = field(default_factory=lambda: [32000, 48000])
@@ -21,6 +23,7 @@ class ScheduleConfig:
     warmup_factor: float = 0.1  # lr multiplier during (constant) or at the start of (linear) warm-up
     warmup_kind: str = "constant"  # constant (the paper's ResNet-110) | linear
     power: float = 0.9  # poly: (1 - step / total) ** power, torchvision's segmentation reference
+    patience: int = 3  # plateau: evaluations without a new best before the lr is multiplied by gamma
 
 
 def to_iterations(value: float, unit: str, iters_per_epoch: int) -> int:
@@ -39,10 +42,10 @@ def lr_factor(step: int, cfg: ScheduleConfig, iters_per_epoch: int) -> float:
         factor = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
     elif cfg.kind == "poly":
         factor = (1 - min(step, total) / max(total, 1)) ** cfg.power
-    elif cfg.kind == "constant":
+    elif cfg.kind in ("constant", "plateau"):  # plateau: PlateauLR multiplies in its reductions
         factor = 1.0
     else:
-        raise ValueError(f"schedule.kind must be step, cosine, poly or constant, not {cfg.kind!r}")
+        raise ValueError(f"schedule.kind must be step, cosine, poly, constant or plateau, not {cfg.kind!r}")
     warmup = to_iterations(cfg.warmup, cfg.unit, iters_per_epoch)
     if step < warmup:
         if cfg.warmup_kind == "constant":
@@ -52,7 +55,34 @@ def lr_factor(step: int, cfg: ScheduleConfig, iters_per_epoch: int) -> float:
     return factor
 
 
+class PlateauLR(torch.optim.lr_scheduler.LambdaLR):
+    """The lr times gamma each time the watched metric (lower is better) has gone `patience`
+    evaluations without a new best (He et al., Sec. 3.4: "divided by 10 when the error
+    plateaus"). `best`, `stale` and `reductions` are attributes, so LambdaLR's state_dict keeps
+    them and a resumed run continues exactly."""
+
+    def __init__(self, optimizer, cfg: ScheduleConfig, iters_per_epoch: int):
+        self.best, self.stale, self.reductions, self.patience = math.inf, 0, 0, cfg.patience
+        super().__init__(optimizer,
+                         lambda step: cfg.gamma**self.reductions * lr_factor(step, cfg, iters_per_epoch))
+
+    def state_dict(self) -> dict:
+        """What was observed, not the rule: a resume takes `patience` from its config."""
+        return {k: v for k, v in super().state_dict().items() if k != "patience"}
+
+    def observe(self, value: float) -> None:
+        """One evaluation's metric; the new lr applies from the next step."""
+        if value < self.best:
+            self.best, self.stale = value, 0
+            return
+        self.stale += 1
+        if self.stale >= self.patience:
+            self.reductions, self.stale = self.reductions + 1, 0
+
+
 def build_scheduler(optimizer, cfg: ScheduleConfig, iters_per_epoch: int):
+    if cfg.kind == "plateau":
+        return PlateauLR(optimizer, cfg, iters_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, cfg, iters_per_epoch)
     )
@@ -65,5 +95,5 @@ def compress(cfg: ScheduleConfig, total: float, unit: str) -> ScheduleConfig:
     return ScheduleConfig(
         kind=cfg.kind, unit=unit, total=total, milestones=[m * scale for m in cfg.milestones],
         gamma=cfg.gamma, warmup=cfg.warmup * scale, warmup_factor=cfg.warmup_factor,
-        warmup_kind=cfg.warmup_kind, power=cfg.power,
+        warmup_kind=cfg.warmup_kind, power=cfg.power, patience=cfg.patience,
     )

@@ -52,6 +52,11 @@ class Task:
         not itself a backbone."""
         return None
 
+    def weights_metadata(self, model: nn.Module) -> dict[str, str]:
+        """What the run's weights files are (registry backbone, options, input convention), as
+        safetensors metadata; every file the trainer writes carries it."""
+        return {}
+
     def save_evaluation(self, evaluation: Evaluation, out_dir: Path) -> Path:
         """Write the final evaluation under `out_dir` (metrics.json, and what the task adds)."""
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 from omegaconf import OmegaConf
-from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -27,8 +26,8 @@ from .checkpoint import (
     atomic_write_text,
     load_checkpoint,
     rng_state,
+    save_safetensors,
     set_rng_state,
-    temporary_path,
 )
 from .config import check_choice, save_config
 from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
@@ -37,7 +36,7 @@ from .lock import RunLock
 from .metrics import MetricsLogger, truncate_after
 from .precision import PRECISIONS, resolve_precision
 from .resume import apply_optimizer_settings, check_changes, trajectory_changes
-from .schedule import build_scheduler, to_iterations
+from .schedule import PlateauLR, build_scheduler, to_iterations
 from .signals import StopRequests, ignore_sigterm
 from .task import SKIPPED, Evaluation, Task
 
@@ -123,6 +122,9 @@ class Trainer:
             raise ValueError(f"the training set ({len(train_set)} samples) is smaller than one batch")
         self.iters_per_epoch = len(train_loader) // t.grad_accum
         self.total = to_iterations(cfg.schedule.total, cfg.schedule.unit, self.iters_per_epoch)
+        if cfg.schedule.kind == "plateau" and (val_set is None or task.best_metric is None):
+            raise ValueError("schedule.kind=plateau watches the validation error: this run has no "
+                             "validation set (or its task no metric to watch)")
         self.scheduler = build_scheduler(optimizer, cfg.schedule, self.iters_per_epoch)
         val_loader = None
         if val_set is not None:
@@ -173,6 +175,7 @@ class Trainer:
         self._check_finite(model, f"writing {self.last_path}")
         atomic_save({
             "model": model,
+            "meta": self._weights_metadata(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -183,6 +186,10 @@ class Trainer:
             "nonfinite_skipped": self.nonfinite_skipped,
             "config": OmegaConf.to_yaml(self.cfg),
         }, self.last_path)
+
+    def _weights_metadata(self) -> dict[str, str]:
+        """What every weights file of this run says it is, with what produced it."""
+        return {**self.task.weights_metadata(self.unwrapped_model()), "run": str(self.cfg.get("name", ""))}
 
     def _check_finite(self, state: dict, doing: str) -> None:
         """The divergence guard's last line: a non-finite weight is never written anywhere."""
@@ -236,10 +243,11 @@ class Trainer:
             return
         model = self._model_state()
         self._check_finite(model, "writing final.safetensors")
-        _save_safetensors(model, self.out / "final.safetensors")
+        meta = self._weights_metadata()
+        save_safetensors(model, self.out / "final.safetensors", meta)
         backbone = self.task.backbone_state(self.unwrapped_model())
         if backbone is not None:
-            _save_safetensors(_cpu_tensors(backbone), self.out / "backbone.safetensors")
+            save_safetensors(_cpu_tensors(backbone), self.out / "backbone.safetensors", meta)
         if evaluation is not None:
             self.task.save_evaluation(evaluation, self.out / "eval")
         done = {"iteration": self.step, "metrics": evaluation.metrics if evaluation else {}}
@@ -266,8 +274,20 @@ class Trainer:
             if self.accelerator.is_main_process:
                 model = self._model_state()
                 self._check_finite(model, "writing best.pth")
-                atomic_save({"model": model, "step": self.step, key: metrics[key]},
+                atomic_save({"model": model, "meta": self._weights_metadata(), "step": self.step,
+                             key: metrics[key]},
                             self.out / "checkpoints" / "best.pth")
+
+    def _observe_plateau(self, evaluation: Evaluation | None) -> None:
+        """`schedule.kind=plateau` watches the task's best metric; every process takes the main
+        process's value, so their learning rates stay equal."""
+        if not isinstance(self.scheduler, PlateauLR):
+            return
+        key = self.task.best_metric
+        value = evaluation.metrics.get(key, math.nan) if evaluation is not None else math.nan
+        if self.accelerator.num_processes > 1:
+            value = broadcast_object_list([value], from_process=0)[0]
+        self.scheduler.observe(-value if self.task.best_higher else value)
 
     def _report_skipped(self, skipped: list, epoch: int) -> None:
         skipped = gather_object(skipped) if self.accelerator.num_processes > 1 else skipped
@@ -453,6 +473,7 @@ class Trainer:
             self._evaluated = True
             if evaluation is not None:
                 self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
+            self._observe_plateau(evaluation)
         if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
             self.save()
         return evaluation
@@ -481,8 +502,3 @@ class StopRequested(KeyboardInterrupt):
 def _cpu_tensors(state: dict) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
-
-def _save_safetensors(state: dict, path: Path) -> None:
-    tmp = temporary_path(path)
-    save_file(state, str(tmp))
-    tmp.replace(path)

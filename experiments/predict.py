@@ -46,8 +46,9 @@ def load_task_config(path, task: str | None = None):
     from detection import load_detection_config
     from segmentation import load_segmentation_config
 
-    loaders = {"detection": load_detection_config, "classification": load_pretrain_config,
-               "segmentation": load_segmentation_config}
+    loaders = {"detection": lambda p: load_detection_config(p, training=False),
+               "classification": load_pretrain_config,
+               "segmentation": lambda p: load_segmentation_config(p, training=False)}
     if task:
         return task, loaders[task](path)
     fits = {}

@@ -18,6 +18,7 @@ from albumentations.pytorch import ToTensorV2
 from PIL import Image
 from torch.utils.data import Dataset
 
+from backbones.metadata import IMAGENET_INPUT
 from engine.data import (
     IMAGE_EXTENSIONS,
     BadImageError,
@@ -35,7 +36,7 @@ VOC_CLASSES = (
     "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 )
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = tuple(IMAGENET_INPUT["mean"]), tuple(IMAGENET_INPUT["std"])
 
 
 @dataclass(frozen=True)

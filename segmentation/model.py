@@ -13,10 +13,12 @@ from torch import nn
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCN, FCNHead
 
-from backbones import backbone_family, backbone_options, create_backbone, load_weights
+from backbones import backbone_family, backbone_options
+from backbones.dense import prepare_backbone
 from backbones.errors import InvalidOptionError, check_choice
+from backbones.metadata import IMAGENET_INPUT, known_layout, same_input
 from backbones.registry import TIMM_FAMILY
-from backbones.weights import extract_state_dict, read_state_file
+from backbones.weights import load_state, read_weights
 
 HEADS = ("fcn", "deeplabv3")
 HEAD_OPTIONS = {"fcn": {}, "deeplabv3": {"atrous_rates": (12, 24, 36)}}
@@ -70,19 +72,10 @@ def build_segmenter(backbone: str, *, head: str, num_classes: int, aux_loss: boo
         raise InvalidOptionError(f"segmentation needs a ResNet, plain net or timm model, not "
                                  f"{backbone!r} (family {family!r})")
     backbone_opts, head_opts = _route_options(backbone, head, options)
-    if family == TIMM_FAMILY:
-        backbone_opts.setdefault("features_only", True)
-        if output_stride is not None:
-            backbone_opts["output_stride"] = output_stride
-    else:
+    if family != TIMM_FAMILY or output_stride is not None:
         backbone_opts["output_stride"] = output_stride
-        if "norm" in backbone_options(backbone):
-            backbone_opts.setdefault("norm", norm)
-    net = create_backbone(backbone, **backbone_opts)
-    if backbone_weights is not None:
-        load_weights(net, backbone_weights, skip=tuple(net.classifier_patterns))
-    if hasattr(net, "fc"):
-        del net.fc  # the ImageNet classifier has no part in segmentation
+    net = prepare_backbone(backbone, options=backbone_opts, weights=backbone_weights, norm=norm)
+    _check_input_convention(net.input_convention, backbone_weights)
     out_channels, aux_channels = (f["channels"] for f in net.feature_info[-1:-3:-1])
     aux = FCNHead(aux_channels, num_classes) if aux_loss else None
     if head == "fcn":
@@ -91,14 +84,25 @@ def build_segmenter(backbone: str, *, head: str, num_classes: int, aux_loss: boo
     return DeepLabV3(StageFeatures(net), classifier, aux)
 
 
+def _check_input_convention(convention: dict | None, source) -> None:
+    """The segmentation data are normalised with ImageNet's mean and std (`data.py`): weights
+    that expect another input would see wrongly scaled images."""
+    if convention is not None and not same_input(convention, IMAGENET_INPUT):
+        raise InvalidOptionError(
+            f"the backbone weights {source} expect input normalised with mean={convention['mean']}, "
+            f"std={convention['std']}; segmentation data are normalised with ImageNet's "
+            f"(mean={IMAGENET_INPUT['mean']}, std={IMAGENET_INPUT['std']})")
+
+
 def load_segmenter_weights(model: nn.Module, source) -> nn.Module:
     """Our segmentation checkpoints, or torchvision's (fcn_resnet50, deeplabv3_resnet50, ...)
     state dicts, loaded strictly; torchvision's backbone names are mapped to ours."""
-    checkpoint = read_state_file(source) if not isinstance(source, dict) else source
-    state = extract_state_dict(checkpoint)
+    state, description = read_weights(source)
     if not set(state) <= set(model.state_dict()):
         body, prefix = model.backbone.body, "backbone."
         inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         state = {k: v for k, v in state.items() if not k.startswith(prefix)}
         state.update({f"{prefix}body.{k}": v for k, v in body.remap_state_dict(inner).items()})
-    return load_weights(model, state)
+        description = description or known_layout(inner)
+    where = str(source) if not isinstance(source, dict) else "(a state dict)"
+    return load_state(model, state, description, where)

@@ -4,6 +4,7 @@ ignored, aux head weighted 0.5 as torchvision's reference) and confusion-matrix 
 import torch
 import torch.nn.functional as F
 
+from backbones.metadata import IMAGENET_INPUT, describe
 from engine.data import BadSample
 from engine.task import SKIPPED, Evaluation, Task
 
@@ -17,6 +18,9 @@ class SegmentationTask(Task):
 
     def __init__(self, classes: list[str]):
         self.classes = list(classes)
+
+    def weights_metadata(self, model) -> dict[str, str]:
+        return describe(model, task="segmentation", input_convention=IMAGENET_INPUT)  # data.py's
 
     def collate(self, samples: list) -> dict:
         """Images of different sizes (validation) are padded: image with 0, mask with void."""

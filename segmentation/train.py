@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from engine.checks import check_run_values
+from engine.checks import backbone_weights, check_fine_tuning_values, check_run_values
 from engine.cli import run_tool, train_from_command_line
 from engine.config import check_choice, load_config, plain
 from engine.run import Recipe, run
@@ -17,8 +17,10 @@ from .model import build_segmenter, load_segmenter_weights
 from .task import SegmentationTask
 
 
-def load_segmentation_config(path=None, overrides=()):
-    return load_config(SegmentationConfig, path, overrides, check=check_run_values)
+def load_segmentation_config(path=None, overrides=(), *, training: bool = True):
+    """As `detection.load_detection_config`: `training=False` needs no model.backbone_weights."""
+    return load_config(SegmentationConfig, path, overrides,
+                       check=check_fine_tuning_values if training else check_run_values)
 
 
 def build_dataset(cfg, split: str, train: bool) -> SegmentationDataset:
@@ -51,7 +53,7 @@ def build_model(cfg, num_classes: int | None = None):
     if classes is None:
         raise ValueError("model.num_classes is not set and no data set gives it")
     model = build_segmenter(m.backbone, head=m.head, num_classes=classes, aux_loss=m.aux_loss,
-                            output_stride=m.output_stride, backbone_weights=m.backbone_weights,
+                            output_stride=m.output_stride, backbone_weights=backbone_weights(m),
                             norm=m.norm, **plain(m.options))
     if m.weights:
         load_segmenter_weights(model, m.weights)

@@ -79,26 +79,29 @@ def test_every_shipped_config_loads():
 
     for path in sorted((REPO / "configs/classification").rglob("*.yaml")):
         load_pretrain_config(path)
-    for path in sorted((REPO / "configs/detection").glob("*.yaml")):
-        load_detection_config(path)
+    weights = ["model.backbone_weights=imagenet.safetensors"]  # fine-tuning recipes need one
+    for path in sorted((REPO / "configs/detection").rglob("*.yaml")):
+        load_detection_config(path, weights)
     from segmentation import load_segmentation_config
 
-    coco = load_segmentation_config(REPO / "configs/segmentation/coco_voc_deeplabv3_r50.yaml")
+    coco = load_segmentation_config(REPO / "configs/segmentation/coco_voc_deeplabv3_r50.yaml", weights)
     assert (coco.data.kind, coco.model.head, coco.data.val_split) == ("coco", "deeplabv3", "val2017")
     for path in sorted((REPO / "configs/segmentation").glob("*.yaml")):
-        load_segmentation_config(path)
+        load_segmentation_config(path, weights)
 
 
 @pytest.mark.parametrize("name, kind, head, min_size", [
-    ("coco_mask_rcnn_r50_fpn_1x", "MaskRCNN", "RoIHeads", (640, 672, 704, 736, 768, 800)),
-    ("coco_mask_rcnn_r101_c4", "MaskRCNN", "Res5RoIHeads", (640, 672, 704, 736, 768, 800)),
-    ("coco_faster_rcnn_r101_c4", "FasterRCNN", "RoIHeads", (600,)),
+    ("d2_1x/coco_mask_rcnn_r50_fpn_1x", "MaskRCNN", "RoIHeads", (640, 672, 704, 736, 768, 800)),
+    ("d2_1x/coco_mask_rcnn_r101_c4", "MaskRCNN", "Res5RoIHeads", (640, 672, 704, 736, 768, 800)),
+    ("d2_1x/coco_faster_rcnn_r101_c4", "FasterRCNN", "RoIHeads", (600,)),
+    ("paper/coco2014_r101_c4", "FasterRCNN", "RoIHeads", (600,)),
 ])
 def test_detection_configs_build_their_detector(name, kind, head, min_size):
     """Multi-scale training (a list of shorter sides) and the 81 COCO classes, as configured."""
     from detection import build_detector, load_detection_config
 
-    cfg = load_detection_config(REPO / "configs/detection" / f"{name}.yaml")
+    cfg = load_detection_config(REPO / "configs/detection" / f"{name}.yaml",
+                                ["model.backbone_weights=scratch", "model.norm=gn"])
     model = build_detector(cfg, num_classes=81)
     assert type(model).__name__ == kind and type(model.roi_heads).__name__ == head
     assert model.roi_heads.box_predictor.cls_score.out_features == 81

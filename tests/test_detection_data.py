@@ -147,7 +147,7 @@ def voc_config(root, *overrides):
     from detection import load_detection_config
 
     return load_detection_config(None, ["data.kind=voc", f"data.voc_root={root}", "data.voc_train=[train]",
-                                        "data.voc_val=[train]", *overrides])
+                                        "data.voc_val=[train]", *overrides], training=False)
 
 
 def test_voc_folder_of_your_own_classes(tmp_path):

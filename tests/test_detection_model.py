@@ -34,10 +34,10 @@ def one_step_and_predict(model):
 @pytest.mark.parametrize("backbone, head, options", [
     ("plain18", "c4", {"roi_size": 7}),
     ("resnet18", "c4", {"shortcut": "A", "roi_size": 7}),
-    ("resnet18", "c4", {"shortcut": "B", "roi_pool": "pool", "roi_size": 7}),
+    ("resnet18", "c4", {"shortcut": "B", "roi_pool": "max", "roi_size": 7}),
     ("resnet18", "c4", {"shortcut": "C", "roi_size": 7}),
     ("cifar_resnet20", "c4", {"roi_size": 8}),  # stem..c3 shared (stride 2), c4 per region
-    ("cifar_plain20", "c4", {"roi_size": 8, "roi_pool": "pool"}),
+    ("cifar_plain20", "c4", {"roi_size": 8, "roi_pool": "max"}),
     ("vgg11", "vgg", {}),
     ("plain18", "fpn", {}),
     ("resnet18", "fpn", {"shortcut": "A"}),
@@ -104,7 +104,7 @@ def test_same_detections_as_torchvision_fasterrcnn_resnet50_fpn(tmp_path):
 
 
 def test_c4_on_a_cifar_net_shares_all_but_the_last_stage():
-    model = build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, roi_pool="pool")
+    model = build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, roi_pool="max")
     assert len(model.backbone.stages) == 2 and model.backbone.stride == 2
     assert model.roi_heads.box_roi_pool.spatial_scale == 0.5
     assert model.roi_heads.box_head.out_channels == 64

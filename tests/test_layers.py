@@ -98,6 +98,7 @@ det = train_detector(load_detection_config(None, [
     f"output_dir={out / 'det'}", f"data.train_annotations={coco}", f"data.val_annotations={coco}",
     f"data.train_images={coco.parent / 'images'}", f"data.val_images={coco.parent / 'images'}",
     "model.backbone=cifar_resnet20", "model.head=c4", "model.freeze_at=0", "model.norm=gn",
+    f"model.backbone_weights={out / 'cls' / 'backbone.safetensors'}",
     "model.options={min_size: 64, max_size: 64, anchor_sizes: [16, 32], box_batch_size_per_image: 8,"
     " rpn_post_nms_top_n_train: 16, rpn_post_nms_top_n_test: 8}",
     "train.batch_size=2", "train.num_workers=0", "schedule.total=1", "schedule.milestones=[]",

@@ -27,7 +27,7 @@ def write_images(folder, sizes, seed=0):
 @pytest.mark.parametrize("config, task", [
     (CLASSIFIER, "classification"), (SEGMENTER, "segmentation"),
     (REPO / "configs/detection/smoke.yaml", "detection"),
-    (REPO / "configs/detection/coco_mask_rcnn_r101_c4.yaml", "detection"),
+    (REPO / "configs/detection/d2_1x/coco_mask_rcnn_r101_c4.yaml", "detection"),
     (REPO / "configs/segmentation/coco_voc_fcn_r50.yaml", "segmentation"),
 ])
 def test_the_config_says_its_task(config, task):

@@ -186,7 +186,7 @@ def test_voc_segmentation_class_palette_masks(tmp_path):
         mask = Image.fromarray(np.array([[0] * 40] * 29 + [[255] * 40], np.uint8), mode="L").convert("P")
         mask.putpixel((5, 5), 15)  # person
         mask.save(root / "SegmentationClass" / f"{name}.png")
-    cfg = load_segmentation_config(None, ["data.kind=voc", f"data.root={root}"])
+    cfg = load_segmentation_config(None, ["data.kind=voc", f"data.root={root}"], training=False)
     val = build_dataset(cfg, "val", train=False)
     image, mask = val[0]
     assert len(val) == 2 and len(val.classes) == 21 and image.shape == (3, 30, 40)

@@ -62,7 +62,7 @@ def test_skip_patterns_allow_new_classifier():
 
 
 def test_mismatch_lists_offending_keys():
-    option_b = torchvision.models.resnet18().state_dict()
+    option_b = create_backbone("resnet18").state_dict()  # a bare state dict: no description
     with pytest.raises(WeightsMismatchError) as info:
         load_weights(create_backbone("resnet18", shortcut="A"), option_b)
     assert "unexpected keys" in str(info.value)
@@ -90,7 +90,7 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_torchvision_weights_refuse_a_different_layout():
-    with pytest.raises(ValueError, match="stride_in_1x1=False"):
+    with pytest.raises(ValueError, match="stride_in_1x1: file False, model True"):
         create_backbone("resnet50", stride_in_1x1=True, weights="torchvision")
     with pytest.raises(ValueError, match="no weights for 'cifar_resnet20'"):
         create_backbone("cifar_resnet20", weights="torchvision")

@@ -5,7 +5,7 @@ AP50) and pr_curves.png (precision/recall of the best and worst five classes); C
 faster-coco-eval, or --backend pycocotools (the reference), and VOC mAP@0.5. --per-class also
 prints the per-class table.
 
-    python tools/evaluate.py --config configs/detection/coco_faster_rcnn_r101_c4.yaml \\
+    python tools/evaluate.py --config configs/detection/paper/coco2014_r101_c4.yaml \\
         --checkpoint outputs/coco_r101_c4/checkpoints/last.pth [--out DIR] [key=value ...]
 """
 
@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     overrides = list(args.overrides) + ([f"eval.backend={args.backend}"] if args.backend else [])
-    cfg = load_detection_config(args.config, overrides)
+    cfg = load_detection_config(args.config, overrides, training=False)
     out = args.out or Path(cfg.output_dir) / "eval"
     metrics = evaluate_checkpoint(cfg, args.checkpoint, out)
     if metrics:

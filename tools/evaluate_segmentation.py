@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=1, help="images per batch and process")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    cfg = load_segmentation_config(args.config, args.overrides)
+    cfg = load_segmentation_config(args.config, args.overrides, training=False)
     out = args.out or Path(cfg.output_dir) / "eval"
     metrics = evaluate_checkpoint(cfg, args.checkpoint, out, batch_size=args.batch)
     if metrics:

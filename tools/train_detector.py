@@ -1,6 +1,6 @@
 """Train a Faster R-CNN detector from a YAML config and key=value overrides.
 
-    python tools/train_detector.py --config configs/detection/coco_faster_rcnn_r101_c4.yaml [key=value ...]
+    python tools/train_detector.py --config configs/detection/paper/coco2014_r101_c4.yaml [key=value ...]
     accelerate launch --multi_gpu --num_processes 8 tools/train_detector.py --config ... [key=value ...]
 """
 

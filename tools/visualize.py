@@ -1,6 +1,6 @@
 """Draw a detector's predictions (and the ground truth, where known) on images.
 
-    python tools/visualize.py --config configs/detection/voc07_faster_rcnn_r101_c4.yaml \\
+    python tools/visualize.py --config configs/detection/paper/voc0712_r101_c4.yaml \\
         --checkpoint outputs/voc07_r101_c4/checkpoints/last.pth [--images DIR] [--num 8] [--out DIR]
 
 Without --images: the first --num images of the config's validation set, ground truth in white.
@@ -28,7 +28,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, help="default: <output_dir>/visualize")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    cfg = load_detection_config(args.config, args.overrides)
+    cfg = load_detection_config(args.config, args.overrides, training=False)
     out = args.out or Path(cfg.output_dir) / "visualize"
     try:
         written = visualize_checkpoint(cfg, args.checkpoint, out, images=args.images, num=args.num,

@@ -1,0 +1,140 @@
+"""The paper's ImageNet protocol beyond the crops: multi-scale fully-convolutional testing (Table
+4), the plateau schedule (Sec. 3.4), BN statistics recomputed over the training set (Appendix A)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import REPO, SMOKE
+from safetensors import safe_open
+from test_imagenet_input import write_jpeg_folder
+from test_pretrain import run
+
+from backbones import create_backbone
+from classification.bn_statistics import population_statistics
+from classification.pretrain import load_pretrain_config
+from classification.task import ClassificationTask
+from engine.schedule import PlateauLR, ScheduleConfig
+
+
+def test_multi_scale_scores_are_the_mean_softmax_over_scales_and_flips():
+    torch.manual_seed(0)
+    model = create_backbone("resnet18", num_classes=5).eval()
+    task = ClassificationTask(multi_scale=(32, 48))
+    images = [torch.rand(1, 3, 40, 60), torch.rand(1, 3, 50, 30)]  # whole images, any size
+    with torch.no_grad():
+        scores = task.predict(model, images)
+        expected = []
+        for image in images:
+            views = []
+            for side in (32, 48):
+                scale = side / min(image.shape[-2:])
+                size = [round(image.shape[-2] * scale), round(image.shape[-1] * scale)]
+                x = F.interpolate(image, size=size, mode="bilinear", antialias=True)
+                views += [model(x).softmax(1), model(x.flip(-1)).softmax(1)]
+            expected.append(torch.stack(views).mean(0))
+    torch.testing.assert_close(scores, torch.cat(expected), atol=1e-6, rtol=0)
+    assert scores.shape == (2, 5) and torch.allclose(scores.sum(1), torch.ones(2))
+
+
+def test_multi_scale_evaluation_runs_on_the_imagenet_path(tmp_path):
+    """Whole images of different sizes, one list per batch; evaluated by the evaluate tool."""
+    write_jpeg_folder(tmp_path / "data/train", per_class=2)
+    common = ["data.kind=imagefolder", f"data.root={tmp_path / 'data'}", "data.preset=imagenet",
+              "data.val_split=train", "train.batch_size=2", "schedule.total=2", "schedule.milestones=[]"]
+    out = Path(run(tmp_path, *common)[0].output_dir)
+    printed = subprocess.run(
+        [sys.executable, str(REPO / "tools/evaluate_classifier.py"), "--config", str(out / "config.yaml"),
+         "--checkpoint", str(out / "checkpoints/last.pth"), "--out", str(tmp_path / "ms"),
+         "data.multi_scale_test=[64,80]", "train.num_workers=0"],
+        check=True, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    assert "val_top1_error" in printed and (tmp_path / "ms/metrics.json").exists()
+    with pytest.raises(ValueError, match="needs data.preset=imagenet"):
+        from classification.datasets import build_datasets
+
+        build_datasets(load_pretrain_config(SMOKE, ["data.multi_scale_test=[32]"]).data)
+
+
+def test_plateau_divides_by_10_after_patience_evaluations_and_resumes_exactly():
+    cfg = ScheduleConfig(kind="plateau", total=100, milestones=[], patience=2)
+    weights = [torch.nn.Parameter(torch.zeros(1))]
+    scheduler = PlateauLR(torch.optim.SGD(weights, lr=0.1), cfg, 10)
+    lrs = []
+    for error in (0.5, 0.4, 0.41, 0.40, 0.39, 0.39, 0.39):  # new best, best, stale, stale -> /10 ...
+        scheduler.optimizer.step()
+        scheduler.step()
+        scheduler.observe(error)
+        scheduler.optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr()[0])
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001])
+    state = scheduler.state_dict()
+    restored = PlateauLR(torch.optim.SGD(weights, lr=0.1), ScheduleConfig(kind="plateau", patience=2), 10)
+    restored.load_state_dict(state)
+    assert (restored.best, restored.stale, restored.reductions) == (0.39, 0, 2)
+    restored.observe(0.39)
+    restored.observe(0.39)
+    assert restored.reductions == 3
+
+
+def test_plateau_schedule_trains_through_the_trainer_and_resumes_bit_exactly(tmp_path):
+    common = ["schedule.kind=plateau", "schedule.patience=1", "schedule.milestones=[]",
+              "train.eval_every=2", "schedule.unit=iter", "schedule.total=8"]
+    straight = Path(run(tmp_path, *common, name="straight")[0].output_dir)
+    run(tmp_path, *common, "train.stop_at=4", name="paused")
+    paused = Path(run(tmp_path, *common, name="paused")[0].output_dir)
+    last = [torch.load(p / "checkpoints/last.pth", weights_only=True) for p in (straight, paused)]
+    assert last[0]["scheduler"]["reductions"] == last[1]["scheduler"]["reductions"]
+    for key, value in last[0]["model"].items():
+        torch.testing.assert_close(last[1]["model"][key], value, atol=0, rtol=0, msg=key)
+
+
+class TwoBN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn1, self.conv, self.bn2 = (torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 3),
+                                         torch.nn.BatchNorm2d(4))
+
+    def forward(self, x):
+        return self.bn2(self.conv(self.bn1(x)))
+
+
+def test_bn_statistics_are_the_exact_population_values():
+    """Batches that differ in mean (sorted data): the population variance includes the spread of
+    the batch means, which torch.optim.swa_utils.update_bn's mean of batch variances misses."""
+    torch.manual_seed(0)
+    batches = [torch.randn(4, 3, 6, 6) * (1 + i) + 3 * i for i in range(5)]
+    model = TwoBN().eval()
+    seen = []  # bn2's inputs, as the pass (train mode) produces them
+    hook = model.bn2.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    assert population_statistics(model, batches) == 20
+    hook.remove()
+    for layer, values in ((model.bn1, torch.cat(batches)), (model.bn2, torch.cat(seen))):
+        flat = values.transpose(0, 1).reshape(values.shape[1], -1).double()
+        torch.testing.assert_close(layer.running_mean, flat.mean(1).float(), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(layer.running_var, flat.var(1).float(), rtol=1e-6, atol=1e-6)
+    assert not model.training  # the pass ran in training mode, as update_bn's; the mode is restored
+    reference = TwoBN()
+    torch.optim.swa_utils.update_bn(batches, reference)
+    exact = torch.cat(batches).transpose(0, 1).reshape(3, -1).var(1)
+    assert (reference.bn1.running_var < 0.5 * exact).all()  # why not update_bn
+
+
+def test_recompute_bn_tool_writes_a_backbone_that_says_so(tmp_path):
+    out = Path(run(tmp_path, "model.name=cifar_resnet20")[0].output_dir)
+    target = tmp_path / "bn.safetensors"
+    printed = subprocess.run(
+        [sys.executable, str(REPO / "tools/recompute_bn.py"), "--config", str(out / "config.yaml"),
+         "--checkpoint", str(out / "checkpoints/last.pth"), "--out", str(target), "--workers", "0"],
+        check=True, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    cfg = load_pretrain_config(out / "config.yaml")
+    assert f"over {cfg.data.num_train} training images" in printed
+    with safe_open(str(target), "pt") as f:
+        meta = f.metadata()
+        stem_var = f.get_tensor("stem.bn.running_var")
+    assert meta["backbone"] == "cifar_resnet20" and "population" in meta["bn_statistics"]
+    trained = torch.load(out / "checkpoints/last.pth", weights_only=True)["model"]
+    assert not torch.equal(stem_var, trained["stem.bn.running_var"])

@@ -1,0 +1,193 @@
+"""Every weights file says what it is; a load into a model built otherwise is an error naming the
+option and both values; dense-task builders take the file's options when not told them."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from helpers import SMOKE
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from backbones import UnsafeCheckpointError, WeightsMismatchError, create_backbone, load_weights
+from backbones.metadata import describe, find_backbone, parse
+from backbones.msra import BGR_MEAN, BN_EPS
+from classification.pretrain import load_pretrain_config, pretrain
+from detection import build_faster_rcnn, load_detector_weights
+from segmentation import build_segmenter
+
+INPUT = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+
+
+def paper_bottleneck_file(tmp_path, name="resnet50"):
+    """A backbone file as a pretraining run writes it: the paper's stride-in-1x1 bottleneck."""
+    net = create_backbone(name, stride_in_1x1=True)
+    path = tmp_path / "backbone.safetensors"
+    save_file(net.state_dict(), str(path), metadata=describe(net, task="classification",
+                                                             input_convention=INPUT))
+    return net, path
+
+
+def test_detector_takes_the_files_layout_and_input(tmp_path, capsys):
+    """The issue's reproduction: a stride-in-1x1 file into a detector told nothing."""
+    net, path = paper_bottleneck_file(tmp_path)
+    detector = build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path)
+    body = find_backbone(detector)
+    assert body.registry_options["stride_in_1x1"] is True
+    assert body.stages[1][0].conv1.stride == (2, 2) and body.stages[1][0].conv2.stride == (1, 1)
+    assert "taking stride_in_1x1=True" in capsys.readouterr().out
+    torch.testing.assert_close(body.stages[1][0].conv1.weight, net.stages[1][0].conv1.weight)
+    assert detector.transform.image_mean == INPUT["mean"] and detector.transform.image_std == INPUT["std"]
+
+
+def test_told_otherwise_is_an_error_naming_option_and_values(tmp_path):
+    _, path = paper_bottleneck_file(tmp_path)
+    with pytest.raises(WeightsMismatchError, match="stride_in_1x1: file True, model False"):
+        build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path,
+                          stride_in_1x1=False)
+    with pytest.raises(WeightsMismatchError, match="stride_in_1x1: file True, model False"):
+        load_weights(create_backbone("resnet50"), path)
+    with pytest.raises(WeightsMismatchError, match="backbone: file 'resnet50', model 'plain50'"):
+        load_weights(create_backbone("plain50", stride_in_1x1=True), path)
+    with pytest.raises(ValueError, match=r"image_mean=\[0.485.*differ from the input"):
+        build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path,
+                          image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+
+
+def test_segmenter_takes_the_files_layout_through_the_same_adapter(tmp_path):
+    net = create_backbone("resnet50", stride_in_1x1=True)
+    path = tmp_path / "b.safetensors"
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    save_file(net.state_dict(), str(path), metadata=describe(net, task="classification",
+                                                             input_convention=imagenet))
+    model = build_segmenter("resnet50", head="fcn", num_classes=3, backbone_weights=path)
+    assert find_backbone(model).registry_options["stride_in_1x1"] is True
+    _, other = paper_bottleneck_file(tmp_path)  # trained on INPUT, not ImageNet's normalisation
+    with pytest.raises(ValueError, match="segmentation data are normalised with ImageNet's"):
+        build_segmenter("resnet50", head="fcn", num_classes=3, backbone_weights=other)
+
+
+def test_torchvision_files_are_a_known_layout(tmp_path):
+    path = tmp_path / "tv.pth"
+    torch.save(torchvision.models.resnet50().state_dict(), path)
+    with pytest.raises(WeightsMismatchError, match="torchvision/timm ResNet.*stride_in_1x1: file False"):
+        load_weights(create_backbone("resnet50", stride_in_1x1=True), path)
+    detector = build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path)
+    assert find_backbone(detector).registry_options["stride_in_1x1"] is False
+
+
+def test_pretraining_run_files_record_name_options_and_input(tmp_path):
+    cfg = load_pretrain_config(SMOKE, [f"output_dir={tmp_path}", "model.name=cifar_resnet20",
+                                       "model.options.shortcut=B"])
+    pretrain(cfg)
+    for name in ("backbone.safetensors", "final.safetensors"):
+        with safe_open(str(tmp_path / name), "pt") as f:
+            meta = parse(f.metadata())
+        assert meta["backbone"] == "cifar_resnet20" and meta["options"]["shortcut"] == "B"
+        assert meta["task"] == "classification" and len(meta["input"]["mean"]) == 3
+    last = torch.load(tmp_path / "checkpoints/last.pth", weights_only=True)
+    assert parse(last["meta"])["options"]["shortcut"] == "B"
+    with pytest.raises(WeightsMismatchError, match="shortcut: file 'B', model 'A'"):
+        load_weights(create_backbone("cifar_resnet20"), tmp_path / "checkpoints/last.pth")
+    detector = build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, norm="gn",
+                                 backbone_weights=tmp_path / "backbone.safetensors",
+                                 anchor_sizes=[16, 32], roi_size=8)
+    assert find_backbone(detector).registry_options["shortcut"] == "B"
+
+
+def test_detector_files_say_which_backbone(tmp_path):
+    detector = build_faster_rcnn("resnet18", head="c4", num_classes=3)
+    path = tmp_path / "final.safetensors"
+    save_file({k: v.contiguous() for k, v in detector.state_dict().items()}, str(path),
+              metadata=describe(detector, task="detection"))
+    load_detector_weights(build_faster_rcnn("resnet18", head="c4", num_classes=3), path)
+    with pytest.raises(WeightsMismatchError, match="norm: file 'gn', model 'frozen_bn'"):
+        gn = build_faster_rcnn("resnet18", head="c4", num_classes=3, norm="gn")
+        save_file({k: v.contiguous() for k, v in gn.state_dict().items()}, str(path),
+                  metadata=describe(gn, task="detection"))
+        load_detector_weights(detector, path)
+
+
+# ---- Detectron's MSRA models -----------------------------------------------------------------
+
+def msra_blobs(model: torch.nn.Module) -> dict:
+    """`model` (our names, BN with statistics, BGR 0-255 input) in Detectron's blob layout: BN
+    folded into scale and bias."""
+    state = model.state_dict()
+    blobs = {"conv1_w": state["stem.conv.weight"].numpy()}
+
+    def fold(prefix, blob):
+        scale = state[f"{prefix}.weight"] / torch.sqrt(state[f"{prefix}.running_var"] + BN_EPS)
+        blobs[f"{blob}_s"] = scale.numpy()
+        blobs[f"{blob}_b"] = (state[f"{prefix}.bias"] - state[f"{prefix}.running_mean"] * scale).numpy()
+
+    fold("stem.bn", "res_conv1_bn")
+    for s, stage in enumerate(model.stages):
+        for b, _ in enumerate(stage):
+            ours, theirs = f"stages.{s}.{b}", f"res{s + 2}_{b}"
+            for conv, bn, branch in (("conv1", "bn1", "branch2a"), ("conv2", "bn2", "branch2b"),
+                                     ("conv3", "bn3", "branch2c"),
+                                     ("shortcut.conv", "shortcut.bn", "branch1")):
+                if f"{ours}.{conv}.weight" in state:
+                    blobs[f"{theirs}_{branch}_w"] = state[f"{ours}.{conv}.weight"].numpy()
+                    fold(f"{ours}.{bn}", f"{theirs}_{branch}_bn")
+    blobs["fc1000_w"], blobs["fc1000_b"] = state["fc.weight"].numpy(), state["fc.bias"].numpy()
+    return blobs
+
+
+@pytest.fixture(scope="module")
+def msra(tmp_path_factory):
+    torch.manual_seed(0)
+    reference = create_backbone("resnet50", stride_in_1x1=True).eval()
+    for module in reference.modules():  # random statistics, so folding them matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    path = tmp_path_factory.mktemp("msra") / "R-50.pkl"
+    path.write_bytes(pickle.dumps({"blobs": msra_blobs(reference)}, protocol=2))
+    return reference, path
+
+
+def test_msra_pkl_gives_the_original_logits_on_rgb_input(msra):
+    reference, path = msra
+    ours = load_weights(create_backbone("resnet50", stride_in_1x1=True, norm="frozen_bn"), path).eval()
+    rgb = torch.rand(2, 3, 64, 64)
+    bgr255 = rgb.flip(1) * 255 - torch.tensor(BGR_MEAN).view(1, 3, 1, 1)
+    convention = ours.input_convention
+    mean, std = (torch.tensor(convention[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        expected, got = reference(bgr255), ours((rgb - mean) / std)
+    # float32 round-off through 50 layers at activations of O(100): relative, not absolute
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_msra_pkl_into_a_detector_sets_its_normalisation(msra):
+    _, path = msra
+    detector = build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path)
+    assert find_backbone(detector).registry_options["stride_in_1x1"] is True
+    assert detector.transform.image_std == pytest.approx([1 / 255] * 3)
+    assert detector.transform.image_mean == pytest.approx([m / 255 for m in reversed(BGR_MEAN)])
+    with pytest.raises(WeightsMismatchError, match="backbone: file 'resnet50', model 'resnet101'"):
+        build_faster_rcnn("resnet101", head="c4", num_classes=3, backbone_weights=path)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_msra_pkl_with_other_objects_or_blobs_is_refused(tmp_path, capsys):
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"conv1_w": np.zeros(3), "x": Exploit()}, protocol=2))
+    with pytest.raises(UnsafeCheckpointError, match=r"refused to unpickle .*print"):
+        load_weights(create_backbone("resnet50", stride_in_1x1=True), evil)
+    assert "must never run" not in capsys.readouterr().out
+    odd = tmp_path / "odd.pkl"
+    odd.write_bytes(pickle.dumps({"conv1_w": np.zeros((64, 3, 7, 7), np.float32),
+                                  "res2_0_branch2d_w": np.zeros(1), "pred_w": np.zeros(1)}))
+    with pytest.raises(WeightsMismatchError, match="pred_w, res2_0_branch2d_w"):
+        load_weights(create_backbone("resnet50", stride_in_1x1=True), odd)
