@@ -45,6 +45,19 @@ def prepare_backbone(name: str, *, options: dict, weights=None, norm: str | None
     return net
 
 
+def remap_backbone_keys(state: dict, own_keys, body: nn.Module, prefix: str,
+                        ours: str) -> tuple[dict, dict | None]:
+    """A whole detector's or segmenter's state dict in torchvision's names: the backbone's keys
+    (under `prefix`) renamed by `body.remap_state_dict` and put under `ours`, with the known
+    layout of those backbone weights (None if unknown). Our own names pass unchanged."""
+    if set(state) <= set(own_keys) or not hasattr(body, "remap_state_dict"):
+        return state, None
+    inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    mapped = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    mapped.update({ours + k: v for k, v in body.remap_state_dict(inner).items()})
+    return mapped, metadata.known_layout(inner)
+
+
 def _with_file_options(name: str, options: dict, description: dict, source) -> dict:
     """`options` completed with the file's architecture options the caller left unset."""
     accepted = backbone_options(name)

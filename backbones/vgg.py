@@ -34,22 +34,25 @@ def conv_block(in_channels: int, width: int, num_convs: int, norm: str | None, p
 
 
 class VGG(Backbone):
-    def __init__(self, convs_per_stage, *, num_classes=1000, norm: str | None = None, dropout=0.5):
+    def __init__(self, convs_per_stage, *, num_classes=1000, norm: str | None = None, dropout=0.5,
+                 widths=VGG_WIDTHS, fc_width: int = 4096):
+        """`widths` (per block) and `fc_width` (fc6, fc7) are the paper's by default; other values
+        make VGG-style nets of your own (`register_backbone(..., family="vgg")`)."""
         super().__init__()
         self.config = dict(convs_per_stage=convs_per_stage, norm=norm, dropout=dropout)
         blocks, in_channels = [], 3
-        for index, (num_convs, width) in enumerate(zip(convs_per_stage, VGG_WIDTHS)):
+        for index, (num_convs, width) in enumerate(zip(convs_per_stage, widths)):
             blocks.append(conv_block(in_channels, width, num_convs, norm, pool=index > 0))
             in_channels = width
         self.stem, self.stages = blocks[0], nn.ModuleList(blocks[1:])
         self.feature_info = [
-            {"name": f"c{i + 1}", "channels": w, "stride": 2**i} for i, w in enumerate(VGG_WIDTHS)
+            {"name": f"c{i + 1}", "channels": w, "stride": 2**i} for i, w in enumerate(widths)
         ]
         self.pool5 = nn.MaxPool2d(2, 2)
         self.avgpool = nn.AdaptiveAvgPool2d(7)
-        self.fc6 = nn.Linear(512 * 7 * 7, 4096)
-        self.fc7 = nn.Linear(4096, 4096)
-        self.fc = nn.Linear(4096, num_classes)
+        self.fc6 = nn.Linear(widths[-1] * 7 * 7, fc_width)
+        self.fc7 = nn.Linear(fc_width, fc_width)
+        self.fc = nn.Linear(fc_width, num_classes)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self._init_weights()

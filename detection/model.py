@@ -10,9 +10,9 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
 from backbones import backbone_family, backbone_options
-from backbones.dense import prepare_backbone
+from backbones.dense import prepare_backbone, remap_backbone_keys
 from backbones.errors import InvalidOptionError, check_choice
-from backbones.metadata import known_layout, same_input
+from backbones.metadata import same_input
 from backbones.weights import load_state, read_weights
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
@@ -183,12 +183,9 @@ def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
     to ours; a file whose backbone was built otherwise (its metadata) is refused."""
     state, description = read_weights(source)
     body = getattr(model.backbone, "body", None)
-    own = model.state_dict()
-    if body is not None and hasattr(body, "remap_state_dict") and not set(state) <= set(own):
-        prefix = "backbone.body."
-        inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
-        state.update({prefix + k: v for k, v in body.remap_state_dict(inner).items()})
-        description = description or known_layout(inner)
+    if body is not None:  # FPN: torchvision's backbone.body.layerN...
+        state, layout = remap_backbone_keys(state, model.state_dict(), body, "backbone.body.",
+                                            "backbone.body.")
+        description = description or layout
     where = str(source) if not isinstance(source, dict) else "(a state dict)"
     return load_state(model, state, description, where)

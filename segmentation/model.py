@@ -14,9 +14,9 @@ from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCN, FCNHead
 
 from backbones import backbone_family, backbone_options
-from backbones.dense import prepare_backbone
+from backbones.dense import prepare_backbone, remap_backbone_keys
 from backbones.errors import InvalidOptionError, check_choice
-from backbones.metadata import IMAGENET_INPUT, known_layout, same_input
+from backbones.metadata import IMAGENET_INPUT, same_input
 from backbones.registry import TIMM_FAMILY
 from backbones.weights import load_state, read_weights
 
@@ -98,11 +98,8 @@ def load_segmenter_weights(model: nn.Module, source) -> nn.Module:
     """Our segmentation checkpoints, or torchvision's (fcn_resnet50, deeplabv3_resnet50, ...)
     state dicts, loaded strictly; torchvision's backbone names are mapped to ours."""
     state, description = read_weights(source)
-    if not set(state) <= set(model.state_dict()):
-        body, prefix = model.backbone.body, "backbone."
-        inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
-        state.update({f"{prefix}body.{k}": v for k, v in body.remap_state_dict(inner).items()})
-        description = description or known_layout(inner)
+    state, layout = remap_backbone_keys(state, model.state_dict(), model.backbone.body, "backbone.",
+                                        "backbone.body.")
+    description = description or layout
     where = str(source) if not isinstance(source, dict) else "(a state dict)"
     return load_state(model, state, description, where)

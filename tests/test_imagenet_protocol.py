@@ -15,6 +15,7 @@ from test_pretrain import run
 
 from backbones import create_backbone
 from classification.bn_statistics import population_statistics
+from classification.datasets import training_set_as_tested
 from classification.pretrain import load_pretrain_config
 from classification.task import ClassificationTask
 from engine.schedule import PlateauLR, ScheduleConfig
@@ -135,6 +136,14 @@ def test_recompute_bn_tool_writes_a_backbone_that_says_so(tmp_path):
     with safe_open(str(target), "pt") as f:
         meta = f.metadata()
         stem_var = f.get_tensor("stem.bn.running_var")
+        stem_mean = f.get_tensor("stem.bn.running_mean")
     assert meta["backbone"] == "cifar_resnet20" and "population" in meta["bn_statistics"]
     trained = torch.load(out / "checkpoints/last.pth", weights_only=True)["model"]
     assert not torch.equal(stem_var, trained["stem.bn.running_var"])
+    # the stem BN's input is the first conv of the (test-transformed) training images: exact values
+    dataset = training_set_as_tested(cfg.data, seed=cfg.train.seed)
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    with torch.no_grad():
+        conv = F.conv2d(images, trained["stem.conv.weight"], padding=1).transpose(0, 1).reshape(16, -1)
+    torch.testing.assert_close(stem_mean, conv.mean(1), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stem_var, conv.double().var(1).float(), rtol=1e-4, atol=1e-5)

@@ -1,6 +1,8 @@
-"""Recompute a pretrained classifier's BN statistics over its training set, as the paper did
-before detection (Appendix A): every BN layer's population mean and variance, with the test
-transform, written as a new backbone file that records it.
+"""Recompute a classifier's BN statistics over its training set, as the paper did for detection.
+
+Appendix A: BN statistics "computed on the ImageNet training set" after pretraining, then fixed.
+Every BN layer gets its population mean and variance under the test transform, written as a new
+backbone file that records it.
 
     python tools/recompute_bn.py --config outputs/imagenet_resnet101/config.yaml \\
         --checkpoint outputs/imagenet_resnet101/checkpoints/best.pth \\
