@@ -13,7 +13,7 @@ from . import metadata
 from .errors import InvalidOptionError
 from .factory import create_backbone
 from .registry import TIMM_FAMILY, backbone_family, backbone_options
-from .weights import load_state, read_weights
+from .weights import load_state, note_undescribed, read_weights
 
 BN_STATISTICS = ("*.running_mean", "*.running_var", "*.num_batches_tracked")
 
@@ -30,6 +30,8 @@ def prepare_backbone(name: str, *, options: dict, weights=None, norm: str | None
     elif norm is not None and "norm" in backbone_options(name):
         options.setdefault("norm", norm)
     state, description = read_weights(weights) if weights is not None else (None, None)
+    if weights is not None:
+        note_undescribed(weights, description)
     if description is not None and family != TIMM_FAMILY:
         options = _with_file_options(name, options, description, weights)
     net = create_backbone(name, **options)

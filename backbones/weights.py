@@ -77,6 +77,13 @@ def read_weights(source) -> tuple[dict, dict | None]:
     return state, metadata.parse(stored) or metadata.known_layout(state)
 
 
+def note_undescribed(source, description: dict | None) -> None:
+    """Say so when a file cannot be checked against the model (a bare state dict of our names)."""
+    if description is None and isinstance(source, (str, Path)):
+        print(f"note: {source} records no architecture (a bare state dict, or a file written before "
+              f"weights files described themselves): its options cannot be checked")
+
+
 def _optional(key: str) -> bool:
     """BN's batch counter: absent from frozen-BN and some foreign checkpoints, harmless to miss."""
     return key.endswith("num_batches_tracked")
@@ -97,6 +104,7 @@ def load_weights(model: nn.Module, source, *, skip: Iterable[str] = ()) -> nn.Mo
     """
     state, description = read_weights(source)
     where = str(source) if isinstance(source, (str, Path)) else "(a state dict)"
+    note_undescribed(source, description)
     return load_state(model, state, description, where, skip=skip)
 
 
