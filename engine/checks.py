@@ -2,10 +2,22 @@
 allowed. Every problem is listed in one ConfigError, before anything is built."""
 
 from .config import ConfigError
+from .optim import NO_DECAY, optimizer_names
 from .precision import PRECISIONS as PRECISION_NAMES
 
 SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "poly", "constant", "plateau"), \
     ("iter", "epoch"), ("constant", "linear")
+
+
+def _optimizer_problems(o) -> list[str]:
+    names = optimizer_names()
+    problems = [] if o.name in names else [f"optim.name={o.name!r}: must be one of {', '.join(names)}"]
+    if list(o.no_decay) not in ([], NO_DECAY):
+        problems.append(f"optim.no_decay={list(o.no_decay)}: must be [] or {NO_DECAY} (timm's groups "
+                        f"exempt every 1-D parameter: norms and biases together)")
+    if o.layer_decay is not None and not 0 < o.layer_decay <= 1:
+        problems.append(f"optim.layer_decay={o.layer_decay!r}: must be null or 0 < layer_decay <= 1")
+    return problems
 
 
 def _problems(cfg) -> list[str]:
@@ -30,10 +42,13 @@ def _problems(cfg) -> list[str]:
         ("schedule.gamma", s.gamma, 0 < s.gamma <= 1, "0 < gamma <= 1 (the lr is multiplied by it)"),
         ("schedule.warmup", s.warmup, 0 <= s.warmup < max(s.total, 1e-9), "0 <= warmup < schedule.total"),
         ("schedule.warmup_factor", s.warmup_factor, 0 < s.warmup_factor <= 1, "0 < factor <= 1"),
+        ("schedule.floor", s.floor, 0 <= s.floor < 1, "0 <= floor < 1 (a fraction of the lr)"),
+        ("train.clip_grad.norm", t.clip_grad.norm, t.clip_grad.norm >= 0, "a number >= 0 (0: off)"),
         ("schedule.patience", s.patience, s.patience >= 1, "an integer >= 1 (evaluations)"),
         ("schedule.warmup_kind", s.warmup_kind, s.warmup_kind in WARMUP_KINDS, " | ".join(WARMUP_KINDS)),
     ]
     problems = [f"{key}={value!r}: must be {allowed}" for key, value, ok, allowed in rules if not ok]
+    problems += _optimizer_problems(o)
     if t.batch_size >= 1 and t.grad_accum >= 1 and t.batch_size % t.grad_accum:
         problems.append(f"train.batch_size={t.batch_size}: must split evenly into "
                         f"train.grad_accum={t.grad_accum} micro-batches")

@@ -26,7 +26,17 @@ def trajectory_changes(saved_yaml: str, cfg) -> dict[str, tuple]:
                                                    for f in FREE_KEYS)}
 
 
+# What a restored optimizer cannot take: another optimizer class, other parameter groups.
+FIXED_KEYS = ("optim.name", "optim.no_decay", "optim.layer_decay")
+
+
 def check_changes(changes: dict, cfg, checkpoint) -> None:
+    fixed = {k: v for k, v in changes.items() if k in FIXED_KEYS}
+    if fixed:
+        listed = "\n  ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in fixed.items())
+        raise ResumeMismatch(
+            f"the optimizer of {checkpoint} cannot be resumed as another (not even with "
+            f"resume_changes=allow):\n  {listed}\nresume with its values or choose another output_dir")
     if changes and cfg.resume_changes != "allow":
         listed = "\n  ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
         raise ResumeMismatch(
@@ -37,10 +47,15 @@ def check_changes(changes: dict, cfg, checkpoint) -> None:
 
 def apply_optimizer_settings(optimizer, scheduler, cfg, lr: float) -> None:
     """The config's lr (batch-scaled), momentum, weight decay and nesterov, in a restored optimizer
-    and scheduler: the schedule's factor at the current step times the new base lr."""
+    and scheduler: the schedule's factor at the current step times the new base lr (times each
+    group's layer-decay scale); no-decay groups keep no decay."""
     factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
     for group in optimizer.param_groups:
-        group.update(initial_lr=lr, lr=lr * factor, momentum=cfg.optim.momentum,
-                     weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+        base = lr * group.get("lr_scale", 1.0)
+        group.update(initial_lr=base, lr=base * factor,
+                     weight_decay=0.0 if group.get("no_decay") else cfg.optim.weight_decay)
+        for key in ("momentum", "nesterov"):  # SGD's; adaptive optimizers have none
+            if key in group:
+                group[key] = cfg.optim[key]
+    scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

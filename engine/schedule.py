@@ -24,6 +24,7 @@ class ScheduleConfig:
     warmup_kind: str = "constant"  # constant (the paper's ResNet-110) | linear
     power: float = 0.9  # poly: (1 - step / total) ** power, torchvision's segmentation reference
     patience: int = 3  # plateau: evaluations without a new best before the lr is multiplied by gamma
+    floor: float = 0.0  # cosine: the factor it decays to (lr_min / lr), timm's lr_min
 
 
 def to_iterations(value: float, unit: str, iters_per_epoch: int) -> int:
@@ -39,7 +40,8 @@ def lr_factor(step: int, cfg: ScheduleConfig, iters_per_epoch: int) -> float:
         passed = sum(step >= to_iterations(m, cfg.unit, iters_per_epoch) for m in cfg.milestones)
         factor = cfg.gamma**passed
     elif cfg.kind == "cosine":
-        factor = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+        cosine = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+        factor = cfg.floor + (1 - cfg.floor) * cosine
     elif cfg.kind == "poly":
         factor = (1 - min(step, total) / max(total, 1)) ** cfg.power
     elif cfg.kind in ("constant", "plateau"):  # plateau: PlateauLR multiplies in its reductions
@@ -95,5 +97,5 @@ def compress(cfg: ScheduleConfig, total: float, unit: str) -> ScheduleConfig:
     return ScheduleConfig(
         kind=cfg.kind, unit=unit, total=total, milestones=[m * scale for m in cfg.milestones],
         gamma=cfg.gamma, warmup=cfg.warmup * scale, warmup_factor=cfg.warmup_factor,
-        warmup_kind=cfg.warmup_kind, power=cfg.power, patience=cfg.patience,
+        warmup_kind=cfg.warmup_kind, power=cfg.power, patience=cfg.patience, floor=cfg.floor,
     )

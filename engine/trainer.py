@@ -10,7 +10,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,11 +34,17 @@ from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
 from .errors import TrainingDiverged
 from .lock import RunLock
 from .metrics import MetricsLogger, truncate_after
+from .optim import build_optimizer
 from .precision import PRECISIONS, resolve_precision
 from .resume import apply_optimizer_settings, check_changes, trajectory_changes
 from .schedule import PlateauLR, build_scheduler, to_iterations
 from .signals import StopRequests, ignore_sigterm
 from .task import SKIPPED, Evaluation, Task
+
+
+@dataclass
+class ClipGradConfig:
+    norm: float = 0.0  # clip the global gradient norm to this (Accelerate's clip_grad_norm_); 0: off
 
 
 @dataclass
@@ -56,15 +62,19 @@ class TrainConfig:
     stop_at: int = 0  # pause at this iteration (checkpoint and return); 0 = train to the end
     cpu: bool = False  # stay on the CPU even where a GPU is present
     nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
+    clip_grad: ClipGradConfig = field(default_factory=ClipGradConfig)
 
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # the paper's momentum SGD | any name timm.optim.create_optimizer_v2 takes
     lr: float = 0.1
     lr_batch: int = 256  # the global batch `lr` is given for; other batches scale it linearly
     momentum: float = 0.9
     weight_decay: float = 1e-4
     nesterov: bool = False
+    no_decay: list = field(default_factory=list)  # [] (decay on every parameter) | [norm, bias]
+    layer_decay: float | None = None  # timm's layer-wise lr decay (models with layer groups)
 
 
 ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -112,10 +122,7 @@ class Trainer:
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch  # scaled to the global batch
-        optimizer = torch.optim.SGD(
-            [p for p in model.parameters() if p.requires_grad], lr=self.lr, momentum=cfg.optim.momentum,
-            weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
-        )
+        optimizer = build_optimizer(model, cfg.optim, self.lr)
         self.sampler = EpochSampler(len(train_set), seed=t.seed)
         train_loader = self._loader(train_set, micro_batch, self.sampler, train=True)
         if len(train_loader) == 0:
@@ -409,13 +416,17 @@ class Trainer:
         return evaluation
 
     def _gradient_problem(self) -> str | None:
-        """"gradient" when the gradient norm is not finite (fp16's GradScaler skips those itself)."""
-        if self.accelerator.scaler is not None:
+        """Clip the gradients to `train.clip_grad.norm` (Accelerate's, right under DDP and mixed
+        precision) and say "gradient" when their global norm is not finite: one norm serves both
+        (fp16's GradScaler skips non-finite steps itself)."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.cfg.train.clip_grad.norm > 0:
+            norm = self.accelerator.clip_grad_norm_(params, self.cfg.train.clip_grad.norm)
+        elif params and self.accelerator.scaler is None:
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in params]))
+        else:
             return None
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.detach().norm() for g in grads]).sum()):
-            return "gradient"
-        return None
+        return "gradient" if self.accelerator.scaler is None and not torch.isfinite(norm) else None
 
     def _any_process(self, bad: str | None, stopping: bool) -> tuple[str | None, bool]:
         """What one process found holds for all, so they skip, diverge or stop together."""

@@ -1,0 +1,119 @@
+"""Modern recipes' training machinery: timm's optimizers and parameter groups, cosine with warm-up
+and a floor, gradient clipping; the paper's SGD unchanged."""
+
+import math
+
+import pytest
+import torch
+from helpers import SMOKE
+from safetensors.torch import load_file
+from test_pretrain import run
+
+from backbones import create_backbone
+from classification.pretrain import load_pretrain_config
+from engine.config import ConfigError
+from engine.optim import build_optimizer
+from engine.resume import ResumeMismatch
+from engine.schedule import ScheduleConfig, lr_factor
+
+
+def optim_cfg(*overrides):
+    return load_pretrain_config(SMOKE, list(overrides)).optim
+
+
+def test_sgd_is_torchs_momentum_sgd_on_every_trainable_parameter_bit_for_bit():
+    torch.manual_seed(0)
+    ours, reference = create_backbone("cifar_resnet20"), create_backbone("cifar_resnet20")
+    reference.load_state_dict(ours.state_dict())
+    ours.stem.conv.weight.requires_grad_(False)
+    reference.stem.conv.weight.requires_grad_(False)
+    cfg = optim_cfg()
+    optimizers = (build_optimizer(ours, cfg, 0.1),
+                  torch.optim.SGD([p for p in reference.parameters() if p.requires_grad], lr=0.1,
+                                  momentum=cfg.momentum, weight_decay=cfg.weight_decay))
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for _ in range(3):
+        for model, optimizer in zip((ours, reference), optimizers):
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    for (name, a), b in zip(ours.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert len(optimizers[0].param_groups) == 1 and type(optimizers[0]) is torch.optim.SGD
+
+
+def test_adamw_puts_norms_and_biases_at_zero_decay():
+    model = create_backbone("cifar_resnet20")
+    optimizer = build_optimizer(model, optim_cfg("optim.name=adamw", "optim.no_decay=[norm,bias]",
+                                                 "optim.weight_decay=0.05"), 1e-3)
+    assert type(optimizer).__name__ == "AdamW"
+    groups = {g["weight_decay"]: g for g in optimizer.param_groups}
+    one_d = [p for p in model.parameters() if p.ndim <= 1]  # BN weights and biases, the fc bias
+    assert len(groups[0.0]["params"]) == len(one_d) == 2 * 19 + 1
+    assert len(groups[0.05]["params"]) == sum(p.ndim > 1 for p in model.parameters()) == 19 + 1
+    assert groups[0.0]["no_decay"] and not groups[0.05]["no_decay"]
+
+
+@pytest.mark.parametrize("name", ["lamb", "lars", "sgdw"])
+def test_any_timm_optimizer_by_name(name):
+    optimizer = build_optimizer(create_backbone("cifar_resnet20"), optim_cfg(f"optim.name={name}"), 0.01)
+    assert type(optimizer).__name__.lower().startswith(name[:4])
+
+
+def test_layer_decay_through_timm_groups_scales_each_groups_lr():
+    model = create_backbone("timm/resnet18", num_classes=10)
+    optimizer = build_optimizer(model, optim_cfg("optim.name=adamw", "optim.layer_decay=0.5"), 1e-3)
+    scales = sorted({g["lr_scale"] for g in optimizer.param_groups})
+    assert scales[-1] == 1.0 and scales[0] < 0.1 and len(scales) > 3
+    assert all(g["lr"] == pytest.approx(1e-3 * g["lr_scale"]) for g in optimizer.param_groups)
+    with pytest.raises(ValueError, match="ResNet has none"):
+        build_optimizer(create_backbone("cifar_resnet20"), optim_cfg("optim.layer_decay=0.5"), 0.1)
+
+
+def test_bad_optimizer_settings_are_refused_at_load():
+    with pytest.raises(ConfigError, match="optim.name='adamx'.*adamw"):
+        load_pretrain_config(SMOKE, ["optim.name=adamx"])
+    with pytest.raises(ConfigError, match=r"optim.no_decay=\['norm'\]"):
+        load_pretrain_config(SMOKE, ["optim.no_decay=[norm]"])
+    with pytest.raises(ConfigError, match="optim.layer_decay=1.5"):
+        load_pretrain_config(SMOKE, ["optim.layer_decay=1.5"])
+
+
+def test_cosine_with_linear_warmup_and_floor_is_the_closed_form():
+    cfg = ScheduleConfig(kind="cosine", unit="epoch", total=10, milestones=[], warmup=1,
+                         warmup_factor=0.01, warmup_kind="linear", floor=0.05)
+    for step in (0, 5, 10, 37, 50, 99, 100):
+        cosine = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / 100))
+        warm = 0.01 + 0.99 * step / 10 if step < 10 else 1.0
+        assert lr_factor(step, cfg, 10) == pytest.approx(cosine * warm, abs=1e-12), step
+    assert lr_factor(100, cfg, 10) == pytest.approx(0.05)
+
+
+def test_adamw_run_resumes_exactly_and_refuses_another_optimizer(tmp_path):
+    common = ["optim.name=adamw", "optim.no_decay=[norm,bias]", "optim.lr=0.001", "train.ckpt_every=2"]
+    straight, _ = run(tmp_path, *common, name="straight")
+    run(tmp_path, *common, "train.stop_at=4", name="paused")
+    paused, _ = run(tmp_path, *common, name="paused")
+    a, b = (load_file(f"{c.output_dir}/final.safetensors") for c in (straight, paused))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    run(tmp_path, *common, "train.stop_at=4", name="switch")
+    with pytest.raises(ResumeMismatch, match="optim.name: 'adamw' -> 'sgd'"):
+        run(tmp_path, "train.ckpt_every=2", "optim.lr=0.001", "resume_changes=allow", name="switch")
+
+
+def test_gradient_clipping_bounds_the_first_sgd_step(tmp_path):
+    """First SGD step without decay: w1 = w0 - lr * g (clipped: g * c / |g|). Runs at lr and 2 lr
+    give w0 and g; the clipped run must have moved exactly lr * c."""
+    common = ["schedule.total=1", "schedule.milestones=[]", "optim.weight_decay=0", "optim.lr=0.1"]
+    weights = {}
+    for name, extra in (("plain", []), ("double", ["optim.lr=0.2"]),
+                        ("clipped", ["train.clip_grad.norm=0.01"])):
+        cfg, _ = run(tmp_path, *common, *extra, name=name)
+        state = load_file(f"{cfg.output_dir}/final.safetensors")
+        weights[name] = torch.cat([v.flatten().double() for k, v in sorted(state.items())
+                                   if "running" not in k and "num_batches" not in k])
+    lr = 0.1 * cfg.train.batch_size / cfg.optim.lr_batch  # scaled to the batch, as the trainer does
+    step = weights["plain"] - weights["double"]  # lr * g
+    start = weights["plain"] + step
+    assert step.norm() > lr * 0.01  # clipping binds
+    assert (weights["clipped"] - start).norm() == pytest.approx(lr * 0.01, rel=1e-3)
