@@ -43,6 +43,8 @@ def _problems(cfg) -> list[str]:
         ("schedule.warmup", s.warmup, 0 <= s.warmup < max(s.total, 1e-9), "0 <= warmup < schedule.total"),
         ("schedule.warmup_factor", s.warmup_factor, 0 < s.warmup_factor <= 1, "0 < factor <= 1"),
         ("schedule.floor", s.floor, 0 <= s.floor < 1, "0 <= floor < 1 (a fraction of the lr)"),
+        ("train.ema.decay", t.ema.decay, 0 <= t.ema.decay < 1, "0 (off) or 0 < decay < 1"),
+        ("train.ema.every", t.ema.every, t.ema.every >= 1, "an integer >= 1 (steps)"),
         ("train.clip_grad.norm", t.clip_grad.norm, t.clip_grad.norm >= 0, "a number >= 0 (0: off)"),
         ("schedule.patience", s.patience, s.patience >= 1, "an integer >= 1 (evaluations)"),
         ("schedule.warmup_kind", s.warmup_kind, s.warmup_kind in WARMUP_KINDS, " | ".join(WARMUP_KINDS)),

@@ -31,6 +31,7 @@ from .checkpoint import (
 )
 from .config import check_choice, save_config
 from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
+from .ema import EmaConfig, build_ema
 from .errors import TrainingDiverged
 from .lock import RunLock
 from .metrics import MetricsLogger, truncate_after
@@ -63,6 +64,7 @@ class TrainConfig:
     cpu: bool = False  # stay on the CPU even where a GPU is present
     nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
     clip_grad: ClipGradConfig = field(default_factory=ClipGradConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
 
 
 @dataclass
@@ -142,6 +144,8 @@ class Trainer:
             model, optimizer, train_loader
         )
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
+        self.ema = build_ema(self.unwrapped_model(), t.ema)  # after prepare: on the model's device
+        self._ema_evaluation = None  # the EMA's side of the last evaluation
         self.step, self.best, self.elapsed = 0, math.inf, 0.0  # elapsed: training seconds so far
         self.saved_step = None  # the step of the checkpoint on disk, None before the first
         self.nonfinite_skipped = 0  # non-finite steps skipped so far (train.nonfinite_skips)
@@ -192,6 +196,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "nonfinite_skipped": self.nonfinite_skipped,
             "config": OmegaConf.to_yaml(self.cfg),
+            **({"ema": _cpu_tensors(self.ema.module.state_dict())} if self.ema is not None else {}),
         }, self.last_path)
 
     def _weights_metadata(self) -> dict[str, str]:
@@ -238,6 +243,8 @@ class Trainer:
                                  "changes": {k: [old, new] for k, (old, new) in changes.items()}})
         if state["scaler"] is not None and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:  # a checkpoint without one (EMA switched on): start from here
+            self.ema.module.load_state_dict(state.get("ema", self.unwrapped_model().state_dict()))
         set_rng_state(state["rng"])
         self.step, self.best, self.elapsed = state["step"], state["best"], state.get("elapsed", 0.0)
         self.saved_step, self.nonfinite_skipped = self.step, state.get("nonfinite_skipped", 0)
@@ -248,41 +255,68 @@ class Trainer:
         (where the task's model is a backbone), eval/ (the last evaluation), then done.json."""
         if not self.accelerator.is_main_process:
             return
-        model = self._model_state()
+        which = self._better(evaluation.metrics) if evaluation is not None else "model"
+        net = self.ema.module if which == "ema" else self.unwrapped_model()
+        model = _cpu_tensors(net.state_dict())
         self._check_finite(model, "writing final.safetensors")
-        meta = self._weights_metadata()
+        meta = {**self._weights_metadata(), "weights": which}
         save_safetensors(model, self.out / "final.safetensors", meta)
-        backbone = self.task.backbone_state(self.unwrapped_model())
+        backbone = self.task.backbone_state(net)
         if backbone is not None:
             save_safetensors(_cpu_tensors(backbone), self.out / "backbone.safetensors", meta)
         if evaluation is not None:
-            self.task.save_evaluation(evaluation, self.out / "eval")
+            chosen = self._ema_evaluation if which == "ema" else evaluation
+            self._save_evaluation(Evaluation(evaluation.metrics, chosen.predictions, chosen.details), which)
         done = {"iteration": self.step, "metrics": evaluation.metrics if evaluation else {}}
         atomic_write_text(self.out / DONE_FILE, json.dumps(done, indent=2))
 
+    def _save_evaluation(self, evaluation: Evaluation, which: str) -> None:
+        """eval/: the task's files for the chosen weights; metrics.json says which they are."""
+        path = self.task.save_evaluation(evaluation, self.out / "eval")
+        if self.ema is not None:
+            summary = json.loads(path.read_text())
+            atomic_write_text(path, json.dumps({**summary, "weights": which}, indent=2))
+
     # ---- the loop ----------------------------------------------------------------------------
     def evaluate(self) -> Evaluation | None:
+        """The model's evaluation; with an EMA, its metrics beside as ema_<metric>."""
         if self.val_loader is None:
             return None
         self.model.eval()
         with torch.no_grad(), self.accelerator.autocast():
             evaluation = self.task.evaluate(self.model, self.val_loader, self.accelerator)
+            if self.ema is not None:
+                self._ema_evaluation = self.task.evaluate(self.ema.module, self.val_loader, self.accelerator)
+                evaluation.metrics.update({f"ema_{k}": v for k, v in self._ema_evaluation.metrics.items()})
         self.model.train()
         return evaluation
+
+    def _score(self, metrics: dict, prefix: str = "") -> float:
+        """Lower is better; NaN (never the best) where the metric is missing."""
+        value = metrics.get(prefix + (self.task.best_metric or ""), math.nan)
+        return -value if self.task.best_higher else value
+
+    def _better(self, metrics: dict) -> str:
+        """"ema" when the EMA's weights score better than the model's, else "model"."""
+        return "ema" if self.ema is not None and self._score(metrics, "ema_") < self._score(metrics) \
+            else "model"
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         self.logger.log({"iteration": self.step, "epoch": epoch, "elapsed_s": self.elapsed, **metrics})
         key = self.task.best_metric
         if key not in metrics:
             return
-        score = -metrics[key] if self.task.best_higher else metrics[key]
+        which = self._better(metrics)
+        prefix = "ema_" if which == "ema" else ""
+        score = self._score(metrics, prefix)
         if score < self.best:  # False for NaN: a non-finite metric is never the best
             self.best = score
             if self.accelerator.is_main_process:
-                model = self._model_state()
+                net = self.ema.module if which == "ema" else self.unwrapped_model()
+                model = _cpu_tensors(net.state_dict())
                 self._check_finite(model, "writing best.pth")
-                atomic_save({"model": model, "meta": self._weights_metadata(), "step": self.step,
-                             key: metrics[key]},
+                atomic_save({"model": model, "meta": {**self._weights_metadata(), "weights": which},
+                             "step": self.step, key: metrics[prefix + key], "weights": which},
                             self.out / "checkpoints" / "best.pth")
 
     def _observe_plateau(self, evaluation: Evaluation | None) -> None:
@@ -403,6 +437,8 @@ class Trainer:
             bad, micro = None, 0
             self.scheduler.step()
             self.step += 1
+            if self.ema is not None and self.step % t.ema.every == 0:
+                self.ema.update(self.unwrapped_model(), step=self.step)
             bar.update(1)
             self._window_seconds += time.perf_counter() - last_tick  # loading + compute
             evaluation = self._after_step(stop, bar, evaluation)

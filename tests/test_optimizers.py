@@ -1,11 +1,14 @@
 """Modern recipes' training machinery: timm's optimizers and parameter groups, cosine with warm-up
-and a floor, gradient clipping; the paper's SGD unchanged."""
+and a floor, gradient clipping, weight EMA; the paper's SGD unchanged."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from helpers import SMOKE
+from safetensors import safe_open
 from safetensors.torch import load_file
 from test_pretrain import run
 
@@ -117,3 +120,34 @@ def test_gradient_clipping_bounds_the_first_sgd_step(tmp_path):
     start = weights["plain"] + step
     assert step.norm() > lr * 0.01  # clipping binds
     assert (weights["clipped"] - start).norm() == pytest.approx(lr * 0.01, rel=1e-3)
+
+
+def test_ema_is_evaluated_beside_the_model_and_the_better_is_kept(tmp_path):
+    cfg, metrics = run(tmp_path, "train.ema.decay=0.9", "train.ema.warmup=false", "schedule.total=8")
+    out = Path(cfg.output_dir)
+    assert {"val_top1_error", "ema_val_top1_error"} <= metrics.keys()
+    which = "ema" if metrics["ema_val_top1_error"] < metrics["val_top1_error"] else "model"
+    with safe_open(str(out / "final.safetensors"), "pt") as f:
+        assert f.metadata()["weights"] == which
+    assert json.loads((out / "eval/metrics.json").read_text())["weights"] == which
+    last = torch.load(out / "checkpoints/last.pth", weights_only=True)
+    ema, model = last["ema"], last["model"]
+    assert ema.keys() == model.keys() and not torch.equal(ema["fc.weight"], model["fc.weight"])
+    assert torch.equal(ema["stem.bn.num_batches_tracked"], model["stem.bn.num_batches_tracked"])
+    best = torch.load(out / "checkpoints/best.pth", weights_only=True)
+    assert best["weights"] in ("ema", "model")
+
+
+def test_ema_resumes_bit_exactly(tmp_path):
+    common = ["train.ema.decay=0.9", "train.ema.every=2", "train.ckpt_every=2"]
+    straight, _ = run(tmp_path, *common, name="straight")
+    run(tmp_path, *common, "train.stop_at=3", name="paused")
+    paused, _ = run(tmp_path, *common, name="paused")
+    a, b = (torch.load(f"{c.output_dir}/checkpoints/last.pth", weights_only=True) for c in (straight, paused))
+    for part in ("ema", "model"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+
+
+def test_ema_decay_outside_0_1_is_refused_at_load():
+    with pytest.raises(ConfigError, match="train.ema.decay=1.5"):
+        load_pretrain_config(SMOKE, ["train.ema.decay=1.5"])

@@ -220,7 +220,7 @@ from classification.pretrain import main
 main(sys.argv[1:])
 """
 SIGNAL_RUN = ["schedule.total=90", "schedule.milestones=[60,75]", "train.log_every=1",
-              "train.ckpt_every=3", "train.eval_every=15", "data.num_val=32"]
+              "train.ckpt_every=3", "train.eval_every=15", "data.num_val=32", "train.ema.decay=0.9"]
 
 
 def _start(tmp_path, name):
@@ -261,10 +261,17 @@ def _interrupt_until_done(tmp_path, name, signals: list, seed: int) -> int:
 def straight(tmp_path_factory):
     root = tmp_path_factory.mktemp("straight")
     assert _start(root, "run").wait(timeout=120) == 0
-    return load_file(str(root / "run/final.safetensors"))
+    return _final_and_ema(root / "run")
 
 
-def _assert_same(weights, straight):
+def _final_and_ema(out) -> dict:
+    """The final weights (the model's or the EMA's, whichever scored better) and the EMA itself."""
+    ema = torch.load(out / "checkpoints/last.pth", weights_only=True)["ema"]
+    return {**load_file(str(out / "final.safetensors")), **{f"ema.{k}": v for k, v in ema.items()}}
+
+
+def _assert_same(out, straight):
+    weights = _final_and_ema(out)
     assert weights.keys() == straight.keys()
     for key, value in straight.items():
         assert torch.equal(weights[key], value), key
@@ -275,14 +282,14 @@ def test_ctrl_c_and_sigterm_at_random_moments_resume_bit_exactly(tmp_path, strai
     boundary."""
     signals = [signal.SIGINT, signal.SIGTERM] * 3
     assert _interrupt_until_done(tmp_path, "run", signals, seed=1) >= 3
-    _assert_same(load_file(str(tmp_path / "run/final.safetensors")), straight)
+    _assert_same(tmp_path / "run", straight)
 
 
 def test_kill_9_twenty_times_then_resume_equals_an_uninterrupted_run(tmp_path, straight):
     """Killed at random points (saves slowed to land some kills mid-write); each restart takes
     over the dead process's lock and resumes from the last whole checkpoint."""
     assert _interrupt_until_done(tmp_path, "run", [signal.SIGKILL] * 20, seed=2) >= 10
-    _assert_same(load_file(str(tmp_path / "run/final.safetensors")), straight)
+    _assert_same(tmp_path / "run", straight)
     iterations = [r["iteration"] for r in read_metrics(tmp_path / "run") if "train_loss" in r]
     assert iterations == sorted(set(iterations))  # each logged once
 
