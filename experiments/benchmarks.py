@@ -66,6 +66,33 @@ def precision(*, batch: int = 128, repeats: int = 6) -> None:
             + f"; bf16/fp32 speed {medians['fp32'] / medians['bf16']:.2f}x")
 
 
+def recipes(*, model: str = "cifar_resnet20", batch: int = 128, repeats: int = 8) -> None:
+    """The training step's cost of the modern recipes' parts (bf16 autocast, channels-last):
+    the paper's SGD, SGD + weight EMA every step, AdamW with no decay on norms and biases."""
+    from omegaconf import OmegaConf
+
+    from engine.ema import EmaConfig, build_ema
+    from engine.optim import build_optimizer
+    from engine.trainer import OptimConfig
+
+    images = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch,))
+    steps = {}
+    for name, optim, ema in (("sgd", {}, False), ("sgd + ema", {}, True),
+                             ("adamw", {"name": "adamw", "no_decay": ["norm", "bias"]}, False)):
+        torch.manual_seed(0)
+        net = create_backbone(model).to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(net, OmegaConf.structured(OptimConfig(**optim)), 0.01)
+        average = build_ema(net, EmaConfig(decay=0.9998)) if ema else None
+        after = (lambda a=average, n=net: a.update(n)) if average is not None else None
+        steps[name] = _autocast(make_train_step(net, images, labels, optimizer, after), enabled=True)
+    medians = compare_steps(steps, repeats=repeats)
+    print(f"{model} training step, batch {batch}, bf16 autocast, channels-last, "
+          f"{torch.get_num_threads()} threads")
+    for name, seconds in medians.items():
+        print(f"  {name:10s} {batch / seconds:7.0f} images/s  ({seconds / medians['sgd']:.3f}x sgd's time)")
+
+
 def _autocast(step, enabled: bool):
     def run():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):

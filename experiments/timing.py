@@ -8,15 +8,19 @@ import torch
 from torch import nn
 
 
-def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Callable:
-    """One SGD step (forward, cross-entropy, backward, update) of `model` on a fixed batch."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer=None,
+                    after: Callable | None = None) -> Callable:
+    """One step (forward, cross-entropy, backward, update; SGD unless `optimizer` is given, then
+    `after()`, e.g. an EMA update) of `model` on a fixed batch."""
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
+        if after is not None:
+            after()
 
     return step
 

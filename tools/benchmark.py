@@ -3,6 +3,7 @@
     python tools/benchmark.py backbone         # our resnet50 training step vs torchvision's
     python tools/benchmark.py classification   # training and loader images/s on this machine
     python tools/benchmark.py precision        # fp32 vs bf16 autocast; what train.precision=auto picks
+    python tools/benchmark.py recipes          # the step's cost of weight EMA and AdamW vs SGD
     python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
     python tools/benchmark.py mask-rcnn        # our Mask R-CNN R50-FPN vs torchvision's; C4 mask cost
     python tools/benchmark.py miou-eval        # mIoU evaluation images/s, VOC-val-sized
@@ -32,6 +33,11 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=6)
     p.set_defaults(run=benchmarks.precision)
+    p = sub.add_parser("recipes", help="training step cost of EMA and AdamW against SGD")
+    p.add_argument("--model", default="cifar_resnet20")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=8)
+    p.set_defaults(run=benchmarks.recipes)
     p = sub.add_parser("classification", help="training and data-loader images/s")
     p.add_argument("--data-root", type=Path, help="an ImageFolder split (e.g. the CIFAR-10 JPEG train)")
     p.add_argument("--repeats", type=int, default=6)
