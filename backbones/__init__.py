@@ -16,7 +16,13 @@ from .errors import (
     WeightsMismatchError,
 )
 from .factory import create_backbone
-from .registry import backbone_family, backbone_options, list_backbones, register_backbone
+from .registry import (
+    backbone_family,
+    backbone_input_size,
+    backbone_options,
+    list_backbones,
+    register_backbone,
+)
 from .weights import load_weights, read_state_file
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "WeightsMismatchError",
     "backbone_family",
+    "backbone_input_size",
     "backbone_options",
     "count_macs",
     "count_params",

@@ -27,6 +27,7 @@ class Entry:
     defaults: dict  # option -> default value, from the builder's signature
     num_classes: int  # the family's default number of classes
     family: str  # "resnet", "plain", "vgg", or a user's own
+    input_size: int  # the square input side it is trained at (224 ImageNet, 32 CIFAR)
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -37,12 +38,14 @@ def timm_model_name(name: str) -> str | None:
     return name[len(TIMM_PREFIX):] if name.startswith(TIMM_PREFIX) else None
 
 
-def register_backbone(fn: Callable | None = None, *, name: str | None = None, family: str = "custom"):
+def register_backbone(fn: Callable | None = None, *, name: str | None = None, family: str = "custom",
+                      input_size: int = 224):
     """Decorator adding a builder under `name` (default: the function's name).
 
     The builder must take `num_classes` and keyword-only options with defaults. `family` says
     what the net is ("resnet" and "plain" nets have a stem and stages of blocks, which the C4
-    detector splits; "vgg" nets have fc6/fc7, which the VGG detector reuses).
+    detector splits; "vgg" nets have fc6/fc7, which the VGG detector reuses); `input_size` the
+    side of the images it is trained on (what export and benchmarks feed it).
     """
 
     def add(builder: Callable) -> Callable:
@@ -57,7 +60,7 @@ def register_backbone(fn: Callable | None = None, *, name: str | None = None, fa
             for p in params.values()
             if p.name != "num_classes" and p.default is not inspect.Parameter.empty
         }
-        _REGISTRY[key] = Entry(builder, defaults, params["num_classes"].default, family)
+        _REGISTRY[key] = Entry(builder, defaults, params["num_classes"].default, family, input_size)
         return builder
 
     return add(fn) if fn is not None else add
@@ -87,6 +90,16 @@ def get_entry(name: str) -> Entry:
 def backbone_family(name: str) -> str:
     """What kind of net `name` is: its registered family, or "timm" for `timm/<model>`."""
     return TIMM_FAMILY if timm_model_name(name) is not None else get_entry(name).family
+
+
+def backbone_input_size(name: str) -> int:
+    """The square input side `name` is trained at: its registration's, or timm's pretrained_cfg."""
+    timm_name = timm_model_name(name)
+    if timm_name is None:
+        return get_entry(name).input_size
+    from timm.models import get_pretrained_cfg_value
+
+    return int((get_pretrained_cfg_value(timm_name, "input_size") or (3, 224, 224))[-1])
 
 
 def backbone_options(name: str) -> dict | None:

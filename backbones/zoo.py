@@ -70,9 +70,9 @@ def _register_cifar(depth: int) -> None:
         return ResNet("basic", stages, stem="cifar", num_classes=num_classes, shortcut=None,
                       norm=norm, output_stride=output_stride)
 
-    register_backbone(resnet, name=f"cifar_resnet{depth}", family="resnet")
+    register_backbone(resnet, name=f"cifar_resnet{depth}", family="resnet", input_size=32)
     if depth != 1202:  # the paper trains no plain-1202
-        register_backbone(plain, name=f"cifar_plain{depth}", family="plain")
+        register_backbone(plain, name=f"cifar_plain{depth}", family="plain", input_size=32)
 
 
 def _register_vgg(name: str) -> None:

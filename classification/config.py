@@ -40,6 +40,7 @@ class DataConfig:
 
 @dataclass
 class ClassificationConfig:
+    task: str = "classification"  # what the config is for (tools read it; another task is an error)
     name: str = "run"
     output_dir: str = "outputs/run"
     resume: str = "auto"  # auto | none | <path to a checkpoint>

@@ -44,6 +44,7 @@ class EvalConfig:
 
 @dataclass
 class DetectionConfig:
+    task: str = "detection"  # what the config is for (tools read it; another task is an error)
     name: str = "detector"
     output_dir: str = "outputs/detector"
     resume: str = "auto"

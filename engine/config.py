@@ -53,9 +53,26 @@ def load_config(schema: type, path: str | Path | None = None, overrides=(), chec
     except ValidationError as error:
         raise ConfigError(f"bad value for {error.full_key!r}{source}: {error.msg}") from None
     OmegaConf.set_readonly(config, True)
+    if "task" in config:
+        check_task(config, base.task, path)
     if check is not None:
         check(config)
     return config
+
+
+def declared_task(path: str | Path) -> str | None:
+    """The `task:` a config file (with its `_base_` chain) names; None for files without one
+    (run folders written before configs named their task)."""
+    merged = OmegaConf.merge(*_read_chain(Path(path)))
+    return merged.get("task")
+
+
+def check_task(config: DictConfig, task: str, source) -> None:
+    """A config of another task loaded as this one: an error naming both."""
+    if config.task != task:
+        where = f" {source}" if source else ""
+        raise ConfigError(f"config{where} is a {config.task!r} config (task: {config.task}), "
+                          f"not a {task} one: use that task's tool")
 
 
 def save_config(config: DictConfig, path: str | Path) -> None:

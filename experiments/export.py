@@ -28,14 +28,13 @@ def export(out: Path, *, config=None, checkpoint=None, backbone: str | None = No
 
 
 def _export_backbone(name: str, weights, out: Path, size: int | None) -> dict:
-    from backbones import create_backbone, load_weights
+    from backbones import backbone_input_size, create_backbone, load_weights
     from classification.export import export_classifier
 
     model = create_backbone(name)
     if weights:
         load_weights(model, weights)
-    return export_classifier(model, out, size or (32 if name.startswith("cifar_") else 224),
-                             what=f"backbone {name!r}")
+    return export_classifier(model, out, size or backbone_input_size(name), what=f"backbone {name!r}")
 
 
 def _export_classifier(cfg, checkpoint, out: Path, size: int | None) -> dict:

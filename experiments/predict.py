@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from engine.checkpoint import atomic_write_text
-from engine.config import ConfigError
+from engine.config import ConfigError, declared_task
 from engine.data import IMAGE_EXTENSIONS, BadImageError, decode_image
 
 TASKS = ("detection", "classification", "segmentation")
@@ -40,8 +40,9 @@ def find_images(inputs: list[str]) -> list[Path]:
 
 
 def load_task_config(path, task: str | None = None):
-    """(task, config): the schema the config's keys fit (detection / segmentation told apart by
-    model.head where both fit), or the one `task` names."""
+    """(task, config): the task the config names (`task:`), or the one `task` names; for run
+    folders written before configs named their task, the schema the keys fit (detection and
+    segmentation told apart by model.head where both fit)."""
     from classification.pretrain import load_pretrain_config
     from detection import load_detection_config
     from segmentation import load_segmentation_config
@@ -49,7 +50,10 @@ def load_task_config(path, task: str | None = None):
     loaders = {"detection": lambda p: load_detection_config(p, training=False),
                "classification": load_pretrain_config,
                "segmentation": lambda p: load_segmentation_config(p, training=False)}
+    task = task or declared_task(path)
     if task:
+        if task not in loaders:
+            raise ConfigError(f"{path}: unknown task {task!r}; valid: {', '.join(loaders)}")
         return task, loaders[task](path)
     fits = {}
     for name, load in loaders.items():
@@ -153,7 +157,7 @@ class ClassificationRunner:
         batch = self.task.collate([dataset[i] for i in range(len(dataset))])
         with torch.no_grad():
             scores = self.task.predict(self.model, self.task.images(batch)).float()
-        probabilities = scores if self.task.ten_crop else scores.softmax(1)
+        probabilities = scores if self.task.averages_views else scores.softmax(1)
         top = probabilities.topk(min(5, probabilities.shape[1]), dim=1)
         return [{"image_id": file.name, "top5": [{"class": self.names[i], "score": p}
                                                  for p, i in zip(values.tolist(), indices.tolist())]}

@@ -37,6 +37,7 @@ class SegmentationDataConfig:
 
 @dataclass
 class SegmentationConfig:
+    task: str = "segmentation"  # what the config is for (tools read it; another task is an error)
     name: str = "segmenter"
     output_dir: str = "outputs/segmenter"
     resume: str = "auto"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMOKE
+from helpers import REPO, SMOKE, coco_overrides, write_coco_dataset
 from safetensors import safe_open
 from safetensors.torch import load_file
 from test_pretrain import run
@@ -151,3 +151,22 @@ def test_ema_resumes_bit_exactly(tmp_path):
 def test_ema_decay_outside_0_1_is_refused_at_load():
     with pytest.raises(ConfigError, match="train.ema.decay=1.5"):
         load_pretrain_config(SMOKE, ["train.ema.decay=1.5"])
+
+
+@pytest.mark.parametrize("name", ["coco_faster_rcnn_convnext_tiny_fpn", "coco_mask_rcnn_convnext_tiny_fpn"])
+def test_convnext_recipes_build_and_train_one_step(name, tmp_path):
+    from detection import load_detection_config, train_detector
+
+    ann = write_coco_dataset(tmp_path, num_images=2, size=64)
+    cfg = load_detection_config(REPO / f"configs/detection/d2_1x/{name}.yaml", [
+        *coco_overrides(ann, tmp_path / "images"), f"output_dir={tmp_path / 'run'}",
+        "model.backbone_weights=scratch", "model.options.min_size=64", "model.options.max_size=64",
+        "model.options.anchor_sizes=[16,32,64,128,256]", "schedule.total=1", "schedule.milestones=[]",
+        "schedule.warmup=0", "train.batch_size=2", "train.num_workers=0", "train.precision=fp32"])
+    assert (cfg.optim.name, cfg.optim.weight_decay) == ("adamw", 0.05)
+    assert list(cfg.optim.no_decay) == ["norm", "bias"]
+    metrics = train_detector(cfg)
+    assert "val_AP" in metrics and (tmp_path / "run/done.json").exists()
+    last = torch.load(tmp_path / "run/checkpoints/last.pth", weights_only=True)
+    decays = sorted(g["weight_decay"] for g in last["optimizer"]["param_groups"])
+    assert decays == [0.0, 0.05]

@@ -34,6 +34,29 @@ def test_the_config_says_its_task(config, task):
     assert load_task_config(config)[0] == task
 
 
+def test_the_task_key_decides_and_another_tasks_loader_refuses(tmp_path):
+    from classification.pretrain import load_pretrain_config
+    from detection import load_detection_config
+
+    named = tmp_path / "named.yaml"
+    named.write_text("task: detection\nname: x\n")  # keys every schema has: the task decides
+    assert load_task_config(named)[0] == "detection"
+    with pytest.raises(ConfigError, match="is a 'detection' config"):
+        load_pretrain_config(named)
+    assert load_detection_config(named, training=False).task == "detection"
+    for path, task in ((REPO / "configs/classification/cifar10_resnet20.yaml", "classification"),
+                       (REPO / "configs/detection/paper/coco2014_vgg16.yaml", "detection"),
+                       (REPO / "configs/segmentation/coco_voc_fcn_r50.yaml", "segmentation")):
+        assert load_task_config(path)[1].task == task  # named in the file or its _base_ chain
+
+
+def test_backbones_say_their_input_size():
+    from backbones import backbone_input_size
+
+    assert (backbone_input_size("cifar_resnet56"), backbone_input_size("resnet50"),
+            backbone_input_size("timm/resnet18")) == (32, 224, 224)
+
+
 def test_a_config_that_fits_every_schema_needs_the_task_named(tmp_path):
     bare = tmp_path / "bare.yaml"
     bare.write_text("name: x\n")
