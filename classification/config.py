@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from engine.schedule import ScheduleConfig
 from engine.trainer import OptimConfig, TrainConfig
+from engine.tta import TTAConfig
 
 
 @dataclass
@@ -39,6 +40,11 @@ class DataConfig:
 
 
 @dataclass
+class ClassificationEvalConfig:
+    tta: TTAConfig = field(default_factory=TTAConfig)  # flip: softmax of the image and its mirror
+
+
+@dataclass
 class ClassificationConfig:
     task: str = "classification"  # what the config is for (tools read it; another task is an error)
     name: str = "run"
@@ -50,3 +56,4 @@ class ClassificationConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.1, lr_batch=128))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: ClassificationEvalConfig = field(default_factory=ClassificationEvalConfig)

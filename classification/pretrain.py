@@ -28,9 +28,12 @@ def build_model(cfg, num_classes: int):
 
 
 def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
+    if list(cfg.eval.tta.scales) != [1.0]:
+        raise ValueError(f"eval.tta.scales={list(cfg.eval.tta.scales)}: scales are for dense tasks; "
+                         f"classification's multi-scale test is data.multi_scale_test")
     return ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
                               mean_std=preset_mean_std(cfg.data.preset),
-                              multi_scale=tuple(cfg.data.multi_scale_test))
+                              multi_scale=tuple(cfg.data.multi_scale_test), flip=cfg.eval.tta.flip)
 
 
 RECIPE = Recipe(

@@ -16,12 +16,16 @@ class ClassificationTask(Task):
     best_metric = "val_top1_error"
 
     def __init__(self, channels_last: bool = False, ten_crop: bool = False,
-                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3), multi_scale: tuple = ()):
+                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3), multi_scale: tuple = (), flip: bool = False):
         """`mean_std` normalises uint8 batches (`data.batch_augment`); other batches come
         normalised from the dataset's transform. `multi_scale`: shorter sides of the paper's
-        fully-convolutional testing (Table 4), whole images of any size."""
+        fully-convolutional testing (Table 4), whole images of any size. `flip`: test-time
+        augmentation by the mirror image (10-crop and multi-scale testing mirror already)."""
+        if flip and (ten_crop or multi_scale):
+            raise ValueError("eval.tta.flip with 10-crop or multi-scale testing: both already "
+                             "average over mirrored views; use one of them")
         self.channels_last, self.ten_crop, self.mean_std = channels_last, ten_crop, mean_std
-        self.multi_scale = tuple(multi_scale)
+        self.multi_scale, self.flip = tuple(multi_scale), flip
 
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
@@ -61,14 +65,17 @@ class ClassificationTask(Task):
     @property
     def averages_views(self) -> bool:
         """Scores are mean softmax probabilities over several views (10-crop, multi-scale)."""
-        return self.ten_crop or bool(self.multi_scale)
+        return self.ten_crop or bool(self.multi_scale) or self.flip
 
     def predict(self, model, images) -> torch.Tensor:
         """Class scores; with 10-crop testing, the mean softmax over the ten 224 crops; with
-        multi-scale testing, over every scale and its mirror."""
+        multi-scale testing, over every scale and its mirror; with `flip`, over the image and its
+        mirror."""
         if self.multi_scale:  # a list of (1, C, H, W) images, or a batch of one size
             images = images.split(1) if torch.is_tensor(images) else images
             return torch.cat([self._multi_scale(model, image) for image in images])
+        if self.flip:
+            return (model(images).float().softmax(1) + model(images.flip(-1)).float().softmax(1)) / 2
         if not self.ten_crop:
             return model(images).float()
         crops = TF.ten_crop(images, [224, 224])

@@ -182,13 +182,16 @@ class SegmentationRunner:
     the JSON lists the fraction of the image each class covers."""
 
     def __init__(self, cfg, checkpoint, score: float):
+        from engine.tta import views
         from segmentation.data import VOC_CLASSES, build_transform
         from segmentation.model import load_segmenter_weights
+        from segmentation.task import SegmentationTask
         from segmentation.train import build_model
 
         self.names = list(cfg.data.classes or VOC_CLASSES)
         self.model = load_segmenter_weights(build_model(cfg, len(self.names)), checkpoint).eval()
         self.transform = build_transform(train=False)
+        self.task = SegmentationTask(self.names, views(cfg.eval.tta))  # evaluation's test-time views
 
     def run(self, images, files, out: Path) -> list[dict]:
         from torchvision.utils import draw_segmentation_masks
@@ -197,7 +200,7 @@ class SegmentationRunner:
         for image, file in zip(images, files):  # one at a time: sizes differ
             tensor = self.transform(image=image)["image"][None]
             with torch.no_grad():
-                labels = self.model(tensor)["out"][0].argmax(0)
+                labels = self.task.logits(self.model, tensor)[0].argmax(0)
             _save_png(labels.numpy().astype(np.uint8), out / f"{file.stem}_mask.png")
             present = labels.unique().tolist()
             masks = torch.stack([labels == c for c in present])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from engine.schedule import ScheduleConfig
 from engine.trainer import OptimConfig, TrainConfig
+from engine.tta import TTAConfig
 
 
 @dataclass
@@ -36,6 +37,11 @@ class SegmentationDataConfig:
 
 
 @dataclass
+class SegmentationEvalConfig:
+    tta: TTAConfig = field(default_factory=TTAConfig)  # flip, scales: logits averaged at full size
+
+
+@dataclass
 class SegmentationConfig:
     task: str = "segmentation"  # what the config is for (tools read it; another task is an error)
     name: str = "segmenter"
@@ -49,3 +55,4 @@ class SegmentationConfig:
         kind="poly", unit="epoch", total=30, milestones=[]))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         batch_size=32, num_workers=4, log_every=20, eval_every=0, ckpt_every=1000))
+    eval: SegmentationEvalConfig = field(default_factory=lambda: SegmentationEvalConfig())

@@ -6,6 +6,7 @@ largest image would feed the padding to the network too."""
 from pathlib import Path
 
 from engine.evaluate import evaluate_model
+from engine.tta import views
 
 from .model import load_segmenter_weights
 from .task import SegmentationTask
@@ -16,5 +17,6 @@ def evaluate_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, batch_
     val_set = build_dataset(cfg, "val", train=False)
     print(f"val: {len(val_set)} images")
     model = load_segmenter_weights(build_model(cfg, len(val_set.classes)), checkpoint)
-    return evaluate_model(model, SegmentationTask(val_set.classes), val_set, cfg.train, out_dir,
+    task = SegmentationTask(val_set.classes, views(cfg.eval.tta))
+    return evaluate_model(model, task, val_set, cfg.train, out_dir,
                           batch_size)

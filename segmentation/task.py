@@ -16,8 +16,24 @@ AUX_WEIGHT = 0.5
 class SegmentationTask(Task):
     best_metric, best_higher = "val_mIoU", True
 
-    def __init__(self, classes: list[str]):
-        self.classes = list(classes)
+    def __init__(self, classes: list[str], views=((1.0, False),)):
+        """`views`: (scale, mirrored) of each test-time view (`engine.tta.views`)."""
+        self.classes, self.views = list(classes), tuple(views)
+
+    def logits(self, model, images: torch.Tensor) -> torch.Tensor:
+        """The class logits at the images' size, averaged over the test-time views (each view's
+        upsampled to full size and mirrored back)."""
+        if self.views == ((1.0, False),):
+            return model(images)["out"]
+        size, total = images.shape[-2:], 0
+        for scale, mirrored in self.views:
+            view = images if scale == 1 else F.interpolate(images, scale_factor=scale, mode="bilinear",
+                                                           align_corners=False)
+            out = model(view.flip(-1) if mirrored else view)["out"]
+            out = out.flip(-1) if mirrored else out
+            total = total + (out if scale == 1 else F.interpolate(out, size=size, mode="bilinear",
+                                                                  align_corners=False))
+        return total / len(self.views)
 
     def weights_metadata(self, model) -> dict[str, str]:
         return describe(model, task="segmentation", input_convention=IMAGENET_INPUT)  # data.py's
@@ -56,7 +72,7 @@ class SegmentationTask(Task):
             batch.pop(SKIPPED, None)
             if not batch:
                 continue
-            pred = model(batch["image"])["out"].argmax(1)
+            pred = self.logits(model, batch["image"]).argmax(1)
             per_image = confusion_matrices(pred, batch["mask"], len(self.classes))
             total += accelerator.gather_for_metrics(per_image).sum(0).cpu()
         metrics = segmentation_metrics(total, self.classes)

@@ -9,6 +9,7 @@ from engine.checks import backbone_weights, check_fine_tuning_values, check_run_
 from engine.cli import run_tool, train_from_command_line
 from engine.config import check_choice, load_config, plain
 from engine.run import Recipe, run
+from engine.tta import views
 
 from .coco import coco_pairs
 from .config import SegmentationConfig
@@ -62,7 +63,8 @@ def build_model(cfg, num_classes: int | None = None):
 
 RECIPE = Recipe(datasets=build_datasets,
                 model=lambda cfg, train_set: build_model(cfg, len(train_set.classes)),
-                task=lambda cfg, train_set, val_set: SegmentationTask((val_set or train_set).classes))
+                task=lambda cfg, train_set, val_set: SegmentationTask((val_set or train_set).classes,
+                                                                      views(cfg.eval.tta)))
 
 
 def train_segmenter(cfg) -> dict:

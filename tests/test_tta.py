@@ -1,0 +1,72 @@
+"""Test-time augmentation: the views' outputs combined as each task's formula says; a mirrored-only
+view equals evaluating the mirrored set."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import SMOKE
+
+from backbones import create_backbone
+from classification.pretrain import build_task, load_pretrain_config
+from classification.task import ClassificationTask
+from engine.tta import TTAConfig, views
+from segmentation import build_segmenter
+from segmentation.task import SegmentationTask
+
+
+class OneProcess:
+    @staticmethod
+    def gather_for_metrics(x):
+        return x
+
+
+def segmenter():
+    torch.manual_seed(0)
+    return build_segmenter("cifar_resnet20", head="fcn", num_classes=3, output_stride=None).eval()
+
+
+def test_views_of_a_config():
+    assert views(TTAConfig()) == ((1.0, False),)
+    assert views(TTAConfig(flip=True, scales=[0.5, 1])) == ((0.5, False), (0.5, True), (1.0, False),
+                                                            (1.0, True))
+
+
+def test_segmentation_mirrored_view_equals_the_mirrored_set():
+    model = segmenter()
+    images, masks = torch.rand(2, 3, 32, 40), torch.randint(0, 3, (2, 32, 40))
+    classes = ["a", "b", "c"]
+    with torch.no_grad():
+        tta = SegmentationTask(classes, views=[(1.0, True)]).evaluate(
+            model, [{"image": images, "mask": masks}], OneProcess())
+        mirrored = SegmentationTask(classes).evaluate(
+            model, [{"image": images.flip(-1), "mask": masks.flip(-1)}], OneProcess())
+    assert tta.metrics == mirrored.metrics
+
+
+def test_segmentation_logits_average_the_views_at_full_size():
+    model = segmenter()
+    images = torch.rand(1, 3, 32, 40)
+    task = SegmentationTask(["a", "b", "c"], views(TTAConfig(flip=True, scales=[0.5, 1.0])))
+    with torch.no_grad():
+        got = task.logits(model, images)
+        small = F.interpolate(images, scale_factor=0.5, mode="bilinear", align_corners=False)
+        up = [F.interpolate(model(v)["out"], size=(32, 40), mode="bilinear", align_corners=False)
+              for v in (small, small.flip(-1))]
+        full = model(images)["out"] + model(images.flip(-1))["out"].flip(-1)
+        expected = (up[0] + up[1].flip(-1) + full) / 4
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_classification_flip_averages_the_softmax_of_the_image_and_its_mirror():
+    torch.manual_seed(0)
+    model = create_backbone("cifar_resnet20").eval()
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        scores = ClassificationTask(flip=True).predict(model, images)
+        expected = (model(images).softmax(1) + model(images.flip(-1)).softmax(1)) / 2
+    torch.testing.assert_close(scores, expected, atol=1e-6, rtol=0)
+    assert build_task(load_pretrain_config(SMOKE, ["eval.tta.flip=true"])).flip
+    with pytest.raises(ValueError, match="already average over mirrored views"):
+        ClassificationTask(ten_crop=True, flip=True)
+    with pytest.raises(ValueError, match="data.multi_scale_test"):
+        build_task(load_pretrain_config(SMOKE, ["eval.tta.scales=[0.5,1.0]"]))
