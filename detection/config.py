@@ -5,6 +5,7 @@ from typing import Any
 
 from engine.schedule import ScheduleConfig
 from engine.trainer import OptimConfig, TrainConfig
+from engine.tta import TTAConfig
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DetectionDataConfig:
 @dataclass
 class EvalConfig:
     backend: str = "faster_coco_eval"  # or pycocotools, the reference
+    tta: TTAConfig = field(default_factory=TTAConfig)  # flip, scales (of the test size): boxes merged
 
 
 @dataclass

@@ -16,8 +16,10 @@ import torch
 from PIL import Image
 
 from engine.data import decode_image, to_rgb8
+from engine.tta import views as tta_views
 
 from .model import load_detector_weights
+from .tta import NO_TTA, detect
 
 
 class Predictor:
@@ -25,13 +27,14 @@ class Predictor:
     config (path or loaded) with `checkpoint`, or a built model."""
 
     def __init__(self, config_or_model, checkpoint: str | Path | None = None, *, class_names=None,
-                 category_ids=None, device: str | None = None):
+                 category_ids=None, device: str | None = None, views=None):
         if isinstance(config_or_model, torch.nn.Module):
-            model = config_or_model
+            model, self.views = config_or_model, tuple(views or NO_TTA)
             if checkpoint is not None:
                 load_detector_weights(model, checkpoint)
         else:
-            model, names, ids = _from_config(config_or_model, checkpoint)
+            model, names, ids, config_views = _from_config(config_or_model, checkpoint)
+            self.views = tuple(views or config_views)
             class_names, category_ids = class_names or names, category_ids or ids
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
@@ -51,7 +54,7 @@ class Predictor:
         outputs = []
         for start in range(0, len(tensors), batch_size):
             batch = [t.to(self.device) for t in tensors[start:start + batch_size]]
-            outputs += [{k: v.cpu() for k, v in o.items()} for o in self.model(batch)]
+            outputs += [{k: v.cpu() for k, v in o.items()} for o in detect(self.model, batch, self.views)]
         return outputs[0] if single else outputs
 
 
@@ -68,8 +71,9 @@ def as_tensor(image) -> torch.Tensor:
 
 
 def _from_config(config, checkpoint):
-    """The config's detector with `checkpoint` loaded, and the class names and category ids of its
-    validation annotations (numbered when only model.num_classes is set and those are absent)."""
+    """The config's detector with `checkpoint` loaded, the class names and category ids of its
+    validation annotations (numbered when only model.num_classes is set and those are absent),
+    and its test-time views."""
     from .train import build_detector, load_detection_config, read_source
 
     cfg = load_detection_config(config, training=False) if isinstance(config, (str, Path)) else config
@@ -83,4 +87,5 @@ def _from_config(config, checkpoint):
             raise
         names = ids = None
     classes = cfg.model.num_classes or len(names) + 1
-    return load_detector_weights(build_detector(cfg, classes), checkpoint), names, ids
+    model = load_detector_weights(build_detector(cfg, classes), checkpoint)
+    return model, names, ids, tta_views(cfg.eval.tta)

@@ -11,17 +11,19 @@ from engine.task import SKIPPED, Evaluation, Task
 
 from .evaluation import coco_bbox, encode_masks, evaluate_coco, voc_means, voc_per_class
 from .plots import draw_pr_curves
+from .tta import NO_TTA, detect
 
 
 class DetectionTask(Task):
     best_metric, best_higher = "val_AP", True
 
     def __init__(self, val_set=None, backend: str = "faster_coco_eval", describe: dict | None = None,
-                 masks: bool = False):
+                 masks: bool = False, views=NO_TTA):
         """`describe`: what metrics.json says of the run (name, backbone, head), for compare;
-        `masks`: the model predicts instance masks, scored as COCO `segm` beside `bbox`."""
+        `masks`: the model predicts instance masks, scored as COCO `segm` beside `bbox`;
+        `views`: test-time augmentation (`detection.tta`)."""
         self.val_set, self.backend, self.describe = val_set, backend, dict(describe or {})
-        self.masks = masks
+        self.masks, self.views = masks, tuple(views)
 
     def weights_metadata(self, model) -> dict[str, str]:
         """The backbone inside the detector, and the normalisation the detector applies to it."""
@@ -55,7 +57,7 @@ class DetectionTask(Task):
             batch.pop(SKIPPED, None)
             if not batch:
                 continue
-            outputs = model(batch["images"])
+            outputs = detect(model, batch["images"], self.views)
             for target, output in zip(batch["targets"], outputs):
                 found = tuple(output[k].float().cpu().numpy() for k in ("boxes", "scores", "labels"))
                 if self.masks:

@@ -9,6 +9,7 @@ from engine.checks import backbone_weights, check_fine_tuning_values, check_run_
 from engine.cli import run_tool, train_from_command_line
 from engine.config import ConfigError, check_choice, load_config, plain
 from engine.run import Recipe, run
+from engine.tta import views
 
 from .config import DetectionConfig
 from .data import VOC_CLASSES, DetectionDataset, Problems, Source, read_coco, read_voc, voc_class_names
@@ -136,7 +137,8 @@ def build_detector(cfg, num_classes: int | None = None):
 def build_task(cfg, train_set=None, val_set=None) -> DetectionTask:
     describe = {"name": cfg.name, "kind": cfg.model.kind, "backbone": cfg.model.backbone,
                 "head": cfg.model.head}
-    return DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg))
+    return DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg),
+                         views=views(cfg.eval.tta))
 
 
 RECIPE = Recipe(datasets=build_datasets,

@@ -153,3 +153,15 @@ def test_predictor_takes_paths_pil_images_and_arrays_alike(trained):
     assert torch.equal(single["boxes"], outputs[0]["boxes"])
     with pytest.raises(ValueError, match="HxWx3 uint8 RGB"):
         predictor.predict(np.zeros((8, 8), dtype=np.float32))
+
+
+def test_tta_on_the_smoke_detector_changes_ap(trained, tmp_path):
+    """Mirrored views and two scales merged by NMS (docs/benchmarks.md records the change)."""
+    from detection.evaluate import evaluate_checkpoint
+
+    root, _, overrides, metrics = trained
+    cfg = load_detection_config(SMOKE, [*overrides, "eval.tta.flip=true", "eval.tta.scales=[0.75,1.0]"])
+    tta = evaluate_checkpoint(cfg, root / "run/checkpoints/last.pth", tmp_path / "tta", batch_size=2)
+    print(f"smoke detector AP50 {metrics['val_AP50']:.4f} -> with TTA {tta['val_AP50']:.4f}; "
+          f"AP {metrics['val_AP']:.4f} -> {tta['val_AP']:.4f}")
+    assert 0 <= tta["val_AP"] <= 1 and tta["val_AP"] != metrics["val_AP"]

@@ -70,3 +70,43 @@ def test_classification_flip_averages_the_softmax_of_the_image_and_its_mirror():
         ClassificationTask(ten_crop=True, flip=True)
     with pytest.raises(ValueError, match="data.multi_scale_test"):
         build_task(load_pretrain_config(SMOKE, ["eval.tta.scales=[0.5,1.0]"]))
+
+
+def detector():
+    from detection import build_faster_rcnn
+
+    torch.manual_seed(0)
+    return build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, norm="gn", min_size=64,
+                             max_size=64, anchor_sizes=[16, 32], box_score_thresh=0.0).eval()
+
+
+def test_detection_mirrored_view_equals_detecting_the_mirrored_image():
+    from detection.tta import detect
+
+    model, images = detector(), [torch.rand(3, 64, 80), torch.rand(3, 48, 64)]
+    with torch.no_grad():
+        tta = detect(model, images, [(1.0, True)])
+        mirrored = model([image.flip(-1) for image in images])
+    for got, out, image in zip(tta, mirrored, images):
+        width, (x1, y1, x2, y2) = image.shape[-1], out["boxes"].unbind(1)
+        torch.testing.assert_close(got["boxes"], torch.stack([width - x2, y1, width - x1, y2], 1))
+        assert torch.equal(got["scores"], out["scores"]) and torch.equal(got["labels"], out["labels"])
+        assert len(got["boxes"]) > 0
+
+
+def test_detection_views_are_merged_by_the_detectors_nms():
+    from torchvision.ops import box_iou
+
+    from detection.tta import detect
+
+    model, images = detector(), [torch.rand(3, 64, 64)]
+    with torch.no_grad():
+        merged = detect(model, images, views(TTAConfig(flip=True, scales=[0.75, 1.0])))[0]
+        plain = detect(model, images)[0]
+    assert model.transform.min_size == (64,) and model.transform.max_size == 64  # restored
+    assert len(merged["boxes"]) <= model.roi_heads.detections_per_img
+    assert merged["scores"].max() >= plain["scores"].max()  # the plain view is one of the views
+    for label in merged["labels"].unique():  # no two kept boxes of a class overlap past the NMS
+        boxes = merged["boxes"][merged["labels"] == label]
+        iou = box_iou(boxes, boxes).fill_diagonal_(0)
+        assert (iou <= model.roi_heads.nms_thresh + 1e-6).all()
