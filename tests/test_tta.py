@@ -110,3 +110,45 @@ def test_detection_views_are_merged_by_the_detectors_nms():
         boxes = merged["boxes"][merged["labels"] == label]
         iou = box_iou(boxes, boxes).fill_diagonal_(0)
         assert (iou <= model.roi_heads.nms_thresh + 1e-6).all()
+
+
+def tta_boxes(boxes, width):
+    x1, y1, x2, y2 = boxes.unbind(1)
+    return torch.stack([width - x2, y1, width - x1, y2], 1)
+
+
+@pytest.mark.parametrize("head", ["c4", "fpn"])
+def test_mask_rcnn_mirrored_view_gives_the_mirrored_images_masks(head, monkeypatch):
+    """One mirrored view at the detector's own size: the same boxes, and mask probabilities (in
+    each box's frame, before pasting) that are the mirrored image's, mirrored back."""
+    import torchvision.models.detection.transform as transform
+
+    from detection import build_mask_rcnn
+    from detection.tta import _view_masks, detect
+
+    torch.manual_seed(0)
+    anchors = [16, 32] if head == "c4" else [8, 16, 32, 64]
+    model = build_mask_rcnn("cifar_resnet20", head=head, num_classes=3, norm="gn", min_size=64,
+                            max_size=64, anchor_sizes=anchors, box_score_thresh=0.0).eval()
+    images = [torch.rand(3, 64, 64)]
+    with torch.no_grad():
+        got = detect(model, images, [(1.0, True)])[0]
+        pasted = []  # the model's own probabilities before torchvision pastes them
+        paste = transform.paste_masks_in_image
+
+        def record(masks, boxes, size, **options):
+            pasted.append(masks)
+            return paste(masks, boxes, size, **options)
+
+        monkeypatch.setattr(transform, "paste_masks_in_image", record)
+        mirrored = model([images[0].flip(-1)])[0]
+        monkeypatch.undo()
+        ours = _view_masks(model, images, [got], 1.0, True)[0]
+    assert len(got["boxes"]) > 0 and got["masks"].shape == (len(got["boxes"]), 1, 64, 64)
+    torch.testing.assert_close(got["boxes"], tta_boxes(mirrored["boxes"], 64))
+    # the boxes went back and forth through a mirror (x -> 64 - x, float32): RoIAlign reads them a
+    # few 1e-6 px apart, which moves a probability by ~1e-5
+    torch.testing.assert_close(ours, pasted[0].flip(-1), atol=1e-4, rtol=0)
+    merged = detect(model, images, views(TTAConfig(flip=True, scales=[0.75, 1.0])))[0]
+    assert merged["masks"].shape[0] == len(merged["boxes"]) and 0 <= merged["masks"].min()
+    assert merged["masks"].max() <= 1
