@@ -13,7 +13,7 @@ from . import metadata
 from .errors import InvalidOptionError
 from .factory import create_backbone
 from .registry import TIMM_FAMILY, backbone_family, backbone_options
-from .weights import load_state, note_undescribed, read_weights
+from .weights import load_state, note_undescribed, read_weights, source_name
 
 BN_STATISTICS = ("*.running_mean", "*.running_var", "*.num_batches_tracked")
 
@@ -39,8 +39,7 @@ def prepare_backbone(name: str, *, options: dict, weights=None, norm: str | None
         skip = tuple(getattr(net, "classifier_patterns", ()))
         if options.get("norm") == "gn":  # from BN pretraining: convolutions and affine only
             skip += BN_STATISTICS
-        where = str(weights) if not isinstance(weights, dict) else "(a state dict)"
-        load_state(net, state, description, where, skip=skip)
+        load_state(net, state, description, source_name(weights), skip=skip)
     freeze(net, freeze_at)
     if hasattr(net, "fc"):
         del net.fc  # the ImageNet classifier has no part in a dense task

@@ -77,6 +77,11 @@ def read_weights(source) -> tuple[dict, dict | None]:
     return state, metadata.parse(stored) or metadata.known_layout(state)
 
 
+def source_name(source) -> str:
+    """How messages name a weights source: its path, or "(a state dict)"."""
+    return str(source) if isinstance(source, (str, Path)) else "(a state dict)"
+
+
 def note_undescribed(source, description: dict | None) -> None:
     """Say so when a file cannot be checked against the model (a bare state dict of our names)."""
     if description is None and isinstance(source, (str, Path)):
@@ -103,9 +108,8 @@ def load_weights(model: nn.Module, source, *, skip: Iterable[str] = ()) -> nn.Mo
     architecture options, from its metadata or known layout) is refused.
     """
     state, description = read_weights(source)
-    where = str(source) if isinstance(source, (str, Path)) else "(a state dict)"
     note_undescribed(source, description)
-    return load_state(model, state, description, where, skip=skip)
+    return load_state(model, state, description, source_name(source), skip=skip)
 
 
 def load_state(model: nn.Module, state: dict, description: dict | None, where: str, *,

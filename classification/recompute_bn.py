@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from backbones import load_weights
-from engine.checkpoint import save_safetensors
+from engine.checkpoint import cpu_tensors, save_safetensors
 
 from .bn_statistics import population_statistics
 from .datasets import training_set_as_tested
@@ -33,7 +33,6 @@ def recompute_bn(cfg, checkpoint: str | Path, out: str | Path, *, batch_size: in
     meta = task.weights_metadata(model)
     meta.update(bn_statistics=f"population mean and variance over {images} training images "
                               f"({cfg.data.train_split}), test transform", source=str(checkpoint))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(state, out, meta)
+    save_safetensors(cpu_tensors(model.state_dict()), out, meta)
     return meta

@@ -13,7 +13,7 @@ from backbones import backbone_family, backbone_options
 from backbones.dense import prepare_backbone, remap_backbone_keys
 from backbones.errors import InvalidOptionError, check_choice
 from backbones.metadata import same_input
-from backbones.weights import load_state, read_weights
+from backbones.weights import load_state, read_weights, source_name
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
 from .res5_heads import Res5RoIHeads
@@ -187,5 +187,4 @@ def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
         state, layout = remap_backbone_keys(state, model.state_dict(), body, "backbone.body.",
                                             "backbone.body.")
         description = description or layout
-    where = str(source) if not isinstance(source, dict) else "(a state dict)"
-    return load_state(model, state, description, where)
+    return load_state(model, state, description, source_name(source))

@@ -34,6 +34,10 @@ class Res5RoIHeads(RoIHeads):
                    score_thresh=heads.score_thresh, nms_thresh=heads.nms_thresh,
                    detections_per_img=heads.detections_per_img, mask_predictor=mask_predictor)
 
+    def has_mask(self) -> bool:
+        """Always: the mask branch is `mask_predictor` on conv5_x (no mask_roi_pool / mask_head)."""
+        return True
+
     def conv5(self, features: dict, boxes: list, image_shapes: list) -> torch.Tensor:
         """The conv5_x maps of `boxes` (7x7 for 14x14 pooling)."""
         return self.box_head.stage(self.box_roi_pool(features, boxes, image_shapes))

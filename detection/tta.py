@@ -23,7 +23,7 @@ def detect(model, images: list[torch.Tensor], views=NO_TTA) -> list[dict]:
         return model(images)
     per_view = [_view(model, images, scale, mirrored) for scale, mirrored in views]
     merged = [_merge(model.roi_heads, [view[i] for view in per_view]) for i in range(len(images))]
-    if isinstance(model.roi_heads, Res5RoIHeads) or model.roi_heads.has_mask():  # Mask R-CNN
+    if model.roi_heads.has_mask():  # Mask R-CNN
         masks = [_view_masks(model, images, merged, scale, mirrored) for scale, mirrored in views]
         for i, (detections, image) in enumerate(zip(merged, images)):
             mean = torch.stack([view[i] for view in masks]).mean(0)

@@ -55,6 +55,11 @@ def atomic_save(obj, path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def cpu_tensors(state: dict) -> dict:
+    """A state dict's tensors detached, on the CPU, contiguous: what a file stores."""
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
 def save_safetensors(state: dict, path: str | Path, metadata: dict[str, str]) -> None:
     """Tensors and their description (str -> str) as a safetensors file, atomically."""
     from safetensors.torch import save_file

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from .checkpoint import (
     atomic_save,
     atomic_write_text,
+    cpu_tensors,
     load_checkpoint,
     rng_state,
     save_safetensors,
@@ -173,7 +174,7 @@ class Trainer:
         return getattr(model, "_orig_mod", model)
 
     def _model_state(self) -> dict:
-        return _cpu_tensors(self.unwrapped_model().state_dict())
+        return cpu_tensors(self.unwrapped_model().state_dict())
 
     def save(self) -> None:
         """Everything needed to resume exactly, atomically; never a non-finite model."""
@@ -196,7 +197,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "nonfinite_skipped": self.nonfinite_skipped,
             "config": OmegaConf.to_yaml(self.cfg),
-            **({"ema": _cpu_tensors(self.ema.module.state_dict())} if self.ema is not None else {}),
+            **({"ema": cpu_tensors(self.ema.module.state_dict())} if self.ema is not None else {}),
         }, self.last_path)
 
     def _weights_metadata(self) -> dict[str, str]:
@@ -256,14 +257,14 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         which = self._better(evaluation.metrics) if evaluation is not None else "model"
-        net = self.ema.module if which == "ema" else self.unwrapped_model()
-        model = _cpu_tensors(net.state_dict())
+        net = self._weights(which)
+        model = cpu_tensors(net.state_dict())
         self._check_finite(model, "writing final.safetensors")
         meta = {**self._weights_metadata(), "weights": which}
         save_safetensors(model, self.out / "final.safetensors", meta)
         backbone = self.task.backbone_state(net)
         if backbone is not None:
-            save_safetensors(_cpu_tensors(backbone), self.out / "backbone.safetensors", meta)
+            save_safetensors(cpu_tensors(backbone), self.out / "backbone.safetensors", meta)
         if evaluation is not None:
             chosen = self._ema_evaluation if which == "ema" else evaluation
             self._save_evaluation(Evaluation(evaluation.metrics, chosen.predictions, chosen.details), which)
@@ -291,6 +292,10 @@ class Trainer:
         self.model.train()
         return evaluation
 
+    def _weights(self, which: str) -> nn.Module:
+        """The model ("model") or its moving average ("ema")."""
+        return self.ema.module if which == "ema" else self.unwrapped_model()
+
     def _score(self, metrics: dict, prefix: str = "") -> float:
         """Lower is better; NaN (never the best) where the metric is missing."""
         value = metrics.get(prefix + (self.task.best_metric or ""), math.nan)
@@ -312,8 +317,7 @@ class Trainer:
         if score < self.best:  # False for NaN: a non-finite metric is never the best
             self.best = score
             if self.accelerator.is_main_process:
-                net = self.ema.module if which == "ema" else self.unwrapped_model()
-                model = _cpu_tensors(net.state_dict())
+                model = cpu_tensors(self._weights(which).state_dict())
                 self._check_finite(model, "writing best.pth")
                 atomic_save({"model": model, "meta": {**self._weights_metadata(), "weights": which},
                              "step": self.step, key: metrics[prefix + key], "weights": which},
@@ -545,7 +549,4 @@ class Trainer:
 class StopRequested(KeyboardInterrupt):
     """A signal stopped training at a step boundary, after saving."""
 
-
-def _cpu_tensors(state: dict) -> dict:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 

@@ -18,7 +18,7 @@ from backbones.dense import prepare_backbone, remap_backbone_keys
 from backbones.errors import InvalidOptionError, check_choice
 from backbones.metadata import IMAGENET_INPUT, same_input
 from backbones.registry import TIMM_FAMILY
-from backbones.weights import load_state, read_weights
+from backbones.weights import load_state, read_weights, source_name
 
 HEADS = ("fcn", "deeplabv3")
 HEAD_OPTIONS = {"fcn": {}, "deeplabv3": {"atrous_rates": (12, 24, 36)}}
@@ -101,5 +101,4 @@ def load_segmenter_weights(model: nn.Module, source) -> nn.Module:
     state, layout = remap_backbone_keys(state, model.state_dict(), model.backbone.body, "backbone.",
                                         "backbone.body.")
     description = description or layout
-    where = str(source) if not isinstance(source, dict) else "(a state dict)"
-    return load_state(model, state, description, where)
+    return load_state(model, state, description, source_name(source))
