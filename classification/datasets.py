@@ -16,7 +16,8 @@ from .data import (
     scan_image_folder,
 )
 from .imagenet_input import ImageNetTestCrop, ImageNetTrainCrop, ImageNetWholeImage
-from .transforms import PRESETS, build_transform
+from .timm_input import TimmCrop, eval_pipeline, train_pipeline
+from .transforms import PRESETS, RESIZING, build_transform
 
 KINDS = ("imagefolder", "cifar10", "synthetic")
 
@@ -25,8 +26,8 @@ def build_transforms(data) -> tuple[dict, dict]:
     """The keyword arguments (`transform` or `uint8_transform`) of the train and test datasets.
 
     ImageNet always takes the uint8 path (`imagenet_input`: fast decode and crop in the loader,
-    lighting and normalisation on the device); CIFAR and `none` take it with `data.batch_augment`,
-    and albumentations otherwise."""
+    lighting and normalisation on the device), and so does timm's input (`timm_input`); CIFAR and
+    `none` take it with `data.batch_augment`, and albumentations otherwise."""
     if data.multi_scale_test and data.preset != "imagenet":
         raise ValueError(f"data.multi_scale_test={list(data.multi_scale_test)} is ImageNet's "
                          f"fully-convolutional testing: it needs data.preset=imagenet, not {data.preset!r}")
@@ -35,11 +36,20 @@ def build_transforms(data) -> tuple[dict, dict]:
         if data.multi_scale_test:
             test = ImageNetWholeImage(side=max(data.multi_scale_test))
         return {"uint8_transform": ImageNetTrainCrop()}, {"uint8_transform": test}
+    if data.preset == "timm":
+        return ({"uint8_transform": TimmCrop(train_pipeline(data.timm))},
+                {"uint8_transform": TimmCrop(eval_pipeline(data.timm))})
     if data.batch_augment:
         train = CifarCropFlip() if data.preset == "cifar" else AsStored()
         return {"uint8_transform": train}, {"uint8_transform": AsStored()}
     return ({"transform": build_transform(data.preset, train=True)},
             {"transform": build_transform(data.preset, train=False)})
+
+
+def test_input_size(data) -> int:
+    """The side of the square image the test transform gives the model (ImageNet's centre crop,
+    timm's `test_size`, or the stored size of CIFAR-style sets)."""
+    return {"imagenet": 224, "timm": data.timm.test_size}.get(data.preset, data.image_size)
 
 
 def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, ClassificationDataset]:
@@ -89,7 +99,7 @@ def _read(data, split: str, train: bool, transform: dict, seed: int) -> Classifi
     dataset = ClassificationDataset(images, labels, classes, seed=seed, on_bad_image=data.on_bad_image,
                                     **transform)
     where = data.root if data.kind == "cifar10" else Path(data.root) / split
-    checked = dataset.checked(f"{split} split ({where})", same_size=data.preset != "imagenet")
+    checked = dataset.checked(f"{split} split ({where})", same_size=data.preset not in RESIZING)
     if not len(checked):
         raise ValueError(f"no usable images in {where}")
     return checked

@@ -9,14 +9,16 @@ from engine.cli import run_tool, train_from_command_line
 from engine.config import load_config, plain
 from engine.run import Recipe, run
 
-from .config import ClassificationConfig
+from .config import ClassificationConfig, classification_problems
 from .datasets import build_datasets
+from .loss import BatchMixing, build_loss, mixes
 from .task import ClassificationTask
 from .transforms import preset_mean_std
 
 
 def load_pretrain_config(path=None, overrides=()):
-    return load_config(ClassificationConfig, path, overrides, check=check_run_values)
+    return load_config(ClassificationConfig, path, overrides,
+                       check=lambda cfg: check_run_values(cfg, classification_problems(cfg)))
 
 
 def build_model(cfg, num_classes: int):
@@ -31,9 +33,14 @@ def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
     if list(cfg.eval.tta.scales) != [1.0]:
         raise ValueError(f"eval.tta.scales={list(cfg.eval.tta.scales)}: scales are for dense tasks; "
                          f"classification's multi-scale test is data.multi_scale_test")
+    mixing = None
+    if mixes(cfg.data.mixup):
+        classes = cfg.model.num_classes or (len(train_set.classes) if train_set else cfg.data.num_classes)
+        mixing = BatchMixing(cfg.data.mixup, cfg.loss.smoothing, classes)
     return ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
                               mean_std=preset_mean_std(cfg.data.preset),
-                              multi_scale=tuple(cfg.data.multi_scale_test), flip=cfg.eval.tta.flip)
+                              multi_scale=tuple(cfg.data.multi_scale_test), flip=cfg.eval.tta.flip,
+                              loss=build_loss(cfg.loss, mixing is not None), mixing=mixing)
 
 
 RECIPE = Recipe(

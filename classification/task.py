@@ -16,16 +16,20 @@ class ClassificationTask(Task):
     best_metric = "val_top1_error"
 
     def __init__(self, channels_last: bool = False, ten_crop: bool = False,
-                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3), multi_scale: tuple = (), flip: bool = False):
+                 mean_std: tuple = ((0.0,) * 3, (1.0,) * 3), multi_scale: tuple = (), flip: bool = False,
+                 loss=F.cross_entropy, mixing=None):
         """`mean_std` normalises uint8 batches (`data.batch_augment`); other batches come
         normalised from the dataset's transform. `multi_scale`: shorter sides of the paper's
         fully-convolutional testing (Table 4), whole images of any size. `flip`: test-time
-        augmentation by the mirror image (10-crop and multi-scale testing mirror already)."""
+        augmentation by the mirror image (10-crop and multi-scale testing mirror already).
+        `loss(logits, targets)` trains (`classification.loss`); `mixing(images, labels)`, when
+        given, turns a training batch into mixed images and soft targets (Mixup / CutMix)."""
         if flip and (ten_crop or multi_scale):
             raise ValueError("eval.tta.flip with 10-crop or multi-scale testing: both already "
                              "average over mirrored views; use one of them")
         self.channels_last, self.ten_crop, self.mean_std = channels_last, ten_crop, mean_std
         self.multi_scale, self.flip = tuple(multi_scale), flip
+        self.loss, self.mixing = loss, mixing
 
     def collate(self, samples: list) -> dict:
         good = [s for s in samples if not isinstance(s, BadSample)]
@@ -56,8 +60,11 @@ class ClassificationTask(Task):
         return normalize(images, *self.mean_std, channels_last=self.channels_last, shift=shift)
 
     def train_step(self, model, batch: dict):
-        logits = model(self.images(batch))
-        loss = F.cross_entropy(logits, batch["label"])
+        images, targets = self.images(batch), batch["label"]
+        if self.mixing is not None:
+            images, targets = self.mixing(images, targets)
+        logits = model(images)
+        loss = self.loss(logits, targets)
         errors = (logits.argmax(1) != batch["label"]).sum()
         n = len(batch["label"])
         return loss, {"loss": loss.detach() * n, "error": errors, "samples": n}

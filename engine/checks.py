@@ -84,9 +84,10 @@ def backbone_weights(model):
     return None if model.backbone_weights == SCRATCH else model.backbone_weights
 
 
-def check_run_values(cfg) -> None:
-    """Raise ConfigError listing every out-of-range value of `cfg`'s train, optim and schedule."""
-    _raise_if(_problems(cfg))
+def check_run_values(cfg, task_problems: list[str] = ()) -> None:
+    """Raise ConfigError listing every out-of-range value of `cfg`'s train, optim and schedule,
+    with those the task found in its own sections (`task_problems`)."""
+    _raise_if(_problems(cfg) + list(task_problems))
 
 
 def check_fine_tuning_values(cfg) -> None:

@@ -17,8 +17,11 @@ def _flat(node, prefix: str = "") -> dict:
 
 
 def trajectory_changes(saved_yaml: str, cfg) -> dict[str, tuple]:
-    """key -> (checkpoint's value, config's value) for every trajectory-changing difference."""
-    old = _flat(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True))
+    """key -> (checkpoint's value, config's value) for every trajectory-changing difference. A key
+    the checkpoint's config lacks (a run from before the key existed) had its default: keys are
+    added with the old behaviour as their default."""
+    defaults = _flat(OmegaConf.to_container(OmegaConf.structured(OmegaConf.get_type(cfg))))
+    old = {**defaults, **_flat(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True))}
     new = _flat(OmegaConf.to_container(cfg, resolve=True))
     keys = sorted(set(old) | set(new))
     return {k: (old.get(k), new.get(k)) for k in keys
