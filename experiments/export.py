@@ -5,7 +5,7 @@ from pathlib import Path
 
 from engine.onnx import ExportError
 
-from .predict import load_task_config
+from .tasks import load_task_config, task_tools
 
 
 def export(out: Path, *, config=None, checkpoint=None, backbone: str | None = None, weights=None,
@@ -16,13 +16,11 @@ def export(out: Path, *, config=None, checkpoint=None, backbone: str | None = No
         report = _export_backbone(backbone, weights, out, size)
     else:
         task, cfg = load_task_config(config, task)
-        if task == "detection":
-            report = _export_detector(cfg, checkpoint, out, height, width)
-        elif task == "classification":
-            report = _export_classifier(cfg, checkpoint, out, size)
-        else:
+        export_run = task_tools(task).export
+        if export_run is None:
             raise ExportError(f"{config} describes a {task} model; tools/export.py exports "
                               "classifiers, backbones and detectors")
+        report = export_run(cfg, checkpoint, out, size=size, height=height, width=width)
     print(f"written {out}: checked with onnxruntime against PyTorch: {report}")
     return report
 
@@ -37,19 +35,28 @@ def _export_backbone(name: str, weights, out: Path, size: int | None) -> dict:
     return export_classifier(model, out, size or backbone_input_size(name), what=f"backbone {name!r}")
 
 
-def _export_classifier(cfg, checkpoint, out: Path, size: int | None) -> dict:
+def export_classifier_run(cfg, checkpoint, out: Path, size: int | None = None, height=None,
+                          width=None) -> dict:
+    if height or width:
+        raise ExportError("a classifier is exported for square images of any batch: give --size, "
+                          "not --height / --width")
     from backbones import load_weights
+    from classification.datasets import test_input_size
     from classification.export import export_classifier
     from classification.pretrain import build_model
 
     from .predict import classification_names
 
     model = load_weights(build_model(cfg, len(classification_names(cfg))), checkpoint)
-    default = 224 if cfg.data.preset == "imagenet" else cfg.data.image_size
-    return export_classifier(model, out, size or default, what=f"classifier {cfg.model.name!r}")
+    return export_classifier(model, out, size or test_input_size(cfg.data),
+                             what=f"classifier {cfg.model.name!r}")
 
 
-def _export_detector(cfg, checkpoint, out: Path, height: int | None, width: int | None) -> dict:
+def export_detector_run(cfg, checkpoint, out: Path, size=None, height: int | None = None,
+                        width: int | None = None) -> dict:
+    if size:
+        raise ExportError("a detector is exported for one fixed image size: give --height and "
+                          "--width, not --size")
     from detection.export import export_detector
     from detection.predict import Predictor
 

@@ -15,10 +15,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from engine.checkpoint import atomic_write_text
-from engine.config import ConfigError, declared_task
 from engine.data import IMAGE_EXTENSIONS, BadImageError, decode_image
 
-TASKS = ("detection", "classification", "segmentation")
+from .tasks import load_task_config, task_tools
 
 
 def find_images(inputs: list[str]) -> list[Path]:
@@ -39,44 +38,12 @@ def find_images(inputs: list[str]) -> list[Path]:
     return files
 
 
-def load_task_config(path, task: str | None = None):
-    """(task, config): the task the config names (`task:`), or the one `task` names; for run
-    folders written before configs named their task, the schema the keys fit (detection and
-    segmentation told apart by model.head where both fit)."""
-    from classification.pretrain import load_pretrain_config
-    from detection import load_detection_config
-    from segmentation import load_segmentation_config
-
-    loaders = {"detection": lambda p: load_detection_config(p, training=False),
-               "classification": load_pretrain_config,
-               "segmentation": lambda p: load_segmentation_config(p, training=False)}
-    task = task or declared_task(path)
-    if task:
-        if task not in loaders:
-            raise ConfigError(f"{path}: unknown task {task!r}; valid: {', '.join(loaders)}")
-        return task, loaders[task](path)
-    fits = {}
-    for name, load in loaders.items():
-        try:
-            fits[name] = load(path)
-        except ConfigError:
-            continue
-    if "detection" in fits and "segmentation" in fits:
-        head = fits["detection"].model.head
-        del fits["segmentation" if head in ("c4", "vgg", "fpn") else "detection"]
-    if len(fits) != 1:
-        raise ConfigError(f"{path} fits the {' and '.join(fits) or 'none'} config schema(s) of "
-                          f"{', '.join(TASKS)}: name the task with --task")
-    return next(iter(fits.items()))
-
-
 def predict(config, checkpoint: Path, inputs: list[str], out: Path, *, score: float = 0.5,
             batch: int = 1, task: str | None = None) -> dict:
     """Predictions for every readable image; returns {"written": [...], "skipped": [...]}."""
     task, cfg = load_task_config(config, task)
     files = find_images(inputs)
-    runner = {"detection": DetectionRunner, "classification": ClassificationRunner,
-              "segmentation": SegmentationRunner}[task](cfg, checkpoint, score)
+    runner = task_tools(task).predictor(cfg, checkpoint, score)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records, skipped = [], []
@@ -149,8 +116,9 @@ class ClassificationRunner:
 
     def run(self, images, files, out: Path) -> list[dict]:
         from classification.data import ClassificationDataset
+        from classification.transforms import RESIZING
 
-        if self.cfg.data.preset != "imagenet":
+        if self.cfg.data.preset not in RESIZING:
             size = self.cfg.data.image_size
             images = [np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in images]
         dataset = ClassificationDataset(images, [0] * len(images), self.names, **self.transform)

@@ -48,7 +48,7 @@ def test_multi_scale_evaluation_runs_on_the_imagenet_path(tmp_path):
               "data.val_split=train", "train.batch_size=2", "schedule.total=2", "schedule.milestones=[]"]
     out = Path(run(tmp_path, *common)[0].output_dir)
     printed = subprocess.run(
-        [sys.executable, str(REPO / "tools/evaluate_classifier.py"), "--config", str(out / "config.yaml"),
+        [sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(out / "config.yaml"),
          "--checkpoint", str(out / "checkpoints/last.pth"), "--out", str(tmp_path / "ms"),
          "data.multi_scale_test=[64,80]", "train.num_workers=0"],
         check=True, cwd=REPO, capture_output=True, text=True, timeout=300).stdout

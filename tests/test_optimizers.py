@@ -158,7 +158,7 @@ def test_convnext_recipes_build_and_train_one_step(name, tmp_path):
     from detection import load_detection_config, train_detector
 
     ann = write_coco_dataset(tmp_path, num_images=2, size=64)
-    cfg = load_detection_config(REPO / f"configs/detection/d2_1x/{name}.yaml", [
+    cfg = load_detection_config(REPO / f"configs/detection/{name}.yaml", [
         *coco_overrides(ann, tmp_path / "images"), f"output_dir={tmp_path / 'run'}",
         "model.backbone_weights=scratch", "model.options.min_size=64", "model.options.max_size=64",
         "model.options.anchor_sizes=[16,32,64,128,256]", "schedule.total=1", "schedule.milestones=[]",

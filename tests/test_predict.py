@@ -10,7 +10,8 @@ from helpers import REPO
 from PIL import Image
 
 from engine.config import ConfigError
-from experiments.predict import load_task_config, predict
+from experiments.predict import predict
+from experiments.tasks import load_task_config
 
 CLASSIFIER = REPO / "configs/classification/smoke.yaml"
 SEGMENTER = REPO / "configs/segmentation/smoke.yaml"
@@ -107,3 +108,28 @@ def test_segmenter_writes_a_class_mask_per_image(tmp_path):
 def test_nothing_to_predict_is_an_error_naming_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere"):
         predict(CLASSIFIER, tmp_path / "model.pth", [str(tmp_path / "nothere")], tmp_path / "out")
+
+
+def test_the_task_registry_names_what_each_task_does():
+    import importlib
+
+    from experiments.tasks import TASKS
+
+    for task, tools in TASKS.items():
+        for field in ("load_config", "evaluate", "predictor", "export"):
+            call = getattr(tools, field)
+            if call is not None:
+                module, name = getattr(call, "func", call).reference.split(":")
+                assert callable(getattr(importlib.import_module(module), name)), (task, field)
+    assert TASKS["segmentation"].export is None and TASKS["classification"].tta == ("flip",)
+
+
+def test_test_time_views_a_task_does_not_take_are_refused_by_the_tools_and_the_trainer():
+    from classification.pretrain import build_task, load_pretrain_config
+
+    with pytest.raises(ConfigError, match="eval.tta.scales is not test-time augmentation that "
+                                          "classification takes"):
+        load_task_config(CLASSIFIER, overrides=["eval.tta.scales=[1.0,1.5]"])
+    with pytest.raises(ValueError, match="scales are for dense tasks"):
+        build_task(load_pretrain_config(CLASSIFIER, ["eval.tta.scales=[1.0,1.5]"]))
+    assert load_task_config(SEGMENTER, overrides=["eval.tta.scales=[1.0,1.5]"])[0] == "segmentation"

@@ -130,7 +130,7 @@ def test_a_segmenter_overfits_a_few_images(tmp_path):
     written = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert written["metrics"]["val_mIoU"] == final["val_mIoU"]
     out = tmp_path / "cli_eval"  # the evaluation command, on the trained checkpoint
-    subprocess.run([sys.executable, str(REPO / "tools/evaluate_segmentation.py"), "--config", str(SMOKE),
+    subprocess.run([sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
                     "--checkpoint", str(tmp_path / "run/checkpoints/last.pth"), "--out", str(out),
                     f"data.root={tmp_path / 'data'}", "data.val_split=train"], check=True, cwd=REPO,
                    timeout=300)

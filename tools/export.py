@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.cli import run_tool
 from experiments.export import export
-from experiments.predict import TASKS
+from experiments.tasks import TASKS
 
 
 def main(argv=None) -> None:

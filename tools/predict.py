@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.predict import TASKS, predict
+from experiments.predict import predict
+from experiments.tasks import TASKS
 
 
 def main(argv=None) -> None:
