@@ -4,6 +4,7 @@
 import json
 import os
 import random
+import select
 import signal
 import socket
 import subprocess
@@ -201,7 +202,7 @@ def test_the_data_generator_refuses_impossible_counts(tmp_path):
 
 # 6. exact resume after signals and kill -9 -----------------------------------------------------
 DRIVER = r"""
-import sys, time
+import json, os, sys, time
 import engine.checkpoint as checkpoint
 save = checkpoint.torch.save
 
@@ -217,18 +218,74 @@ def slow_save(obj, f, *args, **kwargs):  # widen the window a kill -9 can land i
 
 checkpoint.torch.save = slow_save
 from classification.pretrain import main
-main(sys.argv[1:])
+
+for line in sys.stdin:  # one training process per line, forked from this imported one
+    argv, cwd = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1), os.dup2(quiet, 2)
+        code = 1
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    print(pid, flush=True)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
 """
 SIGNAL_RUN = ["schedule.total=90", "schedule.milestones=[60,75]", "train.log_every=1",
               "train.ckpt_every=3", "train.eval_every=15", "data.num_val=32", "train.ema.decay=0.9"]
 
 
-def _start(tmp_path, name):
-    command = [sys.executable, "-c", DRIVER, "--config", str(SMOKE), f"output_dir={tmp_path / name}",
-               *SIGNAL_RUN]
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+class Launcher:
+    """Training processes forked from one process that has imported the toolkit: each is a whole
+    process (signals and kill -9 hit it alone) without the seconds of imports per start."""
+
+    def __init__(self):
+        env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
+        self.zygote = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=REPO, env=env, text=True,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def start(self, tmp_path, name) -> "Forked":
+        argv = ["--config", str(SMOKE), f"output_dir={tmp_path / name}", *SIGNAL_RUN]
+        self.zygote.stdin.write(json.dumps([argv, str(tmp_path)]) + "\n")
+        self.zygote.stdin.flush()
+        return Forked(self.zygote, int(self.zygote.stdout.readline()))
+
+
+class Forked:
+    """A forked training process, as much of `subprocess.Popen` as the tests use."""
+
+    def __init__(self, zygote, pid: int):
+        self.zygote, self.pid, self.returncode = zygote, pid, None
+
+    def poll(self):
+        if self.returncode is None and select.select([self.zygote.stdout], [], [], 0)[0]:
+            self.returncode = int(self.zygote.stdout.readline())
+        return self.returncode
+
+    def send_signal(self, signum) -> None:
+        os.kill(self.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        if self.returncode is None:
+            if not select.select([self.zygote.stdout], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"training process {self.pid}", timeout)
+            self.returncode = int(self.zygote.stdout.readline())
+        return self.returncode
+
+
+@pytest.fixture(scope="module")
+def launcher():
+    launcher = Launcher()
+    yield launcher
+    launcher.zygote.stdin.close()
+    launcher.zygote.wait(timeout=60)
 
 
 def _logged(out) -> int:
@@ -236,7 +293,7 @@ def _logged(out) -> int:
     return metrics.stat().st_size if metrics.exists() else 0
 
 
-def _interrupt_until_done(tmp_path, name, signals: list, seed: int) -> int:
+def _interrupt_until_done(launcher, tmp_path, name, signals: list, seed: int) -> int:
     """Start the run; once this process has trained (logged a new record), deliver the signal at
     a random moment of its training and saving; finish the run."""
     rng, out, delivered = random.Random(seed), tmp_path / name, 0
@@ -244,7 +301,7 @@ def _interrupt_until_done(tmp_path, name, signals: list, seed: int) -> int:
         if (out / "done.json").exists():
             break
         before = _logged(out)
-        process = _start(tmp_path, name)
+        process = launcher.start(tmp_path, name)
         deadline = time.time() + 60
         while process.poll() is None and _logged(out) <= before and time.time() < deadline:
             time.sleep(0.02)
@@ -253,14 +310,14 @@ def _interrupt_until_done(tmp_path, name, signals: list, seed: int) -> int:
             process.send_signal(signum)
             delivered += 1
         process.wait(timeout=60)
-    _start(tmp_path, name).wait(timeout=120)
+    assert launcher.start(tmp_path, name).wait(timeout=120) == 0
     return delivered
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, launcher):
     root = tmp_path_factory.mktemp("straight")
-    assert _start(root, "run").wait(timeout=120) == 0
+    assert launcher.start(root, "run").wait(timeout=120) == 0
     return _final_and_ema(root / "run")
 
 
@@ -277,18 +334,18 @@ def _assert_same(out, straight):
         assert torch.equal(weights[key], value), key
 
 
-def test_ctrl_c_and_sigterm_at_random_moments_resume_bit_exactly(tmp_path, straight):
+def test_ctrl_c_and_sigterm_at_random_moments_resume_bit_exactly(tmp_path, straight, launcher):
     """BN and random augmentation included: the handler only asks; the loop saves at a step
     boundary."""
     signals = [signal.SIGINT, signal.SIGTERM] * 3
-    assert _interrupt_until_done(tmp_path, "run", signals, seed=1) >= 3
+    assert _interrupt_until_done(launcher, tmp_path, "run", signals, seed=1) >= 3
     _assert_same(tmp_path / "run", straight)
 
 
-def test_kill_9_twenty_times_then_resume_equals_an_uninterrupted_run(tmp_path, straight):
+def test_kill_9_twenty_times_then_resume_equals_an_uninterrupted_run(tmp_path, straight, launcher):
     """Killed at random points (saves slowed to land some kills mid-write); each restart takes
     over the dead process's lock and resumes from the last whole checkpoint."""
-    assert _interrupt_until_done(tmp_path, "run", [signal.SIGKILL] * 20, seed=2) >= 10
+    assert _interrupt_until_done(launcher, tmp_path, "run", [signal.SIGKILL] * 20, seed=2) >= 10
     _assert_same(tmp_path / "run", straight)
     iterations = [r["iteration"] for r in read_metrics(tmp_path / "run") if "train_loss" in r]
     assert iterations == sorted(set(iterations))  # each logged once
