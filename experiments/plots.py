@@ -55,3 +55,20 @@ def save_curves(run_dirs, out: str | Path, panels: list[tuple[str, list]] | None
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def side_by_side(columns: dict[str, list[Path]], out: str | Path, rows: int = 3) -> Path:
+    """The same images as drawn for each titled column (plain vs residual detector), one row per
+    image, so a difference is seen at a glance."""
+    titles = list(columns)
+    rows = min(rows, *(len(files) for files in columns.values()))
+    fig, axes = plt.subplots(rows, len(titles), figsize=(3.2 * len(titles), 3.2 * rows), squeeze=False)
+    for col, title in enumerate(titles):
+        for row, path in enumerate(columns[title][:rows]):
+            axes[row][col].imshow(plt.imread(path))
+            axes[row][col].set_axis_off()
+        axes[0][col].set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)

@@ -55,7 +55,11 @@ def test_report_holds_both_tables_and_the_pictures(demo):
     assert "| ResNet-101: 48.4 | 27.2 |" in report
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert Image.open(out / picture).size[0] > 100, picture
-    assert len(re.findall(r"!\[", report)) == 4  # curves, two detectors' images, Mask R-CNN's
+    # curves, plain vs residual side by side, each detector's grid, Mask R-CNN's
+    assert len(re.findall(r"!\[", report)) == 5
+    assert "left plain-56 (VGG-style), right ResNet-56" in report and "score >= 0.5" in report
+    side = Image.open(out / "visualize/side_by_side.png")
+    assert side.size[0] >= 600  # two columns of 320 px panels
 
 
 def test_report_numbers_are_the_evaluation_files_numbers(demo):
