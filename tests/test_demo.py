@@ -76,12 +76,12 @@ def test_report_numbers_are_the_evaluation_files_numbers(demo):
         assert row and float(row.group(1)) == round(100 * final["val_top1_error"], 1)
 
 
-def test_mask_rcnn_on_the_best_pretrained_net_with_its_mask_ap(demo):
+def test_mask_rcnn_on_the_residual_net_with_its_mask_ap(demo):
     out = demo[0]
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
-    best = min(results["pretrain"], key=lambda label: results["pretrain"][label]["val_error"])
-    net = results["pretrain"][best]["net"]
+    best, net = "ResNet-56", "cifar_resnet56"
+    assert results["masks"]["net"] == best
     evaluation = out / "detect" / f"{net}_c4_mask" / "eval_pycocotools" / "metrics.json"
     summary = json.loads(evaluation.read_text())
     assert summary["kind"] == "mask_rcnn"
