@@ -107,6 +107,19 @@ def make_accelerator(t: TrainConfig) -> Accelerator:
     )
 
 
+def split_batch(batch_size: int, grad_accum: int, processes: int) -> int:
+    """The micro-batch of all processes together; a global batch that does not split evenly
+    (say, a job resumed on another number of GPUs) is an error listing the counts that would."""
+    micro_batch = batch_size // grad_accum
+    if micro_batch * grad_accum != batch_size or micro_batch % processes:
+        fitting = [n for n in range(1, micro_batch + 1) if micro_batch % n == 0]
+        raise ValueError(
+            f"train.batch_size={batch_size} must split evenly into train.grad_accum={grad_accum} "
+            f"steps and {processes} processes; process counts that split it (the global batch stays "
+            f"the config's): {', '.join(map(str, fitting[:12]))}{', ...' if len(fitting) > 12 else ''}")
+    return micro_batch
+
+
 class Trainer:
     """Seed (`accelerate.utils.set_seed`) before building the model you pass in, so runs repeat."""
 
@@ -116,12 +129,7 @@ class Trainer:
         t = cfg.train
         self.accelerator = make_accelerator(t)
         self.precision = run_precision(t)  # what "auto" became here: logged with every record
-        micro_batch = t.batch_size // t.grad_accum
-        if micro_batch * t.grad_accum != t.batch_size or micro_batch % self.accelerator.num_processes:
-            raise ValueError(
-                f"train.batch_size={t.batch_size} must split evenly into train.grad_accum="
-                f"{t.grad_accum} steps and {self.accelerator.num_processes} processes"
-            )
+        micro_batch = split_batch(t.batch_size, t.grad_accum, self.accelerator.num_processes)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch  # scaled to the global batch

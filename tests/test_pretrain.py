@@ -196,3 +196,48 @@ def test_bf16_autocast_trains_and_the_records_say_so(tmp_path):
     cfg, final = run(tmp_path, "train.precision=bf16", "schedule.total=2", "schedule.milestones=[]")
     records = [r for r in read_metrics(cfg.output_dir) if "train_loss" in r]
     assert {r["precision"] for r in records} == {"bf16"} and final["val_top1_error"] <= 1
+
+
+FAKE_SRUN = """#!/usr/bin/env bash
+# srun on a fake allocation: the step's command once per node, all on this machine
+while [[ $1 == --* ]]; do shift; done
+pids=()
+for node in $(seq 0 $((SLURM_NNODES - 1))); do SLURM_NODEID=$node SLURM_PROCID=$node "$@" & pids+=($!); done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status
+"""
+
+
+def test_slurm_script_launches_two_nodes_that_train_as_one_process(tmp_path):
+    """tools/slurm/train.sbatch's launch line under a fake Slurm allocation of 2 nodes on
+    localhost (fake srun and scontrol): one output folder named after the job, and the weights of
+    a 1-process run with the same global batch (float round-off, as test_two_processes_match_one)."""
+    common = ["model.options={norm: gn}", "data.preset=none", "schedule.total=4",
+              "schedule.milestones=[]", "train.eval_every=4"]
+    run(tmp_path, *common, name="one")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN)
+    (bin_dir / "scontrol").write_text("#!/usr/bin/env bash\nprintf 'localhost\\nlocalhost\\n'\n")
+    for tool in ("srun", "scontrol"):
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+           "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "SLURM_NNODES": "2",
+           "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "smoke_job",
+           "MASTER_PORT": str(_free_port())}
+    printed = subprocess.run(["bash", str(REPO / "tools/slurm/train.sbatch"), str(REPO / "tools/pretrain.py"),
+                              "--config", str(SMOKE), *common], env=env, cwd=tmp_path, timeout=300,
+                             check=True, capture_output=True, text=True).stdout
+    assert "2 nodes x 1 processes, rendezvous localhost:" in printed
+    assert {r["processes"] for r in read_metrics(tmp_path / "outputs/smoke_job") if "processes" in r} == {2}
+    assert_same_training(tmp_path / "one", tmp_path / "outputs/smoke_job", weights_atol=5e-4)
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_names_the_counts_that_would():
+    from engine.trainer import split_batch
+
+    assert split_batch(256, 2, 8) == 128
+    with pytest.raises(ValueError, match="train.batch_size=96 must split evenly into train.grad_accum=2 "
+                                         "steps and 5 processes; .*: 1, 2, 3, 4, 6, 8, 12, 16, 24, 48$"):
+        split_batch(96, 2, 5)
