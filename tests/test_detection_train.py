@@ -26,6 +26,40 @@ def trained(tmp_path_factory):
     return root, ann, overrides, metrics
 
 
+def test_two_processes_evaluate_an_odd_set_as_one(trained, tmp_path):
+    """7 validation images over 2 processes (one pads with a duplicate): every image counted once,
+    every COCO metric equal to one process's (1e-9)."""
+    import os
+    import socket
+
+    from detection.evaluate import evaluate_checkpoint
+
+    root, ann, overrides, _ = trained
+    coco = json.loads(ann.read_text())
+    coco["images"] = coco["images"][:7]
+    kept = {i["id"] for i in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in kept]
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(coco))
+    checkpoint, odd_set = root / "run/checkpoints/last.pth", [f"data.val_annotations={odd}"]
+    one = evaluate_checkpoint(load_detection_config(SMOKE, [*overrides, *odd_set]), checkpoint,
+                              tmp_path / "one")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                    f"--master_port={port}", str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
+                    "--checkpoint", str(checkpoint),
+                    "--out", str(tmp_path / "two"), *overrides, *odd_set], check=True, env=env, cwd=REPO,
+                   timeout=300, capture_output=True)
+    two = json.loads((tmp_path / "two/metrics.json").read_text())["metrics"]
+    found = [json.loads((tmp_path / run / "detections.json").read_text()) for run in ("one", "two")]
+    assert len(found[1]) == len(found[0]) and {d["image_id"] for d in found[1]} <= kept
+    for name, value in one.items():
+        assert two[name] == pytest.approx(value, abs=1e-9), name
+
+
 def test_small_detector_overfits_its_training_set(trained):
     root, _, _, metrics = trained
     assert metrics["val_AP50"] >= 0.5
