@@ -34,8 +34,8 @@ def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
         raise ValueError(f"eval.tta.scales={list(cfg.eval.tta.scales)}: scales are for dense tasks; "
                          f"classification's multi-scale test is data.multi_scale_test")
     mixing = None
-    if mixes(cfg.data.mixup):
-        classes = cfg.model.num_classes or (len(train_set.classes) if train_set else cfg.data.num_classes)
+    if train_set is not None and mixes(cfg.data.mixup):  # training batches only
+        classes = cfg.model.num_classes or len(train_set.classes)
         mixing = BatchMixing(cfg.data.mixup, cfg.loss.smoothing, classes)
     return ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
                               mean_std=preset_mean_std(cfg.data.preset),
