@@ -8,12 +8,15 @@ from engine.checks import check_run_values
 from engine.cli import run_tool, train_from_command_line
 from engine.config import load_config, plain
 from engine.run import Recipe, run
+from engine.tta import refuse_unsupported
 
 from .config import ClassificationConfig, classification_problems
 from .datasets import build_datasets
 from .loss import BatchMixing, build_loss, mixes
 from .task import ClassificationTask
 from .transforms import preset_mean_std
+
+TTA_KEYS = ("flip",)  # the eval.tta keys classification takes
 
 
 def load_pretrain_config(path=None, overrides=()):
@@ -30,9 +33,9 @@ def build_model(cfg, num_classes: int):
 
 
 def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
-    if list(cfg.eval.tta.scales) != [1.0]:
-        raise ValueError(f"eval.tta.scales={list(cfg.eval.tta.scales)}: scales are for dense tasks; "
-                         f"classification's multi-scale test is data.multi_scale_test")
+    refuse_unsupported(cfg.eval.tta, TTA_KEYS, "classification",
+                       hint="; scales are for dense tasks: classification's multi-scale test is "
+                            "data.multi_scale_test")
     mixing = None
     if train_set is not None and mixes(cfg.data.mixup):  # training batches only
         classes = cfg.model.num_classes or len(train_set.classes)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from engine.config import ConfigError, declared_task
+from engine.tta import refuse_unsupported
 
 
 def _lazy(reference: str) -> Callable:
@@ -41,7 +42,7 @@ TASKS = {
         evaluate=_lazy("classification.evaluate:evaluate_checkpoint"),
         predictor=_lazy("experiments.predict:ClassificationRunner"),
         export=_lazy("experiments.export:export_classifier_run"),
-        tta=("flip",)),  # the multi-scale test is the paper's own (data.multi_scale_test)
+        tta=("flip",)),  # as classification.pretrain.TTA_KEYS; its multi-scale test: data.multi_scale_test
     "detection": TaskTools(
         load_config=partial(_lazy("detection:load_detection_config"), training=False),
         evaluate=_lazy("detection.evaluate:evaluate_checkpoint"),
@@ -68,12 +69,7 @@ def load_task_config(path, task: str | None = None, overrides=()) -> tuple[str, 
     `eval.tta` checked against what the task takes."""
     task = task or declared_task(path) or _fitting_schema(path)
     cfg = task_tools(task).load_config(path, overrides)
-    asked = [key for key, off in (("flip", False), ("scales", [1.0]))
-             if key in cfg.eval.tta and cfg.eval.tta[key] != off]
-    unsupported = [key for key in asked if key not in TASKS[task].tta]
-    if unsupported:
-        raise ConfigError(f"{path}: eval.tta.{unsupported[0]} is not test-time augmentation that "
-                          f"{task} takes (it takes {', '.join(TASKS[task].tta)})")
+    refuse_unsupported(cfg.eval.tta, TASKS[task].tta, task, hint=f" ({path})")
     return task, cfg
 
 
