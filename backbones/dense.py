@@ -7,6 +7,8 @@ BN statistics skipped for GroupNorm), the file's input convention, frozen stages
 `freeze_at`) and no classifier.
 """
 
+import logging
+
 from torch import nn
 
 from . import metadata
@@ -14,6 +16,8 @@ from .errors import InvalidOptionError
 from .factory import create_backbone
 from .registry import TIMM_FAMILY, backbone_family, backbone_options
 from .weights import load_state, note_undescribed, read_weights, source_name
+
+log = logging.getLogger("backbones")
 
 BN_STATISTICS = ("*.running_mean", "*.running_var", "*.num_batches_tracked")
 
@@ -67,7 +71,7 @@ def _with_file_options(name: str, options: dict, description: dict, source) -> d
              and v != accepted[k]}
     if taken:
         shown = ", ".join(f"{k}={v!r}" for k, v in taken.items())
-        print(f"{name}: taking {shown} from {source} (the options its weights were trained with)")
+        log.info(f"{name}: taking {shown} from {source} (the options its weights were trained with)")
     return {**options, **taken}
 
 

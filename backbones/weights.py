@@ -8,6 +8,7 @@ is an error that lists them, never a silent partial load.
 """
 
 import fnmatch
+import logging
 import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +18,8 @@ from torch import nn
 
 from . import metadata
 from .errors import BackboneError, UnsafeCheckpointError, WeightsMismatchError
+
+log = logging.getLogger("backbones")
 
 # Where a checkpoint dict keeps its weights: ours ("model"), common trainers' and timm's.
 _NESTED_KEYS = ("model", "state_dict", "model_state_dict", "state_dict_ema")
@@ -85,8 +88,8 @@ def source_name(source) -> str:
 def note_undescribed(source, description: dict | None) -> None:
     """Say so when a file cannot be checked against the model (a bare state dict of our names)."""
     if description is None and isinstance(source, (str, Path)):
-        print(f"note: {source} records no architecture (a bare state dict, or a file written before "
-              f"weights files described themselves): its options cannot be checked")
+        log.warning(f"{source} records no architecture (a bare state dict, or a file written before "
+                    f"weights files described themselves): its options cannot be checked")
 
 
 def _optional(key: str) -> bool:

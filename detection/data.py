@@ -353,13 +353,15 @@ class DetectionDataset(Dataset):
         if self.train and record.segmentations is not None:  # evaluation reads the COCO masks
             inputs["masks"] = decode_masks([s for s, k in zip(record.segmentations, keep) if k],
                                            record.height, record.width)
+        seed = sample_seed(self.seed, self.epoch, index)
         if self.transform is not None:
-            seed_transform(self.transform, sample_seed(self.seed, self.epoch, index))
+            seed_transform(self.transform, seed)
             inputs = self.transform(**inputs)
         target = {
             "boxes": torch.as_tensor(np.asarray(inputs["bboxes"], dtype=np.float32).reshape(-1, 4)),
             "labels": torch.as_tensor(np.asarray(inputs["labels"], dtype=np.int64)),
             "image_id": record.image_id,
+            "seed": seed,  # also of the anchor and RoI sampling (detection.sampling)
         }
         if "masks" in inputs:
             target["masks"] = torch.as_tensor(np.asarray(inputs["masks"], dtype=np.uint8))

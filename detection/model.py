@@ -2,6 +2,7 @@
 heads: one builder, the detector class and its extra branch chosen by the caller."""
 
 import inspect
+import logging
 
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
@@ -17,7 +18,9 @@ from backbones.weights import load_state, read_weights, source_name
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
 from .res5_heads import Res5RoIHeads
-from .sampling import set_background_range
+from .sampling import seed_sampling, set_background_range
+
+log = logging.getLogger("detection")
 
 HEADS = ("c4", "vgg", "fpn")
 MASK_HEADS = ("c4", "fpn")
@@ -105,6 +108,7 @@ def _build(detector: type, backbone: str, head: str, num_classes: int, backbone_
     else:
         model = _shared_map_detector(detector, net, head, family, num_classes, head_opts, detector_opts)
     set_background_range(model.roi_heads, head_opts["box_bg_iou_low"])
+    seed_sampling(model)
     return model
 
 
@@ -159,7 +163,7 @@ def _with_input_convention(options: dict, convention: dict | None, source) -> di
         return options
     given = {k: options.get(f"image_{k}") for k in ("mean", "std")}
     if all(v is None for v in given.values()):
-        print(f"image_mean={convention['mean']}, image_std={convention['std']}: the input "
+        log.info(f"image_mean={convention['mean']}, image_std={convention['std']}: the input "
               f"convention of {source}")
         return {**options, "image_mean": list(convention["mean"]), "image_std": list(convention["std"])}
     filled = {k: list(given[k] if given[k] is not None else convention[k]) for k in given}

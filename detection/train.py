@@ -3,6 +3,7 @@
     python -m detection.train --config <yaml> [key=value ...]   # the library's entry point
 """
 
+import logging
 from pathlib import Path
 
 from engine.checks import backbone_weights, check_fine_tuning_values, check_run_values
@@ -17,6 +18,8 @@ from .evaluation import coco_ground_truth
 from .model import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from .task import DetectionTask
 from .transforms import build_detection_transform
+
+log = logging.getLogger("detection")
 
 DETECTORS = {"faster_rcnn": build_faster_rcnn, "mask_rcnn": build_mask_rcnn}
 
@@ -83,7 +86,7 @@ def voc_classes(data) -> tuple:
                                  for e in entries)))
     if not names:
         raise ValueError(f"data.classes=auto: no object names in the XML files of {entries}")
-    print(f"data.classes=auto: {len(names)} classes from the annotations: {names}")
+    log.info(f"data.classes=auto: {len(names)} classes from the annotations: {names}")
     return tuple(names)
 
 
@@ -114,7 +117,7 @@ def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
         raise ValueError(f"train and val categories differ: {train.category_ids} vs "
                          f"{val.category_ids} ({cfg.data.kind} data)")
     for name, dataset in (("train", train), ("val", val)):
-        print(f"{name}: {len(dataset)} images; problems: {dataset.problems.report()}")
+        log.info(f"{name}: {len(dataset)} images; problems: {dataset.problems.report()}")
     return train, val
 
 

@@ -9,6 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .logs import process_rank, show_messages
 from .metrics import format_metrics
 
 OWN_PACKAGES = ("backbones", "engine", "classification", "detection", "segmentation", "experiments")
@@ -37,7 +38,8 @@ def _module_of(filename: str) -> str:
 
 def run_tool(main) -> None:
     """Call `main()`; a user's error prints `error: <message>` and exits 2, an interruption
-    exits 130."""
+    exits 130. The toolkit's messages are shown (`engine.logs.show_messages`)."""
+    show_messages()
     debug = "--debug" in sys.argv or os.environ.get("TOOLKIT_DEBUG") == "1"
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
@@ -59,5 +61,5 @@ def train_from_command_line(description: str, load_config, train, argv=None) -> 
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. optim.lr=0.05 train.batch_size=64")
     args = parser.parse_args(argv)
     metrics = train(load_config(args.config, args.overrides))
-    if metrics:
+    if metrics and process_rank()[0] == 0:  # once per job
         print(format_metrics(metrics))

@@ -2,6 +2,7 @@
 sampler and the per-sample seed that makes random augmentation reproducible (and so resumable)
 whatever the worker layout."""
 
+import logging
 import os
 import random
 from collections import Counter
@@ -14,6 +15,8 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Sampler
 from tqdm.auto import tqdm
+
+log = logging.getLogger("engine")
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
@@ -160,4 +163,4 @@ def report_dropped(bad: dict[int, str], what: str, on_bad: str, setting: str) ->
     if on_bad == "error":
         raise BadImageError(f"{what}: {reasons[0]}{more}; {setting}=skip skips such images")
     shown = "\n  ".join(reasons[:10]) + ("\n  ..." if len(reasons) > 10 else "")
-    print(f"{what}: skipping {len(bad)} images ({setting}=skip):\n  {shown}")
+    log.warning(f"{what}: skipping {len(bad)} images ({setting}=skip):\n  {shown}")

@@ -19,3 +19,7 @@ class CheckpointError(ToolkitError):
 
 class ResumeMismatch(ToolkitError):
     """The config differs from the checkpoint's in what changes the training trajectory."""
+
+
+class ProcessLost(ToolkitError):
+    """Another process of a multi-process job died or hung: every survivor stops, checkpoint kept."""

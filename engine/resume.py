@@ -7,12 +7,14 @@ from .errors import ResumeMismatch
 
 # Keys that do not change the training trajectory: they may differ freely on resume.
 FREE_KEYS = ("name", "output_dir", "resume", "resume_changes", "train.log_every",
-             "train.eval_every", "train.ckpt_every", "train.num_workers", "train.stop_at", "eval.")
+             "train.eval_every", "train.ckpt_every", "train.num_workers", "train.stop_at",
+             "train.dist_timeout_s", "eval.")
 
 
-def _flat(node, prefix: str = "") -> dict:
+def flat(node, prefix: str = "") -> dict:
+    """A nested config as {"train.batch_size": 128, ...}."""
     if isinstance(node, dict):
-        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+        return {k: v for key, value in node.items() for k, v in flat(value, f"{prefix}{key}.").items()}
     return {prefix[:-1]: node}
 
 
@@ -20,9 +22,9 @@ def trajectory_changes(saved_yaml: str, cfg) -> dict[str, tuple]:
     """key -> (checkpoint's value, config's value) for every trajectory-changing difference. A key
     the checkpoint's config lacks (a run from before the key existed) had its default: keys are
     added with the old behaviour as their default."""
-    defaults = _flat(OmegaConf.to_container(OmegaConf.structured(OmegaConf.get_type(cfg))))
-    old = {**defaults, **_flat(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True))}
-    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    defaults = flat(OmegaConf.to_container(OmegaConf.structured(OmegaConf.get_type(cfg))))
+    old = {**defaults, **flat(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True))}
+    new = flat(OmegaConf.to_container(cfg, resolve=True))
     keys = sorted(set(old) | set(new))
     return {k: (old.get(k), new.get(k)) for k in keys
             if old.get(k) != new.get(k) and not any(k == f or (f.endswith(".") and k.startswith(f))

@@ -7,6 +7,7 @@ and exact resume.
 """
 
 import json
+import logging
 import math
 import os
 import time
@@ -32,6 +33,7 @@ from .checkpoint import (
 )
 from .config import check_choice, save_config
 from .data import SKIPPED_FILES, EpochSampler, GroupedBatchSampler
+from .distributed import check_same_config, is_collective_failure, lost_process, process_group_timeout
 from .ema import EmaConfig, build_ema
 from .errors import TrainingDiverged
 from .lock import RunLock
@@ -42,6 +44,8 @@ from .resume import apply_optimizer_settings, check_changes, trajectory_changes
 from .schedule import PlateauLR, build_scheduler, to_iterations
 from .signals import StopRequests, ignore_sigterm
 from .task import SKIPPED, Evaluation, Task
+
+log = logging.getLogger("engine")
 
 
 @dataclass
@@ -63,6 +67,7 @@ class TrainConfig:
     ckpt_every: int = 500  # iterations
     stop_at: int = 0  # pause at this iteration (checkpoint and return); 0 = train to the end
     cpu: bool = False  # stay on the CPU even where a GPU is present
+    dist_timeout_s: float = 600.0  # on N processes: how long any of them waits for the others
     nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
     clip_grad: ClipGradConfig = field(default_factory=ClipGradConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
@@ -104,6 +109,7 @@ def make_accelerator(t: TrainConfig) -> Accelerator:
         mixed_precision=ACCELERATE_PRECISION[run_precision(t)],
         gradient_accumulation_steps=t.grad_accum,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[process_group_timeout(t.dist_timeout_s)],
     )
 
 
@@ -128,6 +134,7 @@ class Trainer:
         self.out = Path(cfg.output_dir)
         t = cfg.train
         self.accelerator = make_accelerator(t)
+        check_same_config(cfg, self.accelerator)
         self.precision = run_precision(t)  # what "auto" became here: logged with every record
         micro_batch = split_batch(t.batch_size, t.grad_accum, self.accelerator.num_processes)
         if t.channels_last:
@@ -257,7 +264,7 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step, self.best, self.elapsed = state["step"], state["best"], state.get("elapsed", 0.0)
         self.saved_step, self.nonfinite_skipped = self.step, state.get("nonfinite_skipped", 0)
-        self.accelerator.print(f"resumed from {path} at iteration {self.step}")
+        log.info(f"resumed from {path} at iteration {self.step}")
 
     def finish(self, evaluation: Evaluation | None) -> None:
         """The outputs of a finished run: final.safetensors (the whole model), backbone.safetensors
@@ -346,7 +353,7 @@ class Trainer:
         skipped = gather_object(skipped) if self.accelerator.num_processes > 1 else skipped
         if skipped and self.accelerator.is_main_process:
             shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
-            tqdm.write(f"epoch {epoch}: skipped {len(skipped)} unreadable samples: {shown}")
+            log.warning(f"epoch {epoch}: skipped {len(skipped)} unreadable samples: {shown}")
             self.logger.log({"iteration": self.step, "epoch": epoch, "skipped": len(skipped),
                              "skipped_files": [str(s) for s in skipped]})
 
@@ -355,15 +362,20 @@ class Trainer:
 
         One process writes a run folder at a time (a lock); a signal stops at the next step
         boundary, saved (KeyboardInterrupt); a non-finite step stops with TrainingDiverged, the
-        last good checkpoint untouched."""
+        last good checkpoint untouched; a lost process stops the others with ProcessLost."""
         acc = self.accelerator
         self.out.mkdir(parents=True, exist_ok=True)
         lock = RunLock(self.out) if acc.is_main_process else None
         note = lock.acquire() if lock else None
         try:
             if note:
-                acc.print(note)
+                log.warning(note)
             return self._fit()
+        except RuntimeError as error:
+            if acc.num_processes > 1 and is_collective_failure(error):
+                raise lost_process(error, acc.process_index, acc.num_processes, self.step + 1,
+                                   self.cfg.train.dist_timeout_s, self._last_good()) from error
+            raise
         finally:
             if lock:
                 lock.release()
@@ -395,7 +407,7 @@ class Trainer:
         except StopRequested:
             raise
         except KeyboardInterrupt:
-            acc.print(f"\nstopped at once, mid-step: nothing saved since iteration {self.saved_step} "
+            log.warning(f"stopped at once, mid-step: nothing saved since iteration {self.saved_step} "
                       f"({self.last_path})")
             raise
         finally:
@@ -507,7 +519,7 @@ class Trainer:
     def _stop_here(self, signum: int) -> None:
         if self.saved_step != self.step:
             self.save()
-        self.accelerator.print(f"\ninterrupted at iteration {self.step} (signal {signum}); saved "
+        log.info(f"interrupted at iteration {self.step} (signal {signum}); saved "
                                f"{self.last_path}; resume=auto continues exactly from here")
         raise StopRequested(f"signal {signum}")
 

@@ -18,7 +18,8 @@ class SegmenterConfig:
     output_stride: int | None = 8  # 8 | 16 | 32; null: the backbone's own (CIFAR nets: 4)
     backbone_weights: str | None = None  # e.g. a pretraining run's backbone.safetensors
     weights: str | None = None  # a whole segmenter: our checkpoint or a torchvision state dict
-    norm: str = "bn"
+    norm: str = "bn"  # of the backbone; gn and syncbn also of the heads
+    dropout: float = 0.1  # the heads' dropout before their classifier (torchvision's 0.1)
     options: dict = field(default_factory=dict)  # backbone options, or atrous_rates (deeplabv3)
 
 

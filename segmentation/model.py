@@ -17,6 +17,7 @@ from backbones import backbone_family, backbone_options
 from backbones.dense import prepare_backbone, remap_backbone_keys
 from backbones.errors import InvalidOptionError, check_choice
 from backbones.metadata import IMAGENET_INPUT, same_input
+from backbones.norm import make_norm
 from backbones.registry import TIMM_FAMILY
 from backbones.weights import load_state, read_weights, source_name
 
@@ -57,15 +58,18 @@ def _route_options(backbone: str, head: str, options: dict) -> tuple[dict, dict]
 
 def build_segmenter(backbone: str, *, head: str, num_classes: int, aux_loss: bool = False,
                     output_stride: int | None = 8, backbone_weights=None, norm: str = "bn",
-                    **options) -> nn.Module:
+                    dropout: float = 0.1, **options) -> nn.Module:
     """torchvision's FCN or DeepLabV3 on registry backbone `backbone`.
 
     output_stride: 8 or 16 dilate conv5_x (and conv4_x for 8) instead of striding, as
     torchvision's `replace_stride_with_dilation` (timm models: timm's `output_stride`); None keeps
     the backbone's own strides (CIFAR nets: 4). `aux_loss` adds the FCN head on the stage before
     the last (weight 0.5 in the task). `backbone_weights`: pretrained classification weights (the
-    classifier is skipped).
+    classifier is skipped). `norm` is the backbone's, and the heads' where gn or syncbn;
+    `dropout` the heads' (torchvision's 0.1).
     """
+    if not 0 <= dropout < 1:
+        raise InvalidOptionError(f"model.dropout={dropout} must be in [0, 1)")
     check_choice("head", head, HEADS)
     family = backbone_family(backbone)
     if family not in (*DILATABLE_FAMILIES, TIMM_FAMILY):
@@ -79,9 +83,29 @@ def build_segmenter(backbone: str, *, head: str, num_classes: int, aux_loss: boo
     out_channels, aux_channels = (f["channels"] for f in net.feature_info[-1:-3:-1])
     aux = FCNHead(aux_channels, num_classes) if aux_loss else None
     if head == "fcn":
-        return FCN(StageFeatures(net), FCNHead(out_channels, num_classes), aux)
-    classifier = DeepLabHead(out_channels, num_classes, tuple(head_opts["atrous_rates"]))
-    return DeepLabV3(StageFeatures(net), classifier, aux)
+        classifier = FCNHead(out_channels, num_classes)
+    else:
+        classifier = DeepLabHead(out_channels, num_classes, tuple(head_opts["atrous_rates"]))
+    for module in (classifier, aux):
+        if module is not None:
+            _with_norm(module, norm)
+            for dropout_layer in (m for m in module.modules() if isinstance(m, nn.Dropout)):
+                dropout_layer.p = dropout
+    return (FCN if head == "fcn" else DeepLabV3)(StageFeatures(net), classifier, aux)
+
+
+def _with_norm(head: nn.Module, norm: str) -> nn.Module:
+    """torchvision's heads normalise with BN; `norm=gn` or `syncbn` there too (small or split
+    batches: statistics that do not depend on how the batch is shared out). Frozen BN is for
+    pretrained statistics, which a new head has not: it keeps BN."""
+    if norm not in ("gn", "syncbn"):
+        return head
+    for name, child in head.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(head, name, make_norm(norm, child.num_features))
+        else:
+            _with_norm(child, norm)
+    return head
 
 
 def _check_input_convention(convention: dict | None, source) -> None:

@@ -55,7 +55,7 @@ def build_model(cfg, num_classes: int | None = None):
         raise ValueError("model.num_classes is not set and no data set gives it")
     model = build_segmenter(m.backbone, head=m.head, num_classes=classes, aux_loss=m.aux_loss,
                             output_stride=m.output_stride, backbone_weights=backbone_weights(m),
-                            norm=m.norm, **plain(m.options))
+                            norm=m.norm, dropout=m.dropout, **plain(m.options))
     if m.weights:
         load_segmenter_weights(model, m.weights)
     return model

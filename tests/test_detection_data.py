@@ -143,6 +143,26 @@ def test_aspect_ratio_grouped_batches():
     assert len({i for b in batches for i in b}) == 10  # no index twice
 
 
+def test_grouped_batches_on_two_processes_give_each_image_once_per_epoch():
+    """Each global batch (one aspect-ratio group) split over 2 processes as the trainer's loader
+    is (Accelerate, split_batches): every image of the epoch once, on one process, whatever the
+    epoch; the same batches as one process draws."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    from engine.data import EpochSampler, GroupedBatchSampler
+
+    groups = [0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1]  # 8 landscape, 8 portrait
+    for epoch in range(3):
+        sampler = EpochSampler(len(groups), seed=3)
+        sampler.set_epoch(epoch)
+        whole = list(GroupedBatchSampler(sampler, groups, 4))
+        shards = [list(BatchSamplerShard(GroupedBatchSampler(sampler, groups, 4), num_processes=2,
+                                         process_index=rank, split_batches=True)) for rank in (0, 1)]
+        seen = [i for shard in shards for batch in shard for i in batch]
+        assert sorted(seen) == sorted(i for batch in whole for i in batch) and len(seen) == len(set(seen))
+        assert [a + b for a, b in zip(*shards)] == whole
+
+
 def voc_config(root, *overrides):
     from detection import load_detection_config
 

@@ -161,3 +161,20 @@ def test_tool_is_a_parser_and_one_call_and_says_what_it_does(path, capsys):
         module.main(["--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rank, shown", [(0, ["loaded 3 files", "[process 0 of 2] warning: 1 unreadable"]),
+                                         (1, ["[process 1 of 2] warning: 1 unreadable"])])
+def test_messages_are_shown_once_per_job_and_warnings_with_their_process(monkeypatch, capsys, rank, shown):
+    """engine.logs.show_messages: info from the main process only; warnings from every process,
+    marked with its rank (the environment torchrun / Accelerate set)."""
+    import logging
+
+    from engine.logs import show_messages
+
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    show_messages()
+    logging.getLogger("detection").info("loaded 3 files")
+    logging.getLogger("engine").warning("1 unreadable")
+    assert capsys.readouterr().err.splitlines() == shown

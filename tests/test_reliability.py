@@ -160,7 +160,7 @@ def test_an_evaluation_failure_saves_the_training_first(tmp_path, monkeypatch):
 
 
 # 4. one run per folder -------------------------------------------------------------------------
-def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(tmp_path, capsys):
+def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(tmp_path, caplog):
     out = tmp_path / "run"
     out.mkdir()
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -173,7 +173,7 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(tmp_path,
         owner.kill()
         owner.wait()
     run(tmp_path)
-    assert f"took over the lock of pid {owner.pid}" in capsys.readouterr().out
+    assert f"took over the lock of pid {owner.pid}" in caplog.text
     assert not (out / ".lock").exists()
 
 

@@ -30,14 +30,15 @@ def paper_bottleneck_file(tmp_path, name="resnet50"):
     return net, path
 
 
-def test_detector_takes_the_files_layout_and_input(tmp_path, capsys):
+def test_detector_takes_the_files_layout_and_input(tmp_path, caplog):
     """The issue's reproduction: a stride-in-1x1 file into a detector told nothing."""
+    caplog.set_level("INFO", logger="backbones")
     net, path = paper_bottleneck_file(tmp_path)
     detector = build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path)
     body = find_backbone(detector)
     assert body.registry_options["stride_in_1x1"] is True
     assert body.stages[1][0].conv1.stride == (2, 2) and body.stages[1][0].conv2.stride == (1, 1)
-    assert "taking stride_in_1x1=True" in capsys.readouterr().out
+    assert "taking stride_in_1x1=True" in caplog.text
     torch.testing.assert_close(body.stages[1][0].conv1.weight, net.stages[1][0].conv1.weight)
     assert detector.transform.image_mean == INPUT["mean"] and detector.transform.image_std == INPUT["std"]
 

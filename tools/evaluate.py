@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from engine.cli import run_tool
+from engine.logs import process_rank
 from engine.metrics import format_metrics
 from experiments.detection_table import per_class_table
 from experiments.tasks import TASKS, load_task_config
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     out = args.out or Path(cfg.output_dir) / "eval"
     batch = {"batch_size": args.batch} if args.batch else {}
     metrics = TASKS[task].evaluate(cfg, args.checkpoint, out, **batch)
-    if metrics:
+    if metrics and process_rank()[0] == 0:  # once per job
         print(format_metrics({k: v for k, v in metrics.items() if "/" not in k}))  # per-class: the file
         if args.per_class:
             print(per_class_table(json.loads((out / "metrics.json").read_text())["per_class"]), end="")

@@ -1,0 +1,62 @@
+"""Library messages go through `logging`, one logger per package (`logging.getLogger("detection")`).
+
+The library never configures logging (an application that imports it decides); the tools call
+`show_messages()`: info from the main process only, so an N-process job prints each line once,
+and warnings from every process, marked with its rank, since a problem on one node is worth
+seeing wherever it happens. Lines are written through tqdm, so progress bars stay whole.
+"""
+
+import logging
+import os
+import sys
+
+from tqdm.auto import tqdm
+
+PACKAGES = ("backbones", "engine", "classification", "detection", "segmentation", "experiments")
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process, from the launcher's environment (torchrun, Accelerate,
+    Slurm's srun through torchrun): known before any process group exists."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+class MainProcessOnly(logging.Filter):
+    """Info and debug from process 0 alone; warnings and errors from all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or process_rank()[0] == 0
+
+
+class ProcessFormatter(logging.Formatter):
+    """`message` for info; `warning: message`, prefixed `[process r of N]` on several processes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno < logging.WARNING:
+            return text
+        rank, world = process_rank()
+        where = f"[process {rank} of {world}] " if world > 1 else ""
+        return f"{where}{record.levelname.lower()}: {text}"
+
+
+class TqdmHandler(logging.Handler):
+    """Writes to the stderr of the moment, above the progress bars instead of through them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging's convention: a failed message never stops the program
+            self.handleError(record)
+
+
+def show_messages(level: int = logging.INFO) -> None:
+    """Show the toolkit's messages on stderr (idempotent): what every tool does first."""
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not any(isinstance(h, TqdmHandler) for h in logger.handlers):
+            handler = TqdmHandler()
+            handler.addFilter(MainProcessOnly())
+            handler.setFormatter(ProcessFormatter())
+            logger.addHandler(handler)
