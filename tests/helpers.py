@@ -1,5 +1,6 @@
 """Small data the tests write themselves."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,41 @@ def coco_overrides(annotations: Path, images: Path) -> list[str]:
     """Detection config overrides that train and validate on one COCO file and image folder."""
     return [f"data.{split}_{kind}={path}" for split in ("train", "val")
             for kind, path in (("annotations", annotations), ("images", images))]
+
+
+def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
+    """`python tools/<name>.py args...` run in this process: its `main(argv)` under the same
+    error handling as `engine.cli.run_tool` (a user's error: exit 2 and `error: ...` on stderr),
+    returned as `subprocess.run(..., capture_output=True, text=True)` would, without a new
+    interpreter's seconds of imports. Tests of signals, exit paths and launchers keep their
+    subprocesses."""
+    import contextlib
+    import importlib.util
+    import io
+    import subprocess
+
+    from accelerate.state import AcceleratorState, GradientState
+
+    from engine.cli import is_users_error
+
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    AcceleratorState._reset_state(reset_partial_state=True)  # each tool run starts its own
+    GradientState._reset_state()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            contextlib.chdir(cwd or Path.cwd()):
+        try:
+            module.main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except Exception as error:
+            if not is_users_error(error):
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            code = 2
+    result = subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+    if check and code:
+        raise AssertionError(f"tools/{name}.py exited {code}: {result.stderr[-2000:]}")
+    return result

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from helpers import REPO
+from helpers import REPO, call_tool
 from PIL import Image
 
 from engine.metrics import read_metrics
@@ -94,13 +94,11 @@ def test_mask_rcnn_on_the_residual_net_with_its_mask_ap(demo):
 def test_visualize_draws_any_image_folder_with_a_demo_checkpoint(demo, tmp_path):
     out = demo[0]
     detect = out / "detect" / "cifar_resnet56_c4"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "tools/visualize.py"), "--config",
-         str(REPO / "configs/demo/detect.yaml"), "--checkpoint",
-         str(detect / "checkpoints/last.pth"), "--images", str(out / "data/detection/val"),
-         "--num", "3", "--score", "0", "--top", "2", "--out", str(tmp_path / "drawn"),
-         "model.num_classes=6", "model.options.min_size=96", "model.options.max_size=96"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = call_tool("visualize", "--config",
+                       str(REPO / "configs/demo/detect.yaml"), "--checkpoint",
+                       str(detect / "checkpoints/last.pth"), "--images", str(out / "data/detection/val"),
+                       "--num", "3", "--score", "0", "--top", "2", "--out", str(tmp_path / "drawn"),
+                       "model.num_classes=6", "model.options.min_size=96", "model.options.max_size=96")
     assert result.returncode == 0, result.stderr[-2000:]
     drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
     assert drawn == ["00001.png", "00002.png", "00003.png", "grid.png"]

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import edit_json
+from helpers import call_tool, edit_json
 
 from detection.data import BadRecordError, DetectionDataset, read_coco, read_voc
 from detection.transforms import build_detection_transform
@@ -203,16 +203,13 @@ def test_voc_xml_without_filename_or_with_a_foreign_path(tmp_path):
 
 
 def test_convert_voc_to_coco_reads_back_the_same_boxes(tmp_path):
-    import subprocess
-    import sys
 
-    from helpers import REPO
 
     write_voc(tmp_path / "voc", {"a": [("raccoon", (1, 1, 20, 20), False)],
                                  "b": [("fox", (5, 5, 30, 30), True), ("raccoon", (40, 10, 60, 50), False)]})
     out = tmp_path / "coco.json"
-    subprocess.run([sys.executable, str(REPO / "tools/convert.py"), "voc", str(tmp_path / "voc"), "--out",
-                    str(out)], check=True, cwd=REPO, timeout=120)
+    call_tool("convert", "voc", str(tmp_path / "voc"), "--out",
+              str(out), check=True)
     (tmp_path / "voc/JPEGImages").mkdir(exist_ok=True)
     coco = read_coco(out, tmp_path / "voc/JPEGImages")
     voc = read_voc(tmp_path / "voc", "trainval", classes=("fox", "raccoon"))

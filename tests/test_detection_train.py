@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, coco_overrides, pycocotools_stats, write_coco_dataset
+from helpers import REPO, call_tool, coco_overrides, pycocotools_stats, write_coco_dataset
 
 from detection import load_detection_config, train_detector
 from detection.evaluation import COCO_METRICS
@@ -71,24 +71,20 @@ def test_small_detector_overfits_its_training_set(trained):
 def test_evaluate_cli_equals_pycocotools_directly(trained):
     root, ann, overrides, _ = trained
     out = root / "cli_eval"
-    printed = subprocess.run([sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
-                              "--checkpoint", str(root / "run/checkpoints/last.pth"), "--backend",
-                              "pycocotools", "--per-class", "--out", str(out), *overrides], check=True,
-                             cwd=REPO, timeout=300, capture_output=True, text=True).stdout
+    printed = call_tool("evaluate", "--config", str(SMOKE),
+                        "--checkpoint", str(root / "run/checkpoints/last.pth"), "--backend",
+                        "pycocotools", "--per-class", "--out", str(out), *overrides, check=True).stdout
     summary = json.loads((out / "metrics.json").read_text())
     metrics, per_class = summary["metrics"], summary["per_class"]
     assert set(per_class) == {"red", "blue"} and (out / "pr_curves.png").stat().st_size > 1000
     assert f"| red | {100 * per_class['red']['AP']:.1f} | {100 * per_class['red']['AP50']:.1f} |" in printed
-    one_class = subprocess.run([sys.executable, str(REPO / "tools/compare.py"), str(out / "metrics.json"),
-                                "--class", "blue"], check=True, cwd=REPO, capture_output=True,
-                               text=True).stdout
+    one_class = call_tool("compare", str(out / "metrics.json"),
+                          "--class", "blue", check=True).stdout
     assert f"| {100 * per_class['blue']['AR100']:.1f} |" in one_class
     detections = json.loads((out / "detections.json").read_text())
     for name, value in zip(COCO_METRICS, pycocotools_stats(ann, detections)):
         assert metrics[f"val_{name}"] == pytest.approx(value, abs=1e-9), name
-    compare = subprocess.run([sys.executable, str(REPO / "tools/compare.py"),
-                              str(out / "metrics.json")], check=True, cwd=REPO,
-                             capture_output=True, text=True).stdout
+    compare = call_tool("compare", str(out / "metrics.json"), check=True).stdout
     assert f"{100 * metrics['val_AP50']:.1f}" in compare
 
 
@@ -100,9 +96,9 @@ def test_predict_gives_exactly_the_detections_evaluation_scored(trained, tmp_pat
     evaluate_checkpoint(cfg, root / "run/checkpoints/last.pth", tmp_path / "eval", batch_size=2)
     scored = json.loads((tmp_path / "eval/detections.json").read_text())
     out = tmp_path / "predicted"
-    subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config", str(root / "run/config.yaml"),
-                    "--checkpoint", str(root / "run/checkpoints/last.pth"), str(root / "images"),
-                    "--score", "0", "--batch", "2", "--out", str(out)], check=True, cwd=REPO, timeout=300)
+    call_tool("predict", "--config", str(root / "run/config.yaml"),
+              "--checkpoint", str(root / "run/checkpoints/last.pth"), str(root / "images"),
+              "--score", "0", "--batch", "2", "--out", str(out), check=True)
     predicted = json.loads((out / "predictions.json").read_text())
     file_of = {i["id"]: i["file_name"] for i in json.loads(ann.read_text())["images"]}
 
@@ -131,10 +127,10 @@ def test_predict_reads_any_mode_upright_and_skips_what_it_cannot_read(trained, t
     rgb.crop((0, 0, 96, 64)).save(photos / "phone.jpg", exif=exif)
     (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config",
-                             str(root / "run/config.yaml"), "--checkpoint",
-                             str(root / "run/checkpoints/last.pth"), str(photos), "--score", "0.05",
-                             "--out", str(out)], cwd=REPO, timeout=300, capture_output=True, text=True)
+    result = call_tool("predict", "--config",
+                       str(root / "run/config.yaml"), "--checkpoint",
+                       str(root / "run/checkpoints/last.pth"), str(photos), "--score", "0.05",
+                       "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "skipped: cannot read image" in result.stdout and "broken.jpg" in result.stdout
     assert "5 images predicted, 1 skipped" in result.stdout
@@ -151,10 +147,9 @@ def test_predict_refuses_a_checkpoint_of_another_model(trained, tmp_path):
     from backbones import create_backbone
 
     torch.save(create_backbone("cifar_resnet20").state_dict(), wrong)
-    result = subprocess.run([sys.executable, str(REPO / "tools/predict.py"), "--config",
-                             str(root / "run/config.yaml"), "--checkpoint", str(wrong),
-                             str(root / "images"), "--out", str(tmp_path / "out")], cwd=REPO,
-                            timeout=300, capture_output=True, text=True)
+    result = call_tool("predict", "--config",
+                       str(root / "run/config.yaml"), "--checkpoint", str(wrong),
+                       str(root / "images"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "error: weights" in result.stderr and "missing keys" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing written
 
@@ -162,10 +157,9 @@ def test_predict_refuses_a_checkpoint_of_another_model(trained, tmp_path):
 def test_export_tool_on_the_trained_detector(trained, tmp_path):
     pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
     root, _, _, _ = trained
-    result = subprocess.run([sys.executable, str(REPO / "tools/export.py"), "--config",
-                             str(root / "run/config.yaml"), "--checkpoint",
-                             str(root / "run/checkpoints/last.pth"), "--out", str(tmp_path / "det.onnx")],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = call_tool("export", "--config",
+                       str(root / "run/config.yaml"), "--checkpoint",
+                       str(root / "run/checkpoints/last.pth"), "--out", str(tmp_path / "det.onnx"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max_abs_difference" in result.stdout and (tmp_path / "det.onnx").is_file()
 

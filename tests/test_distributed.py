@@ -40,7 +40,7 @@ SEGMENTATION_SMOKE = REPO / "configs/segmentation/smoke.yaml"
 # GroupNorm (no batch statistics per process), no random augmentation: one process and two agree.
 CLASSIFICATION = ["model.options={norm: gn}", "data.preset=none", "schedule.total=6",
                   "schedule.milestones=[4]", "train.eval_every=6", "train.log_every=1", "train.ckpt_every=2",
-                  "data.num_val=30"]
+                  "data.num_val=31"]
 
 
 def free_port() -> int:
@@ -125,7 +125,7 @@ def test_two_nodes_train_as_one_process_and_write_everything_once(classification
     assert losses[1] == pytest.approx(losses[0], rel=LOSS_RTOL)
     assert_written_once(root / "two", processes=2)
     last_eval = [r for r in read_metrics(root / "two") if "val_top1_error" in r][-1]
-    assert last_eval["val_images"] == 30  # every image once, none padded in
+    assert last_eval["val_images"] == 31  # odd: every image once, the padding duplicate dropped
     assert last_eval["val_top1_error"] == pytest.approx(single["val_top1_error"])
     printed = [output.count("val_top1_error=") for output in outputs]
     assert printed == [1, 0]  # the metrics line: once per job, by the main process

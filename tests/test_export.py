@@ -1,13 +1,11 @@
 """ONNX export, checked by onnxruntime against PyTorch at export time: classifiers to 1e-4,
 detectors (C4 and FPN) to 1e-3 px for the boxes both keep; failures name the model."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from helpers import REPO
+from helpers import call_tool
 
 from backbones import create_backbone
 from classification.export import export_classifier
@@ -78,17 +76,15 @@ def test_a_wrong_export_is_refused_before_the_file_is_written(tmp_path, monkeypa
 
 
 def test_export_tool_for_a_bare_backbone_and_its_errors(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "tools/export.py"), "--backbone", "cifar_resnet20",
-                             "--out", str(tmp_path / "r20.onnx")], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    result = call_tool("export", "--backbone", "cifar_resnet20",
+                       "--out", str(tmp_path / "r20.onnx"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max_abs_difference" in result.stdout
     assert (tmp_path / "r20.onnx").stat().st_size > 4 * 270_000  # the weights inside: one file
     assert [p.name for p in tmp_path.iterdir()] == ["r20.onnx"]
     wrong = tmp_path / "wrong.pth"
     torch.save(create_backbone("cifar_resnet32").state_dict(), wrong)
-    result = subprocess.run([sys.executable, str(REPO / "tools/export.py"), "--backbone", "cifar_resnet20",
-                             "--weights", str(wrong), "--out", str(tmp_path / "bad.onnx")], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    result = call_tool("export", "--backbone", "cifar_resnet20",
+                       "--weights", str(wrong), "--out", str(tmp_path / "bad.onnx"))
     assert result.returncode == 2 and "unexpected keys" in result.stderr
     assert not (tmp_path / "bad.onnx").exists()

@@ -1,14 +1,12 @@
 """The paper's ImageNet protocol beyond the crops: multi-scale fully-convolutional testing (Table
 4), the plateau schedule (Sec. 3.4), BN statistics recomputed over the training set (Appendix A)."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import REPO, SMOKE
+from helpers import SMOKE, call_tool
 from safetensors import safe_open
 from test_imagenet_input import write_jpeg_folder
 from test_pretrain import run
@@ -47,11 +45,9 @@ def test_multi_scale_evaluation_runs_on_the_imagenet_path(tmp_path):
     common = ["data.kind=imagefolder", f"data.root={tmp_path / 'data'}", "data.preset=imagenet",
               "data.val_split=train", "train.batch_size=2", "schedule.total=2", "schedule.milestones=[]"]
     out = Path(run(tmp_path, *common)[0].output_dir)
-    printed = subprocess.run(
-        [sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(out / "config.yaml"),
-         "--checkpoint", str(out / "checkpoints/last.pth"), "--out", str(tmp_path / "ms"),
-         "data.multi_scale_test=[64,80]", "train.num_workers=0"],
-        check=True, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    printed = call_tool("evaluate", "--config", str(out / "config.yaml"),
+                        "--checkpoint", str(out / "checkpoints/last.pth"), "--out", str(tmp_path / "ms"),
+                        "data.multi_scale_test=[64,80]", "train.num_workers=0", check=True).stdout
     assert "val_top1_error" in printed and (tmp_path / "ms/metrics.json").exists()
     with pytest.raises(ValueError, match="needs data.preset=imagenet"):
         from classification.datasets import build_datasets
@@ -127,10 +123,9 @@ def test_bn_statistics_are_the_exact_population_values():
 def test_recompute_bn_tool_writes_a_backbone_that_says_so(tmp_path):
     out = Path(run(tmp_path, "model.name=cifar_resnet20")[0].output_dir)
     target = tmp_path / "bn.safetensors"
-    printed = subprocess.run(
-        [sys.executable, str(REPO / "tools/recompute_bn.py"), "--config", str(out / "config.yaml"),
-         "--checkpoint", str(out / "checkpoints/last.pth"), "--out", str(target), "--workers", "0"],
-        check=True, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    printed = call_tool("recompute_bn", "--config", str(out / "config.yaml"), "--checkpoint",
+                        str(out / "checkpoints/last.pth"), "--out", str(target), "--workers", "0",
+                        check=True).stdout
     cfg = load_pretrain_config(out / "config.yaml")
     assert f"over {cfg.data.num_train} training images" in printed
     with safe_open(str(target), "pt") as f:

@@ -1,13 +1,11 @@
 """Mask R-CNN: C4 and FPN heads, torchvision parity, masks in the data, segm AP end to end."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, coco_overrides, edit_json, pycocotools_stats, write_coco_dataset
+from helpers import REPO, call_tool, coco_overrides, edit_json, pycocotools_stats, write_coco_dataset
 
 from detection import build_mask_rcnn, load_detection_config, load_detector_weights, train_detector
 from detection.data import BadRecordError, DetectionDataset, read_coco
@@ -197,19 +195,17 @@ def test_evaluate_cli_mask_ap_equals_pycocotools_and_masks_are_drawn(trained):
     root, ann, overrides, _ = trained
     out = root / "cli_eval"
     checkpoint = str(root / "run/checkpoints/last.pth")
-    subprocess.run([sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
-                    "--checkpoint", checkpoint, "--backend", "pycocotools", "--out", str(out),
-                    *overrides], check=True, cwd=REPO, timeout=300)
+    call_tool("evaluate", "--config", str(SMOKE),
+              "--checkpoint", checkpoint, "--backend", "pycocotools", "--out", str(out),
+              *overrides, check=True)
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     detections = json.loads((out / "detections.json").read_text())
     masks_only = [{k: v for k, v in d.items() if k != "bbox"} for d in detections]
     for name, value in zip(COCO_METRICS, pycocotools_stats(ann, masks_only, "segm")):
         assert metrics[f"val_segm_{name}"] == pytest.approx(value, abs=1e-9), name
-    compare = subprocess.run([sys.executable, str(REPO / "tools/compare.py"), str(out / "metrics.json")],
-                             check=True, cwd=REPO, capture_output=True, text=True).stdout
+    compare = call_tool("compare", str(out / "metrics.json"), check=True).stdout
     assert "mask AP" in compare and f"{100 * metrics['val_segm_AP']:.1f}" in compare
     drawn = root / "drawn"
-    subprocess.run([sys.executable, str(REPO / "tools/visualize.py"), "--config", str(SMOKE),
-                    "--checkpoint", checkpoint, "--num", "2", "--out", str(drawn), *overrides],
-                   check=True, cwd=REPO, timeout=300)
+    call_tool("visualize", "--config", str(SMOKE),
+              "--checkpoint", checkpoint, "--num", "2", "--out", str(drawn), *overrides, check=True)
     assert (drawn / "grid.png").is_file()

@@ -1,10 +1,8 @@
 """Curves from metrics.jsonl files (two tiny fake runs)."""
 
 import json
-import subprocess
-import sys
 
-from helpers import REPO
+from helpers import call_tool
 from PIL import Image
 
 from experiments.plots import error_curves, run_label
@@ -30,6 +28,6 @@ def test_curves_read_and_plot(tmp_path):
     assert train_y[0] == 85.0 and len(train_x) == 10
     assert run_label(b) == "cifar_resnet20"
     out = tmp_path / "fig.png"
-    subprocess.run([sys.executable, str(REPO / "tools/plot_curves.py"), str(a), str(b), "--out",
-                    str(out)], check=True, cwd=REPO)
+    call_tool("plot_curves", str(a), str(b), "--out",
+              str(out), check=True)
     assert Image.open(out).size[0] > 300

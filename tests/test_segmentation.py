@@ -2,14 +2,12 @@
 one confusion matrix, data errors, and a segmenter that learns."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import REPO
+from helpers import REPO, call_tool
 from PIL import Image
 
 from backbones import create_backbone
@@ -128,10 +126,9 @@ def test_a_segmenter_overfits_a_few_images(tmp_path):
     written = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert written["metrics"]["val_mIoU"] == final["val_mIoU"]
     out = tmp_path / "cli_eval"  # the evaluation command, on the trained checkpoint
-    subprocess.run([sys.executable, str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
-                    "--checkpoint", str(tmp_path / "run/checkpoints/last.pth"), "--out", str(out),
-                    f"data.root={tmp_path / 'data'}", "data.val_split=train"], check=True, cwd=REPO,
-                   timeout=300)
+    call_tool("evaluate", "--config", str(SMOKE),
+              "--checkpoint", str(tmp_path / "run/checkpoints/last.pth"), "--out", str(out),
+              f"data.root={tmp_path / 'data'}", "data.val_split=train", check=True)
     again = json.loads((out / "metrics.json").read_text())["metrics"]
     assert again["val_pixels"] == final["val_pixels"]
     assert again["val_mIoU"] == pytest.approx(final["val_mIoU"], abs=0.01)  # batch 1 vs 4: float sums
