@@ -93,6 +93,7 @@ def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     from accelerate.state import AcceleratorState, GradientState
 
     from engine.cli import is_users_error
+    from engine.logs import show_messages
 
     spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -100,6 +101,7 @@ def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     out, err, code = io.StringIO(), io.StringIO(), 0
     AcceleratorState._reset_state(reset_partial_state=True)  # each tool run starts its own
     GradientState._reset_state()
+    show_messages()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             contextlib.chdir(cwd or Path.cwd()):
         try:

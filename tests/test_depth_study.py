@@ -71,7 +71,7 @@ def test_terminated_study_saves_its_runs_and_continues(tmp_path):
     import sys
     import time
 
-    from helpers import REPO
+    from helpers import REPO, call_tool
 
     command = [sys.executable, str(REPO / "tools/reproduce.py"), "cifar10", "--depths", "20",
                "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
@@ -87,7 +87,7 @@ def test_terminated_study_saves_its_runs_and_continues(tmp_path):
     log = first.communicate(timeout=120)[0]
     assert first.returncode != 0 and "interrupted: every run saved" in log, log[-2000:]
     assert "interrupted at iteration" in (tmp_path / "runs/plain20/train.log").read_text()
-    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    second = call_tool("reproduce", *command[2:])  # the same command, in this process
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "resumed from" in (tmp_path / "runs/plain20/train.log").read_text()
     assert all((tmp_path / f"runs/{n}/done.json").is_file() for n in ("plain20", "resnet20"))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE
+from helpers import REPO, SMOKE, call_tool
 from safetensors.torch import load_file
 
 import engine.checkpoint
@@ -146,8 +146,8 @@ def test_sigterm_saves_and_rerun_continues(tmp_path):
     assert process.wait(timeout=60) != 0
     stopped_at = torch.load(out / "checkpoints/last.pth", weights_only=True)["step"]
     assert 0 < stopped_at < 400
-    subprocess.run(command + ["schedule.total=" + str(stopped_at + 2), "resume_changes=allow"],
-                   env=env, cwd=tmp_path, check=True, stderr=subprocess.DEVNULL, timeout=120)
+    call_tool("pretrain", *command[2:], f"schedule.total={stopped_at + 2}", "resume_changes=allow",
+              cwd=tmp_path, check=True)  # rerun, in this process
     iterations = [r["iteration"] for r in read_metrics(out) if "train_loss" in r]
     assert iterations == list(range(1, stopped_at + 3))  # continued, not restarted
 
