@@ -13,7 +13,7 @@ from .resume import flat
 # What torch's gloo and NCCL backends say when a peer died (its connection closed) or hung (the
 # collective timed out); they raise RuntimeError or its subclass DistBackendError.
 COLLECTIVE_FAILURES = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
-                       "Timed out waiting", "timed out", "NCCL communicator was aborted",
+                       "Timed out waiting", "NCCL communicator was aborted",
                        "Watchdog caught collective operation timeout", "DistBackendError")
 
 

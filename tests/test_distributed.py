@@ -233,3 +233,21 @@ def test_a_port_in_use_is_an_error_naming_it(tmp_path):
         args = ["--config", str(SMOKE), f"output_dir={tmp_path / 'run'}"]
         (code, output), = finish([start(tmp_path, node_command("tools/pretrain.py", 0, 2, port, args))])
     assert code != 0 and f"port `{port}`" in output, output[-2000:]
+
+
+@pytest.mark.parametrize("message, lost", [
+    ("[gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:1454: Connection reset by peer.", True),
+    ("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 2000ms for recv operation", True),
+    ("DataLoader worker (pid 42) timed out after 5 seconds", False),
+    ("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", False),
+])
+def test_collective_failures_are_told_from_other_errors(message, lost):
+    """The messages torch 2.14's gloo gave for a killed and a stopped peer (measured), and two
+    errors that are not about another process."""
+    from engine.distributed import is_collective_failure, lost_process
+
+    assert is_collective_failure(RuntimeError(message)) is lost
+    if lost:
+        line = str(lost_process(RuntimeError(message), 0, 2, 7, 10, "kept."))
+        assert line.startswith("process 1 of 2 stopped answering at iteration 7")
+        assert ("no answer within train.dist_timeout_s=10 s" in line) is ("Timed out" in message)
