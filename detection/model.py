@@ -164,7 +164,7 @@ def _with_input_convention(options: dict, convention: dict | None, source) -> di
     given = {k: options.get(f"image_{k}") for k in ("mean", "std")}
     if all(v is None for v in given.values()):
         log.info(f"image_mean={convention['mean']}, image_std={convention['std']}: the input "
-              f"convention of {source}")
+                 f"convention of {source}")
         return {**options, "image_mean": list(convention["mean"]), "image_std": list(convention["std"])}
     filled = {k: list(given[k] if given[k] is not None else convention[k]) for k in given}
     if not same_input(filled, convention):

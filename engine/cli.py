@@ -9,10 +9,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from .logs import PACKAGES as OWN_PACKAGES
 from .logs import process_rank, show_messages
 from .metrics import format_metrics
 
-OWN_PACKAGES = ("backbones", "engine", "classification", "detection", "segmentation", "experiments")
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
                PermissionError)
 

@@ -4,6 +4,7 @@ and a check that every process was started with the same config."""
 
 from datetime import timedelta
 
+import torch.distributed
 from accelerate.utils import InitProcessGroupKwargs, gather_object
 from omegaconf import OmegaConf
 
@@ -11,10 +12,10 @@ from .errors import ProcessLost
 from .resume import flat
 
 # What torch's gloo and NCCL backends say when a peer died (its connection closed) or hung (the
-# collective timed out); they raise RuntimeError or its subclass DistBackendError.
+# collective timed out) where they raise a plain RuntimeError rather than a DistError.
 COLLECTIVE_FAILURES = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
                        "Timed out waiting", "NCCL communicator was aborted",
-                       "Watchdog caught collective operation timeout", "DistBackendError")
+                       "Watchdog caught collective operation timeout")
 
 
 def process_group_timeout(seconds: float) -> InitProcessGroupKwargs:
@@ -24,10 +25,8 @@ def process_group_timeout(seconds: float) -> InitProcessGroupKwargs:
 
 
 def is_collective_failure(error: BaseException) -> bool:
-    name = type(error).__name__
-    return isinstance(error, RuntimeError) and (
-        name in ("DistBackendError", "DistNetworkError", "DistStoreError")
-        or any(text in str(error) for text in COLLECTIVE_FAILURES))
+    return isinstance(error, torch.distributed.DistError) or (
+        isinstance(error, RuntimeError) and any(text in str(error) for text in COLLECTIVE_FAILURES))
 
 
 def lost_process(error: BaseException, rank: int, world: int, iteration: int, timeout_s: float,

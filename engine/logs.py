@@ -12,6 +12,7 @@ import sys
 
 from tqdm.auto import tqdm
 
+# The toolkit's own packages: their loggers, and what counts as its own error (engine.cli).
 PACKAGES = ("backbones", "engine", "classification", "detection", "segmentation", "experiments")
 
 

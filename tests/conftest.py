@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers import write_coco_dataset
+from helpers import reset_accelerate_state, write_coco_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -16,10 +16,7 @@ def pytest_configure(config):
 def _fresh_accelerate_state():
     """Accelerate keeps process-wide singletons; each in-process training run starts clean."""
     yield
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate_state()
 
 
 @pytest.fixture

@@ -79,6 +79,23 @@ def coco_overrides(annotations: Path, images: Path) -> list[str]:
             for kind, path in (("annotations", annotations), ("images", images))]
 
 
+def free_port() -> int:
+    """A TCP port free on localhost now (for a rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reset_accelerate_state() -> None:
+    """Accelerate keeps process-wide singletons; an in-process run starts from none."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
 def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     """`python tools/<name>.py args...` run in this process: its `main(argv)` under the same
     error handling as `engine.cli.run_tool` (a user's error: exit 2 and `error: ...` on stderr),
@@ -90,8 +107,6 @@ def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     import io
     import subprocess
 
-    from accelerate.state import AcceleratorState, GradientState
-
     from engine.cli import is_users_error
     from engine.logs import show_messages
 
@@ -99,8 +114,7 @@ def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out, err, code = io.StringIO(), io.StringIO(), 0
-    AcceleratorState._reset_state(reset_partial_state=True)  # each tool run starts its own
-    GradientState._reset_state()
+    reset_accelerate_state()  # each tool run starts its own
     show_messages()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             contextlib.chdir(cwd or Path.cwd()):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, call_tool, coco_overrides, pycocotools_stats, write_coco_dataset
+from helpers import REPO, call_tool, coco_overrides, free_port, pycocotools_stats, write_coco_dataset
 
 from detection import load_detection_config, train_detector
 from detection.evaluation import COCO_METRICS
@@ -30,7 +30,6 @@ def test_two_processes_evaluate_an_odd_set_as_one(trained, tmp_path):
     """7 validation images over 2 processes (one pads with a duplicate): every image counted once,
     every COCO metric equal to one process's (1e-9)."""
     import os
-    import socket
 
     from detection.evaluate import evaluate_checkpoint
 
@@ -44,9 +43,7 @@ def test_two_processes_evaluate_an_odd_set_as_one(trained, tmp_path):
     checkpoint, odd_set = root / "run/checkpoints/last.pth", [f"data.val_annotations={odd}"]
     one = evaluate_checkpoint(load_detection_config(SMOKE, [*overrides, *odd_set]), checkpoint,
                               tmp_path / "one")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                     f"--master_port={port}", str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),

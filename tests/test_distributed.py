@@ -21,7 +21,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, coco_overrides, write_coco_dataset
+from helpers import REPO, SMOKE, coco_overrides, free_port, write_coco_dataset
 from safetensors.torch import load_file
 from test_segmentation import write_shapes
 
@@ -41,12 +41,6 @@ SEGMENTATION_SMOKE = REPO / "configs/segmentation/smoke.yaml"
 CLASSIFICATION = ["model.options={norm: gn}", "data.preset=none", "schedule.total=6",
                   "schedule.milestones=[4]", "train.eval_every=6", "train.log_every=1", "train.ckpt_every=2",
                   "data.num_val=31"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def node_command(tool: str, rank: int, nodes: int, port: int, args: list[str]) -> list[str]:

@@ -3,14 +3,13 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, call_tool
+from helpers import REPO, SMOKE, call_tool, free_port
 from safetensors.torch import load_file
 
 import engine.checkpoint
@@ -95,12 +94,6 @@ def assert_same_training(run_a, run_b, weights_atol: float) -> list[list[float]]
     for key, value in a.items():
         torch.testing.assert_close(b[key], value, atol=weights_atol, rtol=0, msg=key)
     return [[r["train_loss"] for r in read_metrics(run) if "train_loss" in r] for run in (run_a, run_b)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_gradient_accumulation_equals_the_full_batch(tmp_path):
@@ -205,7 +198,7 @@ def test_slurm_script_resumes_a_preempted_job_on_two_nodes_as_one_process(tmp_pa
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO),
            "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "SLURM_NNODES": "2",
            "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "smoke_job",
-           "MASTER_PORT": str(_free_port())}
+           "MASTER_PORT": str(free_port())}
     printed = subprocess.run(["bash", str(REPO / "tools/slurm/train.sbatch"), str(REPO / "tools/pretrain.py"),
                               "--config", str(SMOKE), *common], env=env, cwd=tmp_path, timeout=300,
                              check=True, capture_output=True, text=True).stdout
