@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-smoke test lint table benchmark reproduce-cifar gpu-check clean
+.PHONY: demo demo-smoke test lint table benchmark reproduce-cifar wheelhouse gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ reproduce-cifar: $(VENV)/.installed
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python tools/benchmark.py backbone
+
+# Wheels an offline GPU node lacks (INSTALLED=its pip list --format=freeze; default: the lent H200's).
+wheelhouse: $(VENV)/.installed
+	$(BIN)/python tools/wheelhouse.py $(if $(INSTALLED),--installed $(INSTALLED))
 
 # On a lent GPU machine (no venv there: its python3 has torch); writes outputs/gpu_check.json.
 gpu-check:
