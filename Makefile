@@ -44,9 +44,10 @@ benchmark: $(VENV)/.installed
 wheelhouse: $(VENV)/.installed
 	$(BIN)/python tools/wheelhouse.py $(if $(INSTALLED),--installed $(INSTALLED))
 
-# On a lent GPU machine (no venv there: its python3 has torch); writes outputs/gpu_check.json.
+# On a GPU node (no venv there: its python3 has torch; missing packages come from wheelhouse/):
+# stages a-f, outputs/gpu_check/report.md. ARGS="--only b,f" reruns some.
 gpu-check:
-	PYTHONPATH=. python3 tools/gpu_check.py --out outputs/gpu_check.json
+	PYTHONPATH=. python3 tools/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -59,7 +59,7 @@ class TrainConfig:
     grad_accum: int = 1
     precision: str = "auto"  # auto (bf16 where the CPU/GPU has bf16 units, else fp32) | fp32 | bf16 | fp16
     channels_last: bool = False
-    compile: bool = False
+    compile: bool = False  # torch.compile the model (off: slower than eager for CIFAR nets on a CPU)
     seed: int = 0
     num_workers: int = 2
     log_every: int = 50  # iterations

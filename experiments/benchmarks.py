@@ -136,7 +136,7 @@ def classification(*, data_root: Path | None = None, repeats: int = 6, loader_ba
             print(f"  loader alone ({kind}, cifar augmentation, {workers} workers): {rate:.0f} images/s")
 
 
-def _frozen_like_torchvision(reference):
+def frozen_like_torchvision(reference):
     """Freeze conv1 and layer1, what trainable_backbone_layers=3 freezes (torchvision ignores it
     without pretrained weights), so both sides train the same parameters."""
     for name, parameter in reference.backbone.body.named_parameters():
@@ -174,9 +174,9 @@ def _time_detectors(models: dict, images: list, targets: list, reference: str, r
                   f"{seconds / medians[reference]:.3f}")
 
 
-def _detection_batch(size: int, batch: int, masks: bool):
+def detection_batch(size: int, batch: int, masks: bool):
     images = [torch.rand(3, size, size) for _ in range(batch)]
-    boxes = torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]])
+    boxes = torch.tensor([[20.0, 30, 200, 220], [250, 100, 400, 380]]) * size / 512
     targets = []
     for _ in images:
         target = {"boxes": boxes, "labels": torch.tensor([1, 2])}
@@ -193,8 +193,8 @@ def detection(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 
     paper's C4 and VGG-16 designs."""
     torch.manual_seed(0)
     common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois)
-    images, targets = _detection_batch(size, batch, masks=False)
-    reference = _frozen_like_torchvision(torchvision.models.detection.fasterrcnn_resnet50_fpn(
+    images, targets = detection_batch(size, batch, masks=False)
+    reference = frozen_like_torchvision(torchvision.models.detection.fasterrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=91,
         norm_layer=torchvision.ops.FrozenBatchNorm2d, **common))
     ours = load_detector_weights(build_faster_rcnn("resnet50", head="fpn", num_classes=91, **common),
@@ -217,8 +217,8 @@ def mask_rcnn(*, size: int = 512, batch: int = 2, repeats: int = 3, rois: int = 
     mask branch runs on 100 boxes."""
     torch.manual_seed(0)
     common = dict(min_size=size, max_size=size, box_batch_size_per_image=rois, box_score_thresh=0.0)
-    images, targets = _detection_batch(size, batch, masks=True)
-    reference = _frozen_like_torchvision(torchvision.models.detection.maskrcnn_resnet50_fpn(
+    images, targets = detection_batch(size, batch, masks=True)
+    reference = frozen_like_torchvision(torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=91,
         norm_layer=torchvision.ops.FrozenBatchNorm2d, **common))
     print(f"{size}px, batch {batch} (training), 1 image (inference), "

@@ -237,6 +237,14 @@ class Demo:
         return results
 
 
+def residual_detector_dir(config: Path, out: Path) -> Path:
+    """The run folder of a finished demo's Faster R-CNN on the deep residual net."""
+    cfg = load_demo_config(config)
+    demo = Demo(cfg, config.parent, out, out / "data", 0, Timings(out / "timings.json"))
+    residual = next(n.label for n in cfg.nets if n.role == "deep residual")
+    return demo.detect_dir(next(d for d in cfg.detectors if d.net == residual))
+
+
 def make_data(cfg, data: Path) -> None:
     marker = data / "generated.json"
     wanted = OmegaConf.to_container(cfg.data)

@@ -1,67 +1,144 @@
-"""GPU check: CUDA present, fp32 / channels-last / bf16-autocast training steps run and agree, and
-their throughput. Needs only torch and torchvision (no venv on a lent GPU box)."""
+"""The GPU check (`make gpu-check`): stages a-f, in order, each in its own interpreter under its own
+time budget. Every stage runs even when one before it failed; a stage over its budget is stopped
+(SIGTERM: a training stage saves, and `--only` that stage continues it) and reported as such.
+Writes <out>/report.json and <out>/report.md (tables, figures, the stages' pictures).
+
+Standard library only here: the stages import the toolkit, after `wheelhouse.ensure` has made
+its requirements importable.
+"""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+from .markdown import markdown_table
 
-from backbones import create_backbone
-
-from .timing import compare_steps
-
-CASES = {"cifar_resnet20": (128, 32, 10), "resnet50": (64, 224, 1000)}
-CPU_CASES = {"cifar_resnet20": (8, 32, 10)}
+REPO = Path(__file__).resolve().parents[1]
 
 
-def make_step(name, batch, size, classes, device, channels_last, bf16):
-    torch.manual_seed(0)
-    model = create_backbone(name, num_classes=classes).to(device)
-    images = torch.randn(batch, 3, size, size, device=device)
-    labels = torch.randint(0, classes, (batch,), device=device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    losses = []
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())  # .item() synchronises, so the timing is honest
-    return step, losses
+@dataclass(frozen=True)
+class Stage:
+    title: str
+    budget_s: float  # on the GPU: the whole check fits 8 minutes
+    cpu_budget_s: float  # --cpu, toy sizes
 
 
-def gpu_check(out: Path, *, cpu: bool = False, repeats: int = 20) -> str | None:
-    """Run every case and variant, print and write the figures to `out` (JSON); returns what
-    failed (no CUDA, a variant whose loss disagrees with fp32), or None."""
-    if not cpu and not torch.cuda.is_available():
-        return "no CUDA device: nothing to check (use --cpu for a dry run of this script)"
-    device = torch.device("cpu" if cpu else "cuda")
-    report = {"torch": torch.__version__, "device": "cpu" if cpu else torch.cuda.get_device_name(),
-              "cuda": torch.version.cuda, "results": []}
-    for name, (batch, size, classes) in (CPU_CASES if cpu else CASES).items():
-        variants = {"fp32": (False, False), "fp32 channels_last": (True, False),
-                    "bf16 autocast channels_last": (True, True)}
-        steps, losses = {}, {}
-        for label, (channels_last, bf16) in variants.items():
-            steps[label], losses[label] = make_step(name, batch, size, classes, device,
-                                                    channels_last, bf16)
-        medians = compare_steps(steps, repeats=2 if cpu else repeats, warmup=1 if cpu else 5)
-        for label, seconds in medians.items():
-            first = losses[label][0]
-            row = {"model": name, "batch": batch, "size": size, "variant": label,
-                   "images_per_s": batch / seconds, "first_loss": first,
-                   "agrees_with_fp32": abs(first - losses["fp32"][0]) < 0.05 * abs(losses["fp32"][0])}
-            report["results"].append(row)
-            print(f"{name:15s} {label:28s} {row['images_per_s']:9.1f} images/s  first loss "
-                  f"{first:.4f}  agrees with fp32: {row['agrees_with_fp32']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"written {out}")
-    if not all(r["agrees_with_fp32"] for r in report["results"]):
-        return "a precision variant's loss disagrees with fp32"
-    return None
+STAGES = {
+    "a": Stage("environment", 20, 20),
+    "b": Stage("the demo pipeline (tools/demo.py)", 120, 60),
+    "c": Stage("predict, export (onnxruntime), segmentation train + evaluate", 45, 60),
+    "d": Stage("throughput: ResNet-50 and R50-FPN against torchvision", 60, 40),
+    "e": Stage("ImageNet input: CPU workers, JPEG decoding on the device", 35, 40),
+    "f": Stage("Table 6: CIFAR ResNet-20 and plain-20, the paper's schedule", 200, 60),
+}
+GRACE_S = 15  # after SIGTERM, before SIGKILL: time to save a checkpoint
+
+
+def select(only: str | None) -> list[str]:
+    """`--only a,f` -> ["a", "f"] (in the stages' order); None -> all."""
+    if not only:
+        return list(STAGES)
+    keys = [k.strip() for k in only.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in STAGES]
+    if unknown or not keys:
+        raise ValueError(f"--only {only!r}: unknown stage {', '.join(unknown) or '(none given)'}; "
+                         f"stages are {', '.join(STAGES)}")
+    return [k for k in STAGES if k in keys]
+
+
+def run_stage(key: str, out: Path, cpu: bool, budget: float) -> dict:
+    """Run one stage; its <key>.json plus status, seconds and, if it failed, the error."""
+    (out / f"{key}.json").unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    if cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    command = [sys.executable, "-m", "experiments.gpu_stages", key, "--out", str(out), *(["--cpu"] * cpu)]
+    start = time.perf_counter()
+    with open(out / f"{key}.log", "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+                                   start_new_session=True)
+        try:
+            status = "passed" if process.wait(timeout=budget) == 0 else "failed"
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            status = "over budget"
+    found = out / f"{key}.json"
+    result = json.loads(found.read_text()) if found.is_file() else {}
+    result.update(status=status, seconds=round(time.perf_counter() - start, 1), budget_s=budget)
+    if status == "failed":
+        result["error"] = last_error(out / f"{key}.log")
+    return result
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the stage's whole process group (its training runs save), then SIGKILL."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def last_error(log: Path, lines: int = 8) -> str:
+    """The `error:` line a tool prints, or the end of the traceback."""
+    text = log.read_text(errors="replace").splitlines()
+    errors = [line for line in text if line.startswith("error:")]
+    return errors[-1] if errors else "\n".join(text[-lines:])
+
+
+def gpu_check(out: Path, *, cpu: bool, only: str | None = None, command: str = "") -> tuple[Path, list[str]]:
+    """Run the selected stages; returns the report and the stages that did not pass."""
+    keys = select(only)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = out / "report.json"
+    report = json.loads(previous.read_text()) if previous.is_file() and only else {"stages": {}}
+    report.update(command=command, mode="cpu (toy sizes)" if cpu else "gpu",
+                  date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    for key in keys:
+        stage = STAGES[key]
+        budget = stage.cpu_budget_s if cpu else stage.budget_s
+        print(f"=== stage {key}: {stage.title} (budget {budget:.0f} s)", flush=True)
+        result = run_stage(key, out, cpu, budget)
+        report["stages"][key] = {"title": stage.title, **result}
+        print(f"    {result['status']} in {result['seconds']:.0f} s"
+              + (f": {result['error']}" if "error" in result else ""), flush=True)
+        previous.write_text(json.dumps(report, indent=2))  # after each stage: nothing lost
+    (out / "report.md").write_text(markdown(report))
+    failed = [k for k in keys if report["stages"][k]["status"] != "passed"]
+    return out / "report.md", failed
+
+
+def markdown(report: dict) -> str:
+    """report.md: the stages' summary table, then each stage's tables, figures, notes, pictures."""
+    stages = report["stages"]
+    rows = [[f"{k}. {s['title']}", s["status"], s.get("device", "-"), f"{s['seconds']:.0f}",
+             f"{s['budget_s']:.0f}"] for k, s in sorted(stages.items())]
+    total = sum(s["seconds"] for s in stages.values())
+    lines = [f"# GPU check ({report['mode']})", "", f"`{report['command']}`, {report['date']}; "
+             f"{total:.0f} s for the stages below.", "",
+             markdown_table(["stage", "status", "device", "seconds", "budget s"], rows), ""]
+    for key, stage in sorted(stages.items()):
+        lines += [f"## {key}. {stage['title']}: {stage['status']}", ""]
+        if "error" in stage:
+            lines += ["```", stage["error"], "```", ""]
+        for table in stage.get("tables", []):
+            lines += [f"**{table['title']}**", "", markdown_table(table["header"], table["rows"]), ""]
+        lines += [block + "\n" for block in stage.get("markdown", [])]
+        lines += [f"- {k}: {_figure(v)}" for k, v in stage.get("figures", {}).items()]
+        lines += [f"- {note}" for note in stage.get("notes", [])]
+        for path in stage.get("files", []):
+            lines.append(f"![{path}]({path})" if path.endswith(".png") else f"- [{path}]({path})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _figure(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

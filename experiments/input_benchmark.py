@@ -131,12 +131,32 @@ def device_part(batch: int = 64, repeats: int = 20) -> float:
     return batch * repeats / (time.perf_counter() - start)
 
 
-def imagenet_input(*, images: int = 512, workers: int = 2, batch: int = 32, repeats: int = 3,
-                   files: Path = Path("outputs/bench/imagenet-jpegs"), real: Path | None = None) -> None:
-    """Print the table: per-thread and `workers`-worker images/s of each pipeline."""
-    paths = sorted(real.rglob("*.[jJ][pP]*[gG]"))[:images] if real else write_imagenet_like(files, images)
-    sizes = np.array([Image.open(p).size for p in paths])
-    megabytes = sum(p.stat().st_size for p in paths) / len(paths) / 1024
+def device_decode(paths, device: str, batch: int = 64, repeats: int = 2) -> float:
+    """Images/s of the whole input on `device`: files read on the CPU, decoded as a batch by
+    `torchvision.io.decode_jpeg(device=...)` (nvJPEG on a GPU), then each image's random-resized
+    crop and flip, the batch's lighting and normalisation, all on the device."""
+    crop = v2.RandomResizedCrop(224, antialias=True)
+    lighting = torch.randn(batch, 3) * 0.1
+
+    def one_batch(files):
+        images = decode_jpeg([read_file(str(p)) for p in files], device=device)
+        crops = [v2.functional.horizontal_flip(crop(x)) if k % 2 else crop(x) for k, x in enumerate(images)]
+        hwc = torch.stack(crops).permute(0, 2, 3, 1)
+        out = normalize(hwc, IMAGENET_MEAN, IMAGENET_STD, True, lighting_shift(lighting[: len(files)]))
+        if out.is_cuda:
+            torch.cuda.synchronize()
+
+    groups = [paths[i:i + batch] for i in range(0, len(paths), batch)]
+    one_batch(groups[0])  # warm-up: nvJPEG's handles, the kernels
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for files in groups:
+            one_batch(files)
+    return repeats * len(paths) / (time.perf_counter() - start)
+
+
+def input_table(paths, workers: int, batch: int, repeats: int) -> tuple[list[str], list[list]]:
+    """Per-thread and `workers`-worker images/s of each pipeline, as (header, rows)."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     rows, before = [], None
@@ -148,7 +168,28 @@ def imagenet_input(*, images: int = 512, workers: int = 2, batch: int = 32, repe
                      f"{pooled:.0f}" if pooled else "-"])
     rows.append(["toolkit now, device part (lighting + normalise, batch 64, on this CPU)",
                  f"{device_part():.0f}", "-", "-"])
-    print(f"ImageNet training input, {len(paths)} {'real' if real else 'generated'} JPEGs, mean "
-          f"{sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, {megabytes:.0f} KB; {machine()}")
-    print(markdown_table(["pipeline (file -> training sample)", "img/s, 1 thread", "vs before",
-                          f"img/s, {workers} workers"], rows))
+    header = ["pipeline (file -> training sample)", "img/s, 1 thread", "vs before",
+              f"img/s, {workers} workers"]
+    return header, rows
+
+
+def input_files(images: int, files: Path = Path("outputs/bench/imagenet-jpegs"),
+                real: Path | None = None) -> list[Path]:
+    """`images` real photos from `real`, or as many generated ImageNet-like JPEGs."""
+    return sorted(real.rglob("*.[jJ][pP]*[gG]"))[:images] if real else write_imagenet_like(files, images)
+
+
+def describe(paths, real: bool) -> str:
+    sizes = np.array([Image.open(p).size for p in paths])
+    kilobytes = sum(p.stat().st_size for p in paths) / len(paths) / 1024
+    return (f"{len(paths)} {'real' if real else 'generated'} JPEGs, mean "
+            f"{sizes[:, 0].mean():.0f}x{sizes[:, 1].mean():.0f}, {kilobytes:.0f} KB")
+
+
+def imagenet_input(*, images: int = 512, workers: int = 2, batch: int = 32, repeats: int = 3,
+                   files: Path = Path("outputs/bench/imagenet-jpegs"), real: Path | None = None) -> None:
+    """Print the table: per-thread and `workers`-worker images/s of each pipeline."""
+    paths = input_files(images, files, real)
+    header, rows = input_table(paths, workers, batch, repeats)
+    print(f"ImageNet training input, {describe(paths, real is not None)}; {machine()}")
+    print(markdown_table(header, rows))

@@ -25,18 +25,22 @@ def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     return step
 
 
-def compare_steps(steps: dict[str, Callable], *, repeats: int = 5, warmup: int = 1) -> dict:
+def compare_steps(steps: dict[str, Callable], *, repeats: int = 5, warmup: int = 1,
+                  sync: Callable = lambda: None) -> dict:
     """Median seconds per call of each step, interleaved in alternating order (A B, B A, ...) so
-    drift and position effects fall on both alike."""
+    drift and position effects fall on both alike. `sync` waits for queued work (on a GPU:
+    torch.cuda.synchronize), before a timer starts and before it stops."""
     for step in steps.values():
         for _ in range(warmup):
             step()
+    sync()
     times = {name: [] for name in steps}
     for repeat in range(repeats):
         order = list(steps.items())
         for name, step in order if repeat % 2 == 0 else reversed(order):
             start = time.perf_counter()
             step()
+            sync()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 

@@ -31,6 +31,10 @@ GLIBC = "2.28"  # manylinux tags up to this glibc; older than the node's, so a w
 MAKE_COMMAND = "make wheelhouse"
 
 
+class WheelhouseError(Exception):
+    """What the node lacks that the wheelhouse cannot give, or a resolution that failed."""
+
+
 def requirements(pyproject: Path, extras=EXTRAS) -> list[Requirement]:
     """The project's runtime requirements and those of `extras`, from pyproject.toml."""
     import tomllib  # Python 3.11+; the GPU node has 3.12
@@ -113,7 +117,7 @@ def build(out: Path, reqs: list[Requirement], installed: dict[str, Version], *, 
         done = pip("download", "-d", tmp, "-c", str(constraints),
                    *target_options(python_version, platforms), *index_options, *map(str, needed))
         if done.returncode:
-            raise RuntimeError(f"pip could not resolve {', '.join(map(str, needed))} for Python "
+            raise WheelhouseError(f"pip could not resolve {', '.join(map(str, needed))} for Python "
                                f"{python_version} beside the node's installed versions:\n{explain(done)}")
         kept = []
         for wheel in sorted(Path(tmp).glob("*.whl")):
@@ -181,7 +185,7 @@ def ensure(reqs: list[Requirement], wheelhouse: Path) -> Path | None:
     lacking = [r for r in unmet if canonicalize_name(r.name) not in have
                or not r.specifier.contains(have[canonicalize_name(r.name)], prereleases=True)]
     if lacking:
-        raise RuntimeError(
+        raise WheelhouseError(
             f"not installed here and not in {wheelhouse}/: {', '.join(map(str, lacking))}. On a "
             f"machine with network, run `{MAKE_COMMAND}` (for this node's `pip list --format=freeze`: "
             f"INSTALLED=that-file) and bring {wheelhouse}/ with the checkout")
@@ -189,7 +193,7 @@ def ensure(reqs: list[Requirement], wheelhouse: Path) -> Path | None:
     done = pip("install", "-q", "--no-index", "--no-deps", "--no-compile", "--target", str(target),
                *map(str, wheels))
     if done.returncode:
-        raise RuntimeError(f"installing {names} from {wheelhouse}/ failed:\n{done.stderr.strip()}")
+        raise WheelhouseError(f"installing {names} from {wheelhouse}/ failed:\n{done.stderr.strip()}")
     sys.path.insert(0, str(target))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
     importlib.invalidate_caches()

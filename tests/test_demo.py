@@ -1,41 +1,14 @@
 """`tools/demo.py --smoke` end to end, interrupted during a detector's training and run again:
-it resumes rather than restarts, and the report's numbers are the evaluation files' numbers."""
+it resumes rather than restarts, and the report's numbers are the evaluation files' numbers.
+The `demo` fixture (conftest.py) is shared with the GPU check's dry run."""
 
 import json
 import re
-import signal
-import subprocess
-import sys
-import time
 
-import pytest
 from helpers import REPO, call_tool
 from PIL import Image
 
 from engine.metrics import read_metrics
-
-DEMO = [sys.executable, str(REPO / "tools" / "demo.py"), "--smoke"]
-
-
-def _default_sigint():
-    """Ctrl-C must reach the demo even where the tests run with SIGINT ignored (a background job)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    first = subprocess.Popen([*DEMO, "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
-    checkpoint = out / "detect" / "cifar_plain56_c4" / "checkpoints" / "last.pth"
-    deadline = time.time() + 300
-    while not checkpoint.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    first.send_signal(signal.SIGINT)  # Ctrl-C
-    first_log = first.communicate(timeout=120)[0]
-    second = call_tool("demo", *DEMO[2:], "--out", out)  # the same command, in this process
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    return out, first_log, second.stdout + second.stderr
 
 
 def test_interrupted_demo_resumes_rather_than_restarts(demo):

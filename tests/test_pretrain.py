@@ -215,3 +215,26 @@ def test_a_global_batch_that_does_not_split_over_the_processes_names_the_counts_
     with pytest.raises(ValueError, match="train.batch_size=96 must split evenly into train.grad_accum=2 "
                                          "steps and 5 processes; .*: 1, 2, 3, 4, 6, 8, 12, 16, 24, 48$"):
         split_batch(96, 2, 5)
+
+
+def test_compiled_training_saves_uncompiled_names_and_resumes_exactly(tmp_path, monkeypatch):
+    """train.compile=true: checkpoints hold the model's own key names (no `_orig_mod.`), so a run
+    paused compiled, continued uncompiled and finished compiled ends where a straight uncompiled
+    run does. torch.compile runs with its "eager" backend here: dynamo's capture and wrapper are
+    the real ones; inductor's code generation (minutes on 2 cores) is what a GPU run adds."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compile_(model, backend="eager", **kw))
+    common = ["schedule.total=6", "schedule.milestones=[3,5]", "train.ckpt_every=100", "train.precision=fp32"]
+    run(tmp_path, *common, name="straight")
+    run(tmp_path, *common, "train.compile=true", "train.stop_at=2", name="mixed")
+    state = torch.load(tmp_path / "mixed/checkpoints/last.pth", weights_only=True)
+    assert state["step"] == 2
+    assert set(state["model"]) == set(create_backbone("cifar_resnet20", num_classes=4).state_dict())
+    run(tmp_path, *common, "train.stop_at=4", name="mixed")
+    run(tmp_path, *common, "train.compile=true", name="mixed")
+    straight = load_file(str(tmp_path / "straight/backbone.safetensors"))
+    resumed = load_file(str(tmp_path / "mixed/backbone.safetensors"))
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
+    changes = [r for r in read_metrics(tmp_path / "mixed") if r.get("event") == "resume_changes"]
+    assert not changes  # compiling or not is no change of the trajectory

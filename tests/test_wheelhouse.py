@@ -55,7 +55,7 @@ def test_the_wheelhouse_holds_what_the_node_lacks_at_the_nodes_versions(index, t
 
 
 def test_a_node_version_that_conflicts_is_an_error_naming_it(index, tmp_path):
-    with pytest.raises(RuntimeError, match="beta"):
+    with pytest.raises(wheelhouse.WheelhouseError, match="beta"):
         build(tmp_path / "wh", REQS, {"beta": Version("1.0")}, python_version="3.12",
               platforms=PLATFORMS, index_options=index)
 
@@ -89,7 +89,7 @@ def test_ensure_installs_into_a_temporary_target_or_names_the_missing_wheel(inde
     assert sorted(p.name for p in target.glob("*.dist-info")) == [
         "alpha-1.0.dist-info", "delta-1.0.dist-info", "gamma-1.0.dist-info"]
     assert wheelhouse.ensure([Requirement("pytest")], folder) is None  # met here: nothing installed
-    with pytest.raises(RuntimeError, match=r"zeta.*make wheelhouse"):
+    with pytest.raises(wheelhouse.WheelhouseError, match=r"zeta.*make wheelhouse"):
         wheelhouse.ensure([Requirement("zeta")], folder)
 
 

@@ -1,7 +1,13 @@
-"""Check CUDA, channels-last and bf16 training on a GPU and record their throughput.
+"""Prove the toolkit on a GPU node in one command (stages a-f, under 8 minutes), and measure it.
 
-    make gpu-check                  # PYTHONPATH=. python3 tools/gpu_check.py --out outputs/gpu_check.json
-    python tools/gpu_check.py --cpu # the same code path on the CPU, tiny, to check the script
+    make gpu-check                           # PYTHONPATH=. python3 tools/gpu_check.py: the node's own python
+    python tools/gpu_check.py --only b,f     # some stages (a failed one reruns alone; training resumes)
+    python tools/gpu_check.py --cpu          # every stage at toy size on the CPU (part of make test)
+
+Stages: a environment, b the demo, c predict/export/segmentation, d throughput against
+torchvision, e the ImageNet input path, f Table 6's ResNet-20 / plain-20 rows. Writes
+outputs/gpu_check/report.md and report.json; exits 1 when a stage did not pass. Requirements the
+node lacks are installed from wheelhouse/ (`make wheelhouse`) into a temporary folder.
 """
 
 import argparse
@@ -10,17 +16,30 @@ from pathlib import Path
 
 from engine.cli import run_tool
 from experiments.gpu_check import gpu_check
+from experiments.wheelhouse import ensure, requirements
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("outputs/gpu_check.json"))
-    parser.add_argument("--cpu", action="store_true", help="dry run on the CPU")
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs/gpu_check")
+    parser.add_argument("--only", help="comma-separated stages, e.g. a,f")
+    parser.add_argument("--cpu", action="store_true", help="toy sizes on the CPU (a dry run)")
+    parser.add_argument("--wheelhouse", type=Path, default=ROOT / "wheelhouse")
     args = parser.parse_args(argv)
-    failure = gpu_check(args.out, cpu=args.cpu, repeats=args.repeats)
-    if failure:
-        sys.exit(failure)
+    ensure(requirements(ROOT / "pyproject.toml"), args.wheelhouse)
+    import torch  # after ensure: nothing of the toolkit is imported before its requirements are met
+
+    if not args.cpu and not torch.cuda.is_available():
+        print("error: no CUDA GPU here (torch.cuda.is_available() is False); "
+              "`python tools/gpu_check.py --cpu` is the dry run on the CPU", file=sys.stderr)
+        sys.exit(2)
+    command = " ".join(["python tools/gpu_check.py", *(sys.argv[1:] if argv is None else argv)])
+    report, failed = gpu_check(args.out, cpu=args.cpu, only=args.only, command=command)
+    print(f"report: {report}" + (f"; stages that did not pass: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
