@@ -16,6 +16,7 @@ from .data import (
     scan_image_folder,
 )
 from .imagenet_input import ImageNetTestCrop, ImageNetTrainCrop, ImageNetWholeImage
+from .resident import ResidentSet
 from .timm_input import TimmCrop, eval_pipeline, train_pipeline
 from .transforms import PRESETS, RESIZING, build_transform
 
@@ -53,6 +54,19 @@ def test_input_size(data) -> int:
 
 
 def build_datasets(data, seed: int = 0) -> tuple[ClassificationDataset, ClassificationDataset]:
+    """The training and validation sets; with `data.resident`, the training set held whole on the
+    training device (`resident`)."""
+    train, val = _build_datasets(data, seed)
+    if not data.resident:
+        return train, val
+    if not (data.batch_augment and data.preset == "cifar"):
+        raise ValueError(f"data.resident draws CIFAR's crops and flips per batch on the device: it "
+                         f"needs data.preset=cifar and data.batch_augment=true (got preset="
+                         f"{data.preset!r}, batch_augment={data.batch_augment})")
+    return ResidentSet(train), val
+
+
+def _build_datasets(data, seed: int) -> tuple[ClassificationDataset, ClassificationDataset]:
     check_choice("data.kind", data.kind, KINDS)
     check_choice("data.preset", data.preset, PRESETS)
     train_tf, val_tf = build_transforms(data)

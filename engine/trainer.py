@@ -69,6 +69,10 @@ class TrainConfig:
     cpu: bool = False  # stay on the CPU even where a GPU is present
     dist_timeout_s: float = 600.0  # on N processes: how long any of them waits for the others
     nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
+    # iterations between the divergence guard's looks at the loss and gradients (each look waits
+    # for the device); >1 lets a GPU queue steps ahead: a non-finite step is then caught up to
+    # N-1 iterations later, always before a log, evaluation or save (needs nonfinite_skips=0)
+    check_finite_every: int = 1
     clip_grad: ClipGradConfig = field(default_factory=ClipGradConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
 
@@ -142,7 +146,11 @@ class Trainer:
         self.lr = cfg.optim.lr * t.batch_size / cfg.optim.lr_batch  # scaled to the global batch
         optimizer = build_optimizer(model, cfg.optim, self.lr)
         self.sampler = EpochSampler(len(train_set), seed=t.seed)
-        train_loader = self._loader(train_set, micro_batch, self.sampler, train=True)
+        self.resident = hasattr(train_set, "device_batches")  # e.g. classification's data.resident
+        train_loader = (train_set.device_batches(self.sampler, micro_batch, self.accelerator.device,
+                                                 self.accelerator.process_index,
+                                                 self.accelerator.num_processes)
+                        if self.resident else self._loader(train_set, micro_batch, self.sampler, train=True))
         if len(train_loader) == 0:
             raise ValueError(f"the training set ({len(train_set)} samples) is smaller than one batch")
         self.iters_per_epoch = len(train_loader) // t.grad_accum
@@ -156,15 +164,19 @@ class Trainer:
             val_loader = self._loader(val_set, micro_batch, EpochSampler(len(val_set), shuffle=False))
         if t.compile:
             model = torch.compile(model)
-        self.model, self.optimizer, self.train_loader = self.accelerator.prepare(
-            model, optimizer, train_loader
-        )
+        if self.resident:  # its batches are made on the device, for this process: nothing to prepare
+            self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+            self.train_loader = train_loader
+        else:
+            self.model, self.optimizer, self.train_loader = self.accelerator.prepare(
+                model, optimizer, train_loader)
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
         self.ema = build_ema(self.unwrapped_model(), t.ema)  # after prepare: on the model's device
         self._ema_evaluation = None  # the EMA's side of the last evaluation
         self.step, self.best, self.elapsed = 0, math.inf, 0.0  # elapsed: training seconds so far
         self.saved_step = None  # the step of the checkpoint on disk, None before the first
         self.nonfinite_skipped = 0  # non-finite steps skipped so far (train.nonfinite_skips)
+        self._pending = None  # steps' non-finite flags not looked at yet (train.check_finite_every)
         self.logger, self._events = None, []  # events: logged once the logger exists
 
     def _loader(self, dataset, batch_size, sampler, train=False) -> DataLoader:
@@ -423,13 +435,17 @@ class Trainer:
         t, acc = self.cfg.train, self.accelerator
         epoch = self.step // self.iters_per_epoch
         skip = (self.step % self.iters_per_epoch) * t.grad_accum
-        loader = acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
-        # Accelerate re-applies the loader's epoch at each pass but cannot always reach our sampler
-        # and dataset through its wrappers: set all three.
-        loader.set_epoch(epoch)
-        self.sampler.set_epoch(epoch)
-        if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(epoch)  # seeds the augmentation
+        if self.resident:
+            self.train_loader.set_epoch(epoch)
+            loader = self.train_loader.batches(skip)
+        else:
+            loader = acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
+            # Accelerate re-applies the loader's epoch at each pass but cannot always reach our
+            # sampler and dataset through its wrappers: set all three.
+            loader.set_epoch(epoch)
+            self.sampler.set_epoch(epoch)
+            if hasattr(self.train_set, "set_epoch"):
+                self.train_set.set_epoch(epoch)  # seeds the augmentation
         skipped, last_tick, bad, micro = [], time.perf_counter(), None, 0
         for batch in loader:
             skipped += batch.pop(SKIPPED, [])
@@ -438,21 +454,25 @@ class Trainer:
             if self.cfg.train.nonfinite_skips and micro == 0:
                 self._keep_buffers()
             micro += 1
+            looking = self._looks_at(self.step + 1, stop)
             with acc.accumulate(self.model):
                 with acc.autocast():
                     loss, stats = self.task.train_step(self.model, batch)
                 acc.backward(loss)  # every process, whatever its loss: DDP reduces gradients together
-                finite = bool(torch.isfinite(loss.detach()))
+                unseen = self._unseen_nonfinite(loss, looking)
+                finite = not looking or (bool(torch.isfinite(loss.detach())) and not unseen)
                 bad = bad or (None if finite else "loss")
                 if finite:
-                    for key, value in stats.items():
-                        self._window[key] = self._window.get(key, 0) + torch.as_tensor(
-                            value, dtype=torch.float32, device=acc.device).detach()
+                    self._add_to_window(stats)
                 if acc.sync_gradients:
-                    bad, stopping = self._any_process(bad or self._gradient_problem(),
-                                                      requests.signum is not None)
+                    stopping = False
+                    if looking:
+                        bad, stopping = self._any_process(bad or self._gradient_problem(),
+                                                          requests.signum is not None)
+                    elif self.cfg.train.clip_grad.norm > 0:
+                        self._clip()
                     if bad:
-                        self._skip_nonfinite(bad)
+                        self._skip_nonfinite(bad, unseen)
                     else:
                         self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
@@ -474,6 +494,38 @@ class Trainer:
                 break
         self._report_skipped(skipped, epoch)
         return evaluation
+
+    def _looks_at(self, step: int, stop: int) -> bool:
+        """Whether the divergence guard (and the processes' agreement on a stop) waits for the
+        device at `step`: every `train.check_finite_every` iterations, and at every step after
+        which something is logged, evaluated or saved."""
+        t = self.cfg.train
+        return (t.check_finite_every <= 1 or step % t.check_finite_every == 0 or step >= stop
+                or step % t.log_every == 0 or step % t.ckpt_every == 0 or step % self.iters_per_epoch == 0
+                or bool(t.eval_every and step % t.eval_every == 0) or step >= self.total)
+
+    def _unseen_nonfinite(self, loss, looking: bool) -> bool:
+        """Between looks a device flag gathers the losses' finiteness without waiting for them; at
+        a look, True when a step since the last look was not finite."""
+        if self.cfg.train.check_finite_every <= 1:
+            return False
+        flag = ~torch.isfinite(loss.detach())
+        if not looking:
+            self._pending = flag if self._pending is None else self._pending | flag
+            return False
+        pending, self._pending = self._pending, None
+        return pending is not None and bool(pending)
+
+    def _add_to_window(self, stats: dict) -> None:
+        """Sum the task's statistics: tensors on the device, plain numbers on the host (a number
+        copied to a GPU each step would wait for it)."""
+        for key, value in stats.items():
+            value = value.detach().float() if torch.is_tensor(value) else value
+            self._window[key] = self._window.get(key, 0) + value
+
+    def _clip(self) -> None:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        self.accelerator.clip_grad_norm_(params, self.cfg.train.clip_grad.norm)
 
     def _gradient_problem(self) -> str | None:
         """Clip the gradients to `train.clip_grad.norm` (Accelerate's, right under DDP and mixed
@@ -500,9 +552,15 @@ class Trainer:
         """BN statistics before this step's forward passes, to restore if the step is skipped."""
         self._buffers = [(b, b.detach().clone()) for b in self.model.buffers() if b.is_floating_point()]
 
-    def _skip_nonfinite(self, what: str) -> None:
+    def _skip_nonfinite(self, what: str, unseen: bool = False) -> None:
         """Skip this step's update (and undo its BN statistics), or stop if `train.nonfinite_skips`
-        are used up."""
+        are used up or the step was not looked at in time (`unseen`: already applied)."""
+        every = self.cfg.train.check_finite_every
+        if unseen:
+            raise TrainingDiverged(
+                f"training diverged: a non-finite loss in the {every} iterations before "
+                f"{self.step + 1} (train.check_finite_every={every}), nothing saved since. "
+                f"{self._last_good()} Lower optim.lr, or look every step (train.check_finite_every=1).")
         self.nonfinite_skipped += 1
         allowed = self.cfg.train.nonfinite_skips
         if self.nonfinite_skipped > allowed:
@@ -552,7 +610,9 @@ class Trainer:
     def _log_window(self, window: dict, seconds: float, bar) -> dict:
         """Log per-sample means of the task's sums over the window (all processes), then reset."""
         keys = sorted(window)
-        totals = self.accelerator.reduce(torch.stack([window[k] for k in keys]), "sum").tolist()
+        device = self.accelerator.device
+        values = [torch.as_tensor(window[k], dtype=torch.float32, device=device) for k in keys]
+        totals = self.accelerator.reduce(torch.stack(values), "sum").tolist()
         sums = dict(zip(keys, totals))
         samples = sums.pop("samples", 0)
         if samples:

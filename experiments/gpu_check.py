@@ -9,6 +9,7 @@ its requirements importable.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,21 @@ def gpu_check(out: Path, *, cpu: bool, only: str | None = None, command: str = "
     (out / "report.md").write_text(markdown(report))
     failed = [k for k in keys if report["stages"][k]["status"] != "passed"]
     return out / "report.md", failed
+
+
+def bundle(out: Path, dest: Path, limit: int = 8) -> list[Path]:
+    """Copy the report, its JSON, the node's package list and the stages' pictures (their
+    relative paths kept) to `dest`: what a lent machine's $OUT brings back (8 files there)."""
+    report = json.loads((out / "report.json").read_text())
+    names = ["report.md", "report.json", "pip-freeze.txt"]
+    names += [f for s in report["stages"].values() for f in s.get("files", []) if f.endswith((".png", ".md"))]
+    copied = []
+    for name in dict.fromkeys(names):
+        if (out / name).is_file() and len(copied) < limit:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / name, dest / name)
+            copied.append(dest / name)
+    return copied
 
 
 def markdown(report: dict) -> str:

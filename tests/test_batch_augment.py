@@ -44,3 +44,56 @@ def test_training_on_batch_augmented_data_learns_and_resumes_exactly(tmp_path):
     for key, value in straight.items():
         torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
     assert final["val_top1_error"] < 0.75  # 4 classes: chance is 0.75
+
+
+def test_resident_batches_are_the_samplers_order_split_over_processes_and_resume_mid_epoch():
+    """data.resident: each global batch is the next slice of the epoch's permutation, dealt in
+    contiguous shares to the processes; every sample's crop and flip depends on (seed, epoch,
+    index) only; a resumed epoch starts at its `skip`-th batch."""
+    from classification.resident import ResidentBatches
+    from engine.data import EpochSampler
+
+    images = torch.arange(40, dtype=torch.uint8)[:, None, None, None].expand(40, 4, 4, 3).contiguous()
+    labels = torch.arange(40)
+
+    def process(rank, processes=2):
+        return ResidentBatches(images, labels, EpochSampler(40, seed=3), 8, seed=3,
+                               process_index=rank, num_processes=processes)
+
+    one, first, second = process(0, 1), process(0), process(1)
+    for loader in (one, first, second):
+        loader.set_epoch(1)
+    sampler = EpochSampler(40, seed=3)
+    sampler.set_epoch(1)
+    order = list(iter(sampler))
+    whole = list(one)
+    assert len(one) == 5 and torch.cat([b["label"] for b in whole]).tolist() == order
+    for batch, a, b in zip(whole, first, second):
+        assert torch.equal(torch.cat([a["label"], b["label"]]), batch["label"])
+        assert torch.equal(torch.cat([a["crop_flip"], b["crop_flip"]]), batch["crop_flip"])
+        assert torch.equal(batch["image"][:, 0, 0, 0].long(), batch["label"])
+    assert [b["label"].tolist() for b in one.batches(skip=3)] == [b["label"].tolist() for b in whole[3:]]
+    params = one.crop_flip()
+    one.set_epoch(2)
+    assert not torch.equal(one.crop_flip(), params)  # new draws each epoch
+    assert set(params[:, 0].tolist()) <= set(range(9)) and set(params[:, 2].tolist()) == {0, 1}
+
+
+def test_training_on_the_resident_set_learns_and_resumes_exactly(tmp_path):
+    common = ["data.batch_augment=true", "data.resident=true", "schedule.total=12",
+              "schedule.milestones=[6,9]", "train.ckpt_every=100", "train.channels_last=true"]
+    _, final = run(tmp_path, *common, name="straight")
+    run(tmp_path, *common, "train.stop_at=5", name="paused")
+    run(tmp_path, *common, name="paused")
+    straight = load_file(str(tmp_path / "straight/backbone.safetensors"))
+    resumed = load_file(str(tmp_path / "paused/backbone.safetensors"))
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
+    assert final["val_top1_error"] < 0.75  # 4 classes: chance is 0.75
+
+
+def test_the_resident_set_needs_the_cifar_batch_augmentation(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="needs data.preset=cifar and data.batch_augment=true"):
+        run(tmp_path, "data.resident=true")

@@ -21,7 +21,8 @@ def dry_run(tmp_path_factory, demo):
     pictures rather than training the same nets a second time in this suite."""
     out = tmp_path_factory.mktemp("gpu_check")
     shutil.copytree(demo[0], out / "demo")
-    done = subprocess.run([sys.executable, "tools/gpu_check.py", "--cpu", "--out", str(out)], cwd=REPO,
+    done = subprocess.run([sys.executable, "tools/gpu_check.py", "--cpu", "--out", str(out),
+                           "--bundle", str(out / "bundle")], cwd=REPO,
                           capture_output=True, text=True)
     return out, done
 
@@ -47,6 +48,8 @@ def test_the_dry_run_passes_every_stage_on_the_cpu_and_reports_them(dry_run):
     for path in report["stages"]["f"]["files"]:  # Table 6's report and Figure 6
         assert (out / path).is_file(), path
     assert any(p.endswith(".png") for p in report["stages"]["f"]["files"])
+    brought = sorted(str(p.relative_to(out / "bundle")) for p in (out / "bundle").rglob("*") if p.is_file())
+    assert len(brought) == 8 and "report.md" in brought and "table6/figure6.png" in brought
 
 
 def test_without_a_gpu_the_check_says_so_in_one_line_and_exits_2(tmp_path, monkeypatch):

@@ -92,6 +92,23 @@ def _nan_on_call(monkeypatch, call: int):
     monkeypatch.setattr(ClassificationTask, "train_step", train_step)
 
 
+def test_looking_every_4_steps_trains_the_same_and_still_stops_a_divergence(tmp_path, monkeypatch):
+    """train.check_finite_every=4 (a GPU queues steps ahead): the same weights as looking every
+    step; a NaN at iteration 1 stops training at the next look, before anything is saved."""
+    common = ["train.log_every=4", "train.ckpt_every=100"]
+    run(tmp_path, *common, name="every")
+    run(tmp_path, *common, "train.check_finite_every=4", name="fourth")
+    every, fourth = (load_file(str(tmp_path / n / "final.safetensors")) for n in ("every", "fourth"))
+    assert all(torch.equal(every[k], fourth[k]) for k in every)
+    _nan_on_call(monkeypatch, 1)
+    diverged = r"in the 4 iterations before 4 \(train.check_finite_every=4\)"
+    with pytest.raises(TrainingDiverged, match=diverged):
+        run(tmp_path, *common, "train.check_finite_every=4", name="nan")
+    assert not (tmp_path / "nan/checkpoints/last.pth").exists()
+    with pytest.raises(ConfigError, match="train.check_finite_every"):
+        run(tmp_path, "train.check_finite_every=4", "train.nonfinite_skips=1", name="both")
+
+
 def test_a_bounded_number_of_nonfinite_steps_can_be_skipped(tmp_path, monkeypatch):
     _nan_on_call(monkeypatch, 3)
     final = run(tmp_path, "train.nonfinite_skips=1")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.gpu_check import gpu_check
+from experiments.gpu_check import bundle, gpu_check
 from experiments.wheelhouse import ensure, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +27,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only", help="comma-separated stages, e.g. a,f")
     parser.add_argument("--cpu", action="store_true", help="toy sizes on the CPU (a dry run)")
     parser.add_argument("--wheelhouse", type=Path, default=ROOT / "wheelhouse")
+    parser.add_argument("--bundle", type=Path,
+                        help="also copy the report and pictures here (a lent machine's $OUT)")
     args = parser.parse_args(argv)
     ensure(requirements(ROOT / "pyproject.toml"), args.wheelhouse)
     import torch  # after ensure: nothing of the toolkit is imported before its requirements are met
@@ -37,6 +39,8 @@ def main(argv=None) -> None:
         sys.exit(2)
     command = " ".join(["python tools/gpu_check.py", *(sys.argv[1:] if argv is None else argv)])
     report, failed = gpu_check(args.out, cpu=args.cpu, only=args.only, command=command)
+    if args.bundle:
+        bundle(args.out, args.bundle)
     print(f"report: {report}" + (f"; stages that did not pass: {', '.join(failed)}" if failed else ""))
     if failed:
         sys.exit(1)
