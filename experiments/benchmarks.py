@@ -322,3 +322,48 @@ def cifar_epoch(*, data_root: Path, config: Path, workers: int = 2) -> None:
         print(f"  {name}: epoch {seconds:.1f} s ({images / seconds:.0f} images/s), "
               f"one-off decoding {decode:.1f} s, test error after 1 epoch {100 * error:.2f}%, "
               f"speed-up {reference / seconds:.2f}x")
+
+
+def cifar_loop(*, data_root: Path, iterations: int = 150, repeats: int = 20, rounds: int = 2) -> None:
+    """The trainer's training images/s on CIFAR-10 (the loader path, and `data.resident` with the
+    guard looking every 50 steps) beside the bare step's on random tensors (the same model,
+    batch, precision and memory format), the bare step measured before and after the runs."""
+    import tempfile
+
+    from classification.pretrain import load_pretrain_config, pretrain
+    from engine.metrics import read_metrics
+    from engine.precision import resolve_precision
+
+    from .machine import machine
+
+    bf16 = resolve_precision("auto", "cpu") == "bf16"
+    config = Path(__file__).resolve().parents[1] / "configs/classification/cifar10_resnet20.yaml"
+
+    def bare() -> float:
+        torch.manual_seed(0)
+        model = create_backbone("cifar_resnet20").to(memory_format=torch.channels_last)
+        images = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+        step = _autocast(make_train_step(model, images, torch.randint(0, 10, (128,))), enabled=bf16)
+        return 128 / compare_steps({"bare": step}, repeats=repeats, warmup=3)["bare"]
+
+    def loop(*overrides) -> float:
+        with tempfile.TemporaryDirectory() as out:
+            pretrain(load_pretrain_config(config, [
+                f"output_dir={out}", f"data.root={data_root}", f"schedule.total={iterations}",
+                "schedule.milestones=[]", "train.log_every=10", "train.eval_every=100000",
+                "train.ckpt_every=100000", "train.channels_last=true", *overrides]))
+            rates = [r["images_per_s"] for r in read_metrics(out) if "images_per_s" in r][1:]
+            return sorted(rates)[len(rates) // 2]  # the median window, the first (warm-up) left out
+
+    variants = {"loader path (data.in_memory, data.batch_augment)": (),
+                "data.resident, train.check_finite_every=50": ("data.resident=true",
+                                                               "train.check_finite_every=50")}
+    print(f"cifar_resnet20 batch 128, channels-last, {'bf16' if bf16 else 'fp32'}, "
+          f"{torch.get_num_threads()} threads, {iterations} iterations per run; {machine()}")
+    for round_ in range(rounds):  # bare, each loop, bare: each loop against the steps around it
+        steps, rates = [bare()], {name: loop(*overrides) for name, overrides in variants.items()}
+        steps.append(bare())
+        step = sum(steps) / 2
+        print(f"  round {round_ + 1}: bare step {steps[0]:.0f} before, {steps[1]:.0f} after images/s")
+        for name, rate in rates.items():
+            print(f"    trainer, {name}: {rate:.0f} images/s = {100 * rate / step:.0f}% of the bare step's")

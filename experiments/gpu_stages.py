@@ -183,7 +183,7 @@ def table6(out: Path, cpu: bool, result: Result) -> None:
                      "train.batch_size=16", "train.eval_every=6", "train.log_every=3", "train.ckpt_every=6",
                      "train.check_finite_every=3", *fast]
     else:
-        overrides = [f"data.root={_cifar_jpeg(REPO / 'data')}", "train.check_finite_every=100", *fast]
+        overrides = [f"data.root={cifar_jpeg(REPO / 'data')}", "train.check_finite_every=100", *fast]
     report, failed = reproduce_cifar10([20], "paper", out / "cifar10_runs", out / "table6",
                                        jobs=2, overrides=overrides,
                                        note="Trained by `make gpu-check` (stage f).")
@@ -215,18 +215,17 @@ def _toy_cifar(root: Path) -> Path:
     return root
 
 
-def _cifar_jpeg(data: Path) -> Path:
+def cifar_jpeg(data: Path, shared: Path = REPO.parent / "shared" / "data") -> Path:
     """data/cifar10-jpeg, unpacked from data/ or ../shared/data/'s archive when missing."""
     folder = data / "cifar10-jpeg"
     if (folder / "train").is_dir():
         return folder
-    archive = next((p for p in (data / CIFAR_JPEG, REPO.parent / "shared" / "data" / CIFAR_JPEG)
-                    if p.is_file()), None)
+    archive = next((p for p in (data / CIFAR_JPEG, shared / CIFAR_JPEG) if p.is_file()), None)
     if archive is None:
         raise FileNotFoundError(f"the CIFAR-10 JPEG copy: neither {folder} nor {data / CIFAR_JPEG} "
                                 f"(copy ../shared/data/{CIFAR_JPEG} to data/ and carry it)")
-    with tarfile.open(archive) as tar:
-        tar.extractall(data, filter="data")
+    with tarfile.open(archive) as tar:  # train/<class>/*.jpg and test/<class>/*.jpg at its top
+        tar.extractall(folder, filter="data")
     if not (folder / "train").is_dir():
         raise FileNotFoundError(f"{archive} did not unpack to {folder}/train")
     return folder

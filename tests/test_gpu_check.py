@@ -89,3 +89,22 @@ def test_out_of_gpu_memory_halves_the_batch_and_says_so(monkeypatch):
     header, rows, notes = throughput.classification_rows(cpu=True, sync=lambda: None)
     assert tried == [256, 128, 64] and rows == [["ours resnet50", 64]]
     assert notes == [f"ResNet-50 at batch {b} ran out of GPU memory: batch halved" for b in (256, 128)]
+
+
+def test_stage_f_unpacks_the_cifar_jpeg_archive_beside_the_checkout_or_says_where_it_looked(tmp_path):
+    import tarfile
+
+    from experiments.gpu_stages import CIFAR_JPEG, cifar_jpeg
+
+    with pytest.raises(FileNotFoundError, match=f"data/{CIFAR_JPEG}"):
+        cifar_jpeg(tmp_path / "data", shared=tmp_path / "none")
+    tree = tmp_path / "tree"
+    for split in ("train", "test"):
+        (tree / split / "cat").mkdir(parents=True)
+        (tree / split / "cat" / "0.jpg").write_bytes(b"jpeg")
+    (tmp_path / "data").mkdir()
+    with tarfile.open(tmp_path / "data" / CIFAR_JPEG, "w:xz") as tar:  # laid out as the real one
+        for split in ("train", "test"):
+            tar.add(tree / split, arcname=split)
+    folder = cifar_jpeg(tmp_path / "data", shared=tmp_path / "none")
+    assert folder == tmp_path / "data/cifar10-jpeg" and (folder / "test/cat/0.jpg").is_file()

@@ -9,6 +9,7 @@
     python tools/benchmark.py miou-eval        # mIoU evaluation images/s, VOC-val-sized
     python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
     python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
+    python tools/benchmark.py cifar-loop       # the trainer's images/s against the bare step's
     python tools/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
 """
 
@@ -65,6 +66,10 @@ def main(argv=None) -> None:
                    default=Path("configs/classification/cifar10_resnet20_short.yaml"))
     p.add_argument("--workers", type=int, default=2, help="the reference loop's loader workers")
     p.set_defaults(run=benchmarks.cifar_epoch)
+    p = sub.add_parser("cifar-loop", help="the trainer's images/s beside the bare step's")
+    p.add_argument("--data-root", type=Path, default=Path("data/cifar10-jpeg"))
+    p.add_argument("--iterations", type=int, default=150)
+    p.set_defaults(run=benchmarks.cifar_loop)
     p = sub.add_parser("imagenet-input", help="ImageNet training input pipelines, images/s")
     p.add_argument("--images", type=int, default=512, help="generated 473x372 q90 JPEGs (or real ones used)")
     p.add_argument("--workers", type=int, default=2)
