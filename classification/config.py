@@ -65,6 +65,7 @@ class DataConfig:
     batch_augment: bool = False  # cifar/none: augment and normalise uint8 batches on the device
     # (the imagenet preset always does: see classification/imagenet_input.py)
     resident: bool = False  # cifar + batch_augment: the whole uint8 set on the device, no loader
+    decode_on_device: bool = False  # imagenet: training JPEGs decoded on the device (nvJPEG on a GPU)
     on_bad_image: str = "skip"  # skip (counted, reported each epoch) | error
     ten_crop: bool = False  # imagenet: 10-crop testing (Tables 2, 3)
     # imagenet: fully-convolutional testing at these shorter sides, with flips, softmax scores

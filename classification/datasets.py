@@ -15,6 +15,7 @@ from .data import (
     decode_all,
     scan_image_folder,
 )
+from .device_decode import ImageNetTrainJpeg
 from .imagenet_input import ImageNetTestCrop, ImageNetTrainCrop, ImageNetWholeImage
 from .resident import ResidentSet
 from .timm_input import TimmCrop, eval_pipeline, train_pipeline
@@ -36,7 +37,11 @@ def build_transforms(data) -> tuple[dict, dict]:
         test = ImageNetTestCrop(size=256 if data.ten_crop else 224)  # 10-crop cuts 224s later
         if data.multi_scale_test:
             test = ImageNetWholeImage(side=max(data.multi_scale_test))
-        return {"uint8_transform": ImageNetTrainCrop()}, {"uint8_transform": test}
+        train = ImageNetTrainJpeg() if data.decode_on_device else ImageNetTrainCrop()
+        return {"uint8_transform": train}, {"uint8_transform": test}
+    if data.decode_on_device:
+        raise ValueError(f"data.decode_on_device decodes ImageNet's training JPEGs on the device: it "
+                         f"needs data.preset=imagenet, not {data.preset!r}")
     if data.preset == "timm":
         return ({"uint8_transform": TimmCrop(train_pipeline(data.timm))},
                 {"uint8_transform": TimmCrop(eval_pipeline(data.timm))})

@@ -9,6 +9,7 @@ from engine.task import SKIPPED, Evaluation, Task
 
 from .batch_augment import crop_flip, normalize
 from .data import BadSample
+from .device_decode import JpegFile, device_crops
 from .lighting import lighting_shift
 
 
@@ -36,9 +37,12 @@ class ClassificationTask(Task):
         skipped = [s.path for s in samples if isinstance(s, BadSample)]
         if not good:  # the trainer and evaluation skip a batch holding nothing else
             return {SKIPPED: skipped}
-        sizes = {tuple(s[0].shape) for s in good}
-        images = torch.stack([s[0] for s in good]) if len(sizes) == 1 else [s[0][None] for s in good]
-        if self.channels_last and images.dtype != torch.uint8:
+        if any(isinstance(s[0], JpegFile) for s in good):  # data.decode_on_device: decoded later
+            images = [s[0] for s in good]
+        else:
+            sizes = {tuple(s[0].shape) for s in good}
+            images = torch.stack([s[0] for s in good]) if len(sizes) == 1 else [s[0][None] for s in good]
+        if self.channels_last and torch.is_tensor(images) and images.dtype != torch.uint8:
             images = images.contiguous(memory_format=torch.channels_last)
         batch = {"image": images, "label": torch.tensor([s[1] for s in good], dtype=torch.long),
                  SKIPPED: skipped}
@@ -48,8 +52,11 @@ class ClassificationTask(Task):
 
     def images(self, batch: dict) -> torch.Tensor:
         """The model's input: uint8 batches are augmented with what each sample drew (CIFAR's crop
-        and flip, ImageNet's lighting) and normalised here, on the training device."""
+        and flip, ImageNet's lighting; with `data.decode_on_device`, ImageNet's crop and flip of
+        the decoded JPEG too) and normalised here, on the training device."""
         images = batch["image"]
+        if "crop" in batch:  # JPEG bytes (data.decode_on_device): decoded and cropped on the device
+            images = device_crops(images, batch["crop"])
         if isinstance(images, list):  # whole images of different sizes (multi-scale testing)
             return [self.images({"image": image}) for image in images]
         if images.dtype != torch.uint8:

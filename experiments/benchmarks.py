@@ -150,13 +150,7 @@ def _time_detectors(models: dict, images: list, targets: list, reference: str, r
     each with its ratio to `reference`. Inference first, on the models as built: after training
     steps each model keeps a different number of detections, and the heads' cost follows it."""
     def train_step(model):
-        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-
-        def step():
-            optimizer.zero_grad()
-            sum(model.train()(images, targets).values()).backward()
-            optimizer.step()
-        return step
+        return detector_train_step(model, images, targets)
 
     def infer(model):
         def step():
@@ -172,6 +166,17 @@ def _time_detectors(models: dict, images: list, targets: list, reference: str, r
         for name, seconds in medians.items():
             print(f"  {kind:18s} {name:36s} {seconds:7.3f} s  ratio to {reference.split()[0]} "
                   f"{seconds / medians[reference]:.3f}")
+
+
+def detector_train_step(model, images: list, targets: list):
+    """One SGD step of a detector on a fixed batch: the sum of its losses, backward, update."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+
+    def step():
+        optimizer.zero_grad()
+        sum(model.train()(images, targets).values()).backward()
+        optimizer.step()
+    return step
 
 
 def detection_batch(size: int, batch: int, masks: bool):

@@ -9,7 +9,7 @@ from backbones import create_backbone
 from detection import build_faster_rcnn, load_detector_weights
 from engine.precision import resolve_precision
 
-from .benchmarks import detection_batch, frozen_like_torchvision
+from .benchmarks import detection_batch, detector_train_step, frozen_like_torchvision
 from .timing import compare_steps, make_train_step
 
 A100_AMP_IMAGES_PER_S = 2470  # NVIDIA DeepLearningExamples, ResNet-50 v1.5 training, 1x A100 80GB, AMP
@@ -99,19 +99,10 @@ def detection_rows(cpu: bool, sync) -> tuple[list, list]:
     targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
     models = {"ours resnet50 fpn": ours.to(device),
               "torchvision fasterrcnn_resnet50_fpn": reference.to(device)}
-    steps = {name: _autocast(_detector_step(m, images, targets), device) for name, m in models.items()}
+    steps = {name: _autocast(detector_train_step(m, images, targets), device) for name, m in models.items()}
     medians = compare_steps(steps, repeats=settings["repeats"], warmup=settings["warmup"], sync=sync)
     base = medians["torchvision fasterrcnn_resnet50_fpn"]
     rows = [[name, f"{batch} x {size}px", f"{seconds * 1000:.0f}", f"{base / seconds:.3f}",
              _peak_gib(steps[name], device)] for name, seconds in medians.items()]
     return ["model", "batch", "ms / iteration", "speed vs torchvision", "peak GiB"], rows
 
-
-def _detector_step(model, images, targets):
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-
-    def step():
-        optimizer.zero_grad()
-        sum(model.train()(images, targets).values()).backward()
-        optimizer.step()
-    return step

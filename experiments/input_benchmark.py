@@ -21,6 +21,7 @@ from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
 from classification.batch_augment import normalize
+from classification.device_decode import ImageNetTrainJpeg, device_crops
 from classification.imagenet_input import ImageNetTrainCrop
 from classification.lighting import lighting_shift
 from classification.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -132,18 +133,18 @@ def device_part(batch: int = 64, repeats: int = 20) -> float:
 
 
 def device_decode(paths, device: str, batch: int = 64, repeats: int = 2) -> float:
-    """Images/s of the whole input on `device`: files read on the CPU, decoded as a batch by
-    `torchvision.io.decode_jpeg(device=...)` (nvJPEG on a GPU), then each image's random-resized
-    crop and flip, the batch's lighting and normalisation, all on the device."""
-    crop = v2.RandomResizedCrop(224, antialias=True)
-    lighting = torch.randn(batch, 3) * 0.1
+    """Images/s of `data.decode_on_device`, the whole path in this one thread: each file read and
+    its draws made (what a loader worker does), the batch decoded by `decode_jpeg(device=...)`
+    (nvJPEG on a GPU), cropped, mirrored, lit and normalised on the device."""
+    transform = ImageNetTrainJpeg()
 
     def one_batch(files):
-        images = decode_jpeg([read_file(str(p)) for p in files], device=device)
-        crops = [v2.functional.horizontal_flip(crop(x)) if k % 2 else crop(x) for k, x in enumerate(images)]
-        hwc = torch.stack(crops).permute(0, 2, 3, 1)
-        out = normalize(hwc, IMAGENET_MEAN, IMAGENET_STD, True, lighting_shift(lighting[: len(files)]))
-        if out.is_cuda:
+        samples = [transform(p, seed) for seed, p in enumerate(files)]
+        crops = torch.stack([s[1]["crop"] for s in samples]).to(device)
+        images = device_crops([s[0] for s in samples], crops)
+        shift = lighting_shift(torch.stack([s[1]["lighting"] for s in samples]).to(device))
+        normalize(images, IMAGENET_MEAN, IMAGENET_STD, True, shift)
+        if images.is_cuda:
             torch.cuda.synchronize()
 
     groups = [paths[i:i + batch] for i in range(0, len(paths), batch)]

@@ -160,40 +160,45 @@ def check(wheelhouse: Path, reqs: list[Requirement], installed: dict[str, Versio
     return None
 
 
-def node_unmet(reqs: list[Requirement]) -> list[Requirement]:
-    """The requirements this interpreter does not meet (absent, or too old)."""
+def installed_here() -> dict[str, Version]:
+    """{name: version} of this interpreter's distributions."""
     installed = {}
     for dist in importlib.metadata.distributions():
         try:
             installed[canonicalize_name(dist.metadata["Name"])] = Version(dist.version)
         except (TypeError, ValueError):  # a broken or unversioned distribution: not counted
             continue
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return missing(reqs, installed, version)
+    return installed
 
 
 def ensure(reqs: list[Requirement], wheelhouse: Path) -> Path | None:
     """On the node: install what this interpreter lacks from `wheelhouse` into a temporary folder,
     put it first on sys.path and PYTHONPATH (for the subprocesses), and return it (None when
-    nothing was missing). A requirement the wheelhouse cannot meet is an error naming it."""
-    unmet = node_unmet(reqs)
-    if not unmet:
-        return None
-    names = ", ".join(map(str, unmet))
+    nothing was installed). An absent requirement the wheelhouse cannot meet is an error naming
+    it; one installed in an older version than asked is a warning (what needs it fails alone)."""
+    installed = installed_here()
+    unmet = missing(reqs, installed, f"{sys.version_info.major}.{sys.version_info.minor}")
     wheels = sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []
     have = {parse_wheel_filename(w.name)[0]: parse_wheel_filename(w.name)[1] for w in wheels}
     lacking = [r for r in unmet if canonicalize_name(r.name) not in have
                or not r.specifier.contains(have[canonicalize_name(r.name)], prereleases=True)]
-    if lacking:
-        raise WheelhouseError(
-            f"not installed here and not in {wheelhouse}/: {', '.join(map(str, lacking))}. On a "
-            f"machine with network, run `{MAKE_COMMAND}` (for this node's `pip list --format=freeze`: "
-            f"INSTALLED=that-file) and bring {wheelhouse}/ with the checkout")
+    advice = (f"On a machine with network, run `{MAKE_COMMAND}` (for this node's `pip list "
+              f"--format=freeze`: INSTALLED=that-file) and bring {wheelhouse}/ with the checkout")
+    absent = [r for r in lacking if canonicalize_name(r.name) not in installed]
+    if absent:
+        raise WheelhouseError(f"not installed here and not in {wheelhouse}/: "
+                              f"{', '.join(map(str, absent))}. {advice}")
+    for req in lacking:
+        print(f"warning: {req.name} {installed[canonicalize_name(req.name)]} is installed here, "
+              f"older than {req}; what needs the newer one may fail. {advice}", file=sys.stderr)
+    if len(lacking) == len(unmet):
+        return None
     target = Path(tempfile.mkdtemp(prefix="resnet_reproduce_site_"))
     done = pip("install", "-q", "--no-index", "--no-deps", "--no-compile", "--target", str(target),
                *map(str, wheels))
     if done.returncode:
-        raise WheelhouseError(f"installing {names} from {wheelhouse}/ failed:\n{done.stderr.strip()}")
+        raise WheelhouseError(f"installing {', '.join(map(str, unmet))} from {wheelhouse}/ failed:\n"
+                              f"{done.stderr.strip()}")
     sys.path.insert(0, str(target))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
     importlib.invalidate_caches()

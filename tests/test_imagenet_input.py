@@ -159,9 +159,11 @@ def write_jpeg_folder(root, per_class=6):
             save_jpeg(root / name / f"{i:04d}.jpg", pixels)
 
 
-def test_imagenet_preset_trains_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("on_device", [False, True], ids=["decoded_by_workers", "decoded_on_device"])
+def test_imagenet_preset_trains_and_resumes_exactly(tmp_path, on_device):
     write_jpeg_folder(tmp_path / "data/train")
     common = ["data.kind=imagefolder", f"data.root={tmp_path / 'data'}", "data.preset=imagenet",
+              f"data.decode_on_device={str(on_device).lower()}",
               "data.val_split=train", "train.batch_size=4", "schedule.total=6",
               "schedule.milestones=[]", "train.ckpt_every=100", "train.channels_last=true"]
     run(tmp_path, *common, name="straight")
@@ -186,3 +188,35 @@ def test_normalize_with_shift_zero_is_plain_normalisation():
     images = torch.randint(0, 256, (2, 4, 5, 3), dtype=torch.uint8)
     torch.testing.assert_close(normalize(images, IMAGENET_MEAN, IMAGENET_STD, False, torch.zeros(2, 3)),
                                normalize(images, IMAGENET_MEAN, IMAGENET_STD, False))
+
+
+def test_jpegs_decoded_on_the_device_give_the_cpu_paths_draws_and_crops(tmp_path):
+    """data.decode_on_device (here the CPU stands in for the GPU): the same S, crop, flip and
+    lighting from the same seed; the pixels agree to resampling round-off (a smooth image, whose
+    neighbours differ by <= 8 levels: a source offset under half a pixel moves them < 4); a file
+    that is not a JPEG is decoded by the worker exactly as the CPU path does."""
+    from classification.device_decode import ImageNetTrainJpeg, JpegFile, device_crops
+
+    path = save_jpeg(tmp_path / "photo.jpg", smooth_image(300, 400))  # decoded at full size by both
+    Image.fromarray(smooth_image(300, 400, seed=1)).save(tmp_path / "png.jpg", "PNG")
+    for seed in range(6):
+        cpu, cpu_params = ImageNetTrainCrop()(path, seed)
+        file, params = ImageNetTrainJpeg()(path, seed)
+        assert isinstance(file, JpegFile) and torch.equal(params["lighting"], cpu_params["lighting"])
+        crop = device_crops([file], params["crop"][None])[0]
+        assert crop.shape == (224, 224, 3) and crop.dtype == torch.uint8
+        assert (crop.int() - cpu.int()).abs().float().mean() < 3, seed
+        png, png_params = ImageNetTrainJpeg()(tmp_path / "png.jpg", seed)
+        batch = device_crops([file, png], torch.stack([params["crop"], png_params["crop"]]))
+        assert torch.equal(batch[1], ImageNetTrainCrop()(tmp_path / "png.jpg", seed)[0])
+
+
+def test_a_jpeg_the_device_cannot_decode_is_an_error_naming_it(tmp_path):
+    from classification.device_decode import ImageNetTrainJpeg, device_crops
+
+    data = save_jpeg(tmp_path / "good.jpg", smooth_image(300, 300)).read_bytes()
+    start = data.index(b"\xff\xda")  # the scan: its data replaced by bytes no decoder takes
+    (tmp_path / "bad.jpg").write_bytes(data[:start] + b"\xff\xda\x00\x02" + b"\xff\xd9")
+    samples = [ImageNetTrainJpeg()(tmp_path / name, 0) for name in ("good.jpg", "bad.jpg")]
+    with pytest.raises(BadImageError, match="bad.jpg"):
+        device_crops([s[0] for s in samples], torch.stack([s[1]["crop"] for s in samples]))

@@ -76,9 +76,11 @@ def test_a_freeze_line_that_is_not_name_version_names_file_and_line(tmp_path):
     assert read_freeze(ROOT / "configs/gpu_nodes/nvidia-h200.txt")["torch"] == Version("2.11.0")
 
 
-def test_ensure_installs_into_a_temporary_target_or_names_the_missing_wheel(index, tmp_path, monkeypatch):
+def test_ensure_installs_into_a_temporary_target_or_names_the_missing_wheel(index, tmp_path, monkeypatch,
+                                                                            capsys):
     """On the node: a requirement met from the wheelhouse lands in a temporary folder on sys.path;
-    one the wheelhouse lacks is an error naming the package and `make wheelhouse`."""
+    an absent one the wheelhouse lacks is an error naming the package and `make wheelhouse`; one
+    installed but older than asked is a warning, and the check goes on."""
     folder = tmp_path / "wh"
     build(folder, REQS, {"beta": Version("2.0")}, python_version="3.12", platforms=PLATFORMS,
           index_options=index)
@@ -91,6 +93,8 @@ def test_ensure_installs_into_a_temporary_target_or_names_the_missing_wheel(inde
     assert wheelhouse.ensure([Requirement("pytest")], folder) is None  # met here: nothing installed
     with pytest.raises(wheelhouse.WheelhouseError, match=r"zeta.*make wheelhouse"):
         wheelhouse.ensure([Requirement("zeta")], folder)
+    assert wheelhouse.ensure([Requirement("pytest>=999")], folder) is None  # installed, older: a warning
+    assert "warning: pytest" in capsys.readouterr().err
 
 
 def test_the_tool_checks_its_wheelhouse(index, tmp_path):
