@@ -86,7 +86,7 @@ def _epoch_overrides(config: Path, epochs: float) -> list[str]:
     return ["schedule.unit=epoch", f"schedule.total={epochs:g}", f"schedule.milestones=[{milestones}]"]
 
 
-def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 10.0) -> list[StudyRun]:
+def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 1.0) -> list[StudyRun]:
     """Train the unfinished runs, `jobs` at a time (longest first), each logging to
     <run_dir>/train.log; one bar follows them all. Returns the runs that failed.
 

@@ -14,9 +14,9 @@ from .timing import compare_steps, make_train_step
 
 A100_AMP_IMAGES_PER_S = 2470  # NVIDIA DeepLearningExamples, ResNet-50 v1.5 training, 1x A100 80GB, AMP
 CLASSIFICATION = {"gpu": dict(size=224, batches=(256, 128, 64), repeats=10, warmup=3),
-                  "cpu": dict(size=32, batches=(2,), repeats=2, warmup=1)}
+                  "cpu": dict(size=32, batches=(2,), repeats=1, warmup=1)}
 DETECTION = {"gpu": dict(size=800, batch=2, repeats=6, warmup=2),
-             "cpu": dict(size=64, batch=1, repeats=2, warmup=1)}
+             "cpu": dict(size=64, batch=1, repeats=1, warmup=1)}
 
 
 def _device(cpu: bool) -> torch.device:
