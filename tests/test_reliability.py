@@ -359,10 +359,10 @@ def test_ctrl_c_and_sigterm_at_random_moments_resume_bit_exactly(tmp_path, strai
     _assert_same(tmp_path / "run", straight)
 
 
-def test_kill_9_a_dozen_times_then_resume_equals_an_uninterrupted_run(tmp_path, straight, launcher):
+def test_kill_9_eight_times_then_resume_equals_an_uninterrupted_run(tmp_path, straight, launcher):
     """Killed at random points (saves slowed to land some kills mid-write); each restart takes
     over the dead process's lock and resumes from the last whole checkpoint."""
-    assert _interrupt_until_done(launcher, tmp_path, "run", [signal.SIGKILL] * 12, seed=2) >= 6
+    assert _interrupt_until_done(launcher, tmp_path, "run", [signal.SIGKILL] * 8, seed=2) >= 4
     _assert_same(tmp_path / "run", straight)
     iterations = [r["iteration"] for r in read_metrics(tmp_path / "run") if "train_loss" in r]
     assert iterations == sorted(set(iterations))  # each logged once
