@@ -24,11 +24,8 @@ demo: $(VENV)/.installed
 demo-smoke: $(VENV)/.installed
 	$(BIN)/python tools/demo.py --smoke
 
-# The suite on two pytest-xdist workers, one core each (2 cores: about 60% of one process's time).
-TEST_WORKERS ?= 2
-
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check backbones classification detection engine experiments segmentation tools tests

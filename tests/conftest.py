@@ -1,4 +1,3 @@
-import os
 import signal
 import subprocess
 import sys
@@ -15,29 +14,7 @@ def _seed():
 
 
 def pytest_configure(config):
-    """Two threads in one process (the machine's 2 cores); under pytest-xdist (`make test`) each
-    worker a share of the cores, and so do the tools the tests start (OMP_NUM_THREADS): 1-thread
-    processes side by side do more work than one 2-thread process (docs/benchmarks.md)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
-    threads = max(1, 2 // workers)  # the suite's two threads, shared out
-    if workers > 1:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-    torch.set_num_threads(threads)
-
-
-# Modules whose tests share a module- or session-scoped fixture: one xdist worker each (`--dist
-# loadgroup`), so that the fixture is built once; the gpu-check dry run reuses the smoke demo.
-SHARED_FIXTURE_GROUPS = {"test_demo": "demo", "test_gpu_check": "demo", "test_detection_train": "",
-                         "test_distributed": "", "test_layers": "", "test_mask_rcnn": "",
-                         "test_reliability": "", "test_weights_metadata": ""}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__
-        if module in SHARED_FIXTURE_GROUPS:
-            item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURE_GROUPS[module] or module))
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(autouse=True)
