@@ -113,6 +113,31 @@ def _per_category(evaluator, names: list[str]) -> tuple[dict, dict]:
     return per_category, curves
 
 
+def recall_at_score(ground_truth: dict, results: list[dict], score: float, iou: float = 0.5) -> float:
+    """The fraction of ground-truth objects (crowds left out) that a detection of their class
+    with `score` or more covers at IoU >= `iou`, each detection taking at most one object, best
+    score first (COCO's greedy matching): what a picture drawn at that threshold shows found."""
+    xyxy = lambda b: np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]], dtype=float)  # noqa: E731
+    objects = {}
+    for a in ground_truth["annotations"]:
+        if not a.get("iscrowd", 0):
+            objects.setdefault((a["image_id"], a["category_id"]), []).append(xyxy(a["bbox"]))
+    if not objects:
+        raise ValueError("recall_at_score: the ground truth holds no (non-crowd) objects")
+    unmatched = {key: np.stack(boxes) for key, boxes in objects.items()}
+    found = 0
+    for r in sorted((r for r in results if r["score"] >= score), key=lambda r: -r["score"]):
+        boxes = unmatched.get((r["image_id"], r["category_id"]))
+        if boxes is None or not len(boxes):
+            continue
+        overlaps = _iou(xyxy(r["bbox"]), boxes)
+        best = int(overlaps.argmax())
+        if overlaps[best] >= iou:
+            unmatched[(r["image_id"], r["category_id"])] = np.delete(boxes, best, axis=0)
+            found += 1
+    return found / sum(len(boxes) for boxes in objects.values())
+
+
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     lt = np.maximum(box[:2], boxes[:, :2])
     rb = np.minimum(box[2:], boxes[:, 2:])

@@ -10,15 +10,18 @@
    curves, detections and masks drawn.
 
 Each step calls the library function the matching tool calls (`pretrain`, `train_detector`,
-`evaluate_checkpoint`, ...). With several seeds each seed's run goes to <out>/seed<k> and the
-report gives mean and spread. Run it again after an interruption: finished steps are kept (a
-run's done.json), training resumes from its last checkpoint.
+`evaluate_checkpoint`, ...); the training runs go two at a time (`experiments.jobs`: a third
+more work per second on 2 cores), each logging to its folder's train.log. With several seeds each
+seed's run goes to <out>/seed<k>, all seeds' runs share the workers, and the report gives mean and
+spread. Run it again after an interruption: finished steps are kept (a run's done.json),
+training resumes from its last checkpoint.
 """
 
 import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -27,12 +30,15 @@ from backbones import count_params, create_backbone
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import load_detection_config, train_detector
 from detection.evaluate import evaluate_checkpoint
+from detection.evaluation import recall_at_score
 from detection.visualize import visualize_checkpoint
 from engine.config import load_config
 from engine.metrics import read_metrics
 from engine.trainer import DONE_FILE
 
 from . import demo_report
+from .depth_study import progress
+from .jobs import Job, run_jobs
 from .machine import machine
 from .paths import CONFIGS
 from .plots import save_curves, side_by_side
@@ -94,23 +100,46 @@ def load_demo_config(path: Path):
 
 
 class Timings:
-    """Seconds of work per step, kept across invocations in timings.json (a resumed step adds up)."""
+    """Seconds per step (a resumed step adds up; training runs overlap, two at a time) and the
+    invocations' wall time, kept across invocations in timings.json."""
 
     def __init__(self, path: Path):
-        self.path, self.this_run = path, 0.0
-        self.steps = json.loads(path.read_text()) if path.is_file() else {}
+        self.path, self.started = path, time.perf_counter()
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        self.steps, self.wall_before = saved.get("steps", {}), saved.get("wall_s", 0.0)
+
+    @property
+    def this_run(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def wall(self) -> float:
+        """Wall seconds of every invocation so far (up to its last save)."""
+        return self.wall_before + self.this_run
+
+    def add(self, title: str, seconds: float) -> None:
+        self.steps[title] = self.steps.get(title, 0.0) + seconds
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"wall_s": self.wall, "steps": self.steps}, indent=1))
 
     def step(self, title: str, action) -> None:
-        """Run one step; `action` returns False when it found its work already done."""
+        """Run one step here; `action` returns False when it found its work already done."""
         print(f"\n=== {title}", flush=True)
         start = time.perf_counter()
-        worked = action() is not False
-        seconds = time.perf_counter() - start
-        self.this_run += seconds
-        if worked or title not in self.steps:
-            self.steps[title] = self.steps.get(title, 0.0) + seconds
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.steps, indent=1))
+        if action() is not False or title not in self.steps:
+            self.add(title, time.perf_counter() - start)
+
+
+def _pretrain_job(config: Path, overrides: list[str]) -> None:
+    """One net's pretraining, in a worker of `run_jobs`."""
+    pretrain(load_pretrain_config(config, overrides))
+
+
+def _detector_job(config: Path, overrides: list[str]) -> None:
+    train_detector(load_detection_config(config, overrides))
 
 
 class Demo:
@@ -136,34 +165,47 @@ class Demo:
         return DemoDetector(label=f"{residual.label} Mask R-CNN", net=residual.label, kind="mask_rcnn")
 
     # ---- the steps -----------------------------------------------------------------------------
-    def pretrain(self, net: DemoNet) -> None:
-        out = self.pretrain_dir(net.label)
-        if (out / DONE_FILE).is_file():
-            print(f"pretrained: {out}")
-            return False
-        pretrain(load_pretrain_config(self.config_dir / self.cfg.pretrain, [
-            f"output_dir={out}", f"name={net.net}", f"model.name={net.net}",
-            f"data.root={self.data / 'classification'}", f"train.seed={self.seed}", "resume=auto",
-            *self.cfg.pretrain_overrides]))
+    def training_jobs(self) -> list[Job]:
+        """This seed's unfinished training runs: the nets' pretraining, each detector after its
+        net's (finished runs are kept: a rerun continues)."""
+        tag, jobs = f"seed {self.seed}: ", []
+        for net in self.cfg.nets:
+            out = self.pretrain_dir(net.label)
+            if (out / DONE_FILE).is_file():
+                print(f"pretrained: {out}")
+                continue
+            overrides = [f"output_dir={out}", f"name={net.net}", f"model.name={net.net}",
+                         f"data.root={self.data / 'classification'}", f"train.seed={self.seed}",
+                         "resume=auto", *self.cfg.pretrain_overrides]
+            jobs.append(Job(f"{tag}pretrain {net.label}",
+                            partial(_pretrain_job, self.config_dir / self.cfg.pretrain, overrides),
+                            out / "train.log", progress=partial(progress, out)))
+        for detector in self.detectors():
+            out = self.detect_dir(detector)
+            if (out / DONE_FILE).is_file():
+                print(f"trained: {out}")
+                continue
+            action = partial(_detector_job, self.config_dir / self.cfg.detect,
+                             self.detection_overrides(detector, "resume=auto"))
+            jobs.append(Job(f"{tag}detector {detector.label}", action, out / "train.log",
+                            after=(f"{tag}pretrain {detector.net}",), progress=partial(progress, out)))
+        return jobs
 
-    def detection_config(self, detector, *extra: str):
+    def detection_overrides(self, detector, *extra: str) -> list[str]:
         detection = self.data / "detection"
         net = self.nets[detector.net]
-        return load_detection_config(self.config_dir / self.cfg.detect, [
-            f"data.train_annotations={detection / 'instances_train.json'}",
-            f"data.train_images={detection / 'train'}",
-            f"data.val_annotations={detection / 'instances_val.json'}",
-            f"data.val_images={detection / 'val'}", f"model.backbone={net.net}",
-            f"model.backbone_weights={self.pretrain_dir(net.label) / 'backbone.safetensors'}",
-            f"name={self.detect_dir(detector).name}", f"output_dir={self.detect_dir(detector)}",
-            f"model.kind={detector.kind}",
-            f"train.seed={self.seed}", *self.cfg.detect_overrides, *extra])
+        return [f"data.train_annotations={detection / 'instances_train.json'}",
+                f"data.train_images={detection / 'train'}",
+                f"data.val_annotations={detection / 'instances_val.json'}",
+                f"data.val_images={detection / 'val'}", f"model.backbone={net.net}",
+                f"model.backbone_weights={self.pretrain_dir(net.label) / 'backbone.safetensors'}",
+                f"name={self.detect_dir(detector).name}", f"output_dir={self.detect_dir(detector)}",
+                f"model.kind={detector.kind}", f"train.seed={self.seed}", *self.cfg.detect_overrides,
+                *extra]
 
-    def train_detector(self, detector) -> None:
-        if (self.detect_dir(detector) / DONE_FILE).is_file():
-            print(f"trained: {self.detect_dir(detector)}")
-            return False
-        train_detector(self.detection_config(detector, "resume=auto"))
+    def detection_config(self, detector, *extra: str):
+        return load_detection_config(self.config_dir / self.cfg.detect,
+                                     self.detection_overrides(detector, *extra))
 
     def evaluate(self, detector) -> None:
         checkpoint = self.detect_dir(detector) / "checkpoints" / "last.pth"
@@ -195,12 +237,9 @@ class Demo:
         """The two Faster R-CNNs and, once the nets are pretrained, the Mask R-CNN."""
         return [*self.cfg.detectors, *([self.mask_detector()] if self.cfg.mask_rcnn else [])]
 
-    def run(self, pictures: bool) -> dict:
+    def finish(self, pictures: bool) -> dict:
+        """Once its runs are trained: evaluate them (here, one at a time) and draw."""
         tag = f"seed {self.seed}: "
-        for net in self.cfg.nets:
-            self.timings.step(f"{tag}pretrain {net.label}", lambda n=net: self.pretrain(n))
-        for detector in self.detectors():
-            self.timings.step(f"{tag}detector {detector.label}", lambda d=detector: self.train_detector(d))
         for detector in self.detectors():
             self.timings.step(f"{tag}evaluate {detector.label}", lambda d=detector: self.evaluate(d))
         if pictures:
@@ -223,18 +262,23 @@ class Demo:
                 "minutes": records[-1]["elapsed_s"] / 60,
                 "images_per_s": sorted(r["images_per_s"] for r in records)[len(records) // 2],
                 "precision": records[-1].get("precision", "fp32")}
-        detected = {}
-        for detector in self.cfg.detectors:
-            summary = json.loads((self.detect_dir(detector) / "eval_pycocotools/metrics.json").read_text())
-            detected[detector.label] = {k: 100 * summary["metrics"][f"val_{k}"] for k in ("AP50", "AP")}
+        detected = {d.label: self.detection_figures(d, ("AP50", "AP")) for d in self.cfg.detectors}
         results = {"seed": self.seed, "pretrain": pretrained, "detect": detected}
         if self.cfg.mask_rcnn:
             detector = self.mask_detector()
-            summary = json.loads((self.detect_dir(detector) / "eval_pycocotools/metrics.json").read_text())
-            results["masks"] = {"net": detector.net, **{k: 100 * summary["metrics"][f"val_{k}"]
-                                                       for k in ("AP50", "AP", "segm_AP50", "segm_AP")}}
+            results["masks"] = {"net": detector.net, **self.detection_figures(
+                detector, ("AP50", "AP", "segm_AP50", "segm_AP"))}
         (self.out / "results.json").write_text(json.dumps(results, indent=1))
         return results
+
+    def detection_figures(self, detector, keys: tuple) -> dict:
+        """Its pycocotools figures (%) and the validation shapes its pictures show found."""
+        evaluation = self.detect_dir(detector) / "eval_pycocotools"
+        metrics = json.loads((evaluation / "metrics.json").read_text())["metrics"]
+        ground_truth = json.loads((self.data / "detection" / "instances_val.json").read_text())
+        detections = json.loads((evaluation / "detections.json").read_text())
+        return {**{k: 100 * metrics[f"val_{k}"] for k in keys},
+                "found": 100 * recall_at_score(ground_truth, detections, self.cfg.score)}
 
 
 def residual_detector_dir(config: Path, out: Path) -> Path:
@@ -257,42 +301,50 @@ def make_data(cfg, data: Path) -> None:
     marker.write_text(json.dumps(wanted))  # written last: a half-made set is remade
 
 
-def run_demo(config: Path, out: Path, command: str, seeds: int = 1) -> tuple[list[str], Path, Timings]:
+def run_demo(config: Path, out: Path, command: str, seeds: int = 1,
+             jobs: int = 2) -> tuple[list[str], Path, Timings]:
     """The demo of `config` into `out` for training seeds 0..seeds-1 (each under <out>/seed<k>
-    when there are several); returns the summary lines, the report and the timings."""
+    when there are several), `jobs` training runs at a time; returns the summary lines, the
+    report and the timings."""
     cfg = load_demo_config(config)
     timings = Timings(out / "timings.json")
     data = out / "data"
-    timings.step("data", lambda: make_data(cfg, data))
-    results = []
-    for seed in range(seeds):
-        seed_out = out / f"seed{seed}" if seeds > 1 else out
-        demo = Demo(cfg, config.parent, seed_out, data, seed, timings)
-        results.append(demo.run(pictures=seed == 0))
+    try:
+        timings.step("data", lambda: make_data(cfg, data))
+        demos = [Demo(cfg, config.parent, out / f"seed{seed}" if seeds > 1 else out, data, seed, timings)
+                 for seed in range(seeds)]
+        print("\n=== training runs", flush=True)
+        run_jobs([job for demo in demos for job in demo.training_jobs()], jobs,
+                 on_done=lambda job, seconds: timings.add(job.title, seconds))
+        results = [demo.finish(pictures=demo.seed == 0) for demo in demos]
+    finally:
+        timings.save()
     first = out / "seed0" if seeds > 1 else out
-    report = write_report(cfg, results, out, first.relative_to(out), command, timings)
+    report = write_report(cfg, results, out, first.relative_to(out), command, timings, jobs)
     return summary(cfg, results), report, timings
 
 
 def summary(cfg, results: list[dict]) -> list[str]:
     roles = {n.role: n.label for n in cfg.nets}
-    masks = ["", demo_report.mask_table(results)] if cfg.mask_rcnn else []
-    return [demo_report.pretrain_table(results), "", demo_report.detection_table(results, cfg.detectors),
-            *masks, "", *demo_report.claims(results, roles, cfg.detectors)]
+    masks = ["", demo_report.mask_table(results, cfg.score)] if cfg.mask_rcnn else []
+    return [demo_report.pretrain_table(results), "",
+            demo_report.detection_table(results, cfg.detectors, cfg.score), *masks, "",
+            *demo_report.claims(results, roles, cfg.detectors, cfg.score)]
 
 
-def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: str, timings: Timings) -> Path:
+def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: str, timings: Timings,
+                 jobs: int) -> Path:
     roles = {n.role: n.label for n in cfg.nets}
     nets = {n.label: n.net for n in cfg.nets}
-    claims = demo_report.claims(results, roles, cfg.detectors)
+    claims = demo_report.claims(results, roles, cfg.detectors, cfg.score)
     precision = sorted({r["precision"] for seed in results for r in seed["pretrain"].values()})
     seeds = f"{len(results)} seeds (mean ± half the spread)" if len(results) > 1 else "one seed"
     lines = [
         "# Demo report: the paper's two results in miniature, on synthetic shapes", "",
         f"`{command}` on {machine()}, precision {', '.join(precision)}, {seeds}, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. The steps took "
-        f"{sum(timings.steps.values()) / 60:.1f} min of wall time in all; this invocation "
-        f"{timings.this_run / 60:.1f} min (finished steps are reused).", "",
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. It took {timings.wall / 60:.1f} min of "
+        f"wall time in all; this invocation {timings.this_run / 60:.1f} min (finished steps are "
+        "reused).", "",
         "## What the numbers say", "", *[f"- {line}" for line in claims], "",
         "## 1. Degradation and its cure (Fig. 6, Table 6)", "",
         f"A shallow and a deep plain net and the deep net's residual twin, each trained once with "
@@ -308,8 +360,9 @@ def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: s
         f"net and on its residual twin, each from its pretraining above; {cfg.data.size} px images "
         f"with 2-5 overlapping shapes ({cfg.data.num_train} train / {cfg.data.num_val} val), "
         "evaluated by pycocotools. The paper's columns are its COCO figures, for the shape of the "
-        "comparison.", "",
-        demo_report.detection_table(results, cfg.detectors), "",
+        f"comparison. Shapes found: the validation shapes a box of the right class covers at IoU >= "
+        f"0.5 with score >= {cfg.score}, each box taking one shape (what the pictures show).", "",
+        demo_report.detection_table(results, cfg.detectors, cfg.score), "",
         f"![plain vs residual, same images]({pictures / 'visualize' / 'side_by_side.png'})", "",
         f"The same validation images, one row each, as each detector sees them: left "
         f"{cfg.detectors[0].label}, right {cfg.detectors[1].label}. Drawn: the detector's boxes "
@@ -331,7 +384,9 @@ def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: s
         "The nets and the "
         "recipe are the paper's, the same for plain and residual: nothing is tuned per "
         "architecture.", "",
-        "## Step times (s)", "", *[f"- {name}: {seconds:.1f}" for name, seconds in timings.steps.items()],
+        "## Step times (s)", "",
+        f"Each step's own time; the training runs went {jobs} at a time, so theirs overlap.", "",
+        *[f"- {name}: {seconds:.1f}" for name, seconds in timings.steps.items()],
     ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -347,7 +402,7 @@ def mask_section(cfg, results: list[dict], pictures: Path, nets: dict) -> list[s
         "A C4 Mask R-CNN (detectron2's Res5ROIHeads: conv5_x per region feeds boxes and masks) on "
         "the deep residual net, same data and schedule as "
         "above; masks from the generator's visible-region RLEs, scored by pycocotools `segm`.", "",
-        demo_report.mask_table(results), "",
+        demo_report.mask_table(results, cfg.score), "",
         f"![Mask R-CNN]({pictures / 'visualize' / f'{net}_c4_mask' / 'grid.png'})", "",
         f"Drawn: the boxes with score >= {cfg.score} (at most {cfg.top} per image, best first) "
         "with their masks filled in the class colour, labelled with class and score; "

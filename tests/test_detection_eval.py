@@ -5,7 +5,7 @@ import pytest
 from helpers import pycocotools_stats, write_coco_dataset
 
 from detection.data import read_coco
-from detection.evaluation import COCO_METRICS, coco_evaluate, voc_evaluate
+from detection.evaluation import COCO_METRICS, coco_evaluate, recall_at_score, voc_evaluate
 
 
 @pytest.fixture
@@ -37,6 +37,38 @@ def test_backends_agree_with_pycocotools_directly(source):
         assert ours[0][name] == pytest.approx(value, abs=1e-9), name
         assert ours[1][name] == pytest.approx(value, abs=1e-9), name
     assert 0.05 < ours[0]["AP"] < 0.95  # a case that tests something
+
+
+def test_recall_at_a_score_is_cocoevals_recall_of_the_detections_above_it(source):
+    """Per category, against COCOeval at IoU 0.5 on the detections scored >= the threshold (the
+    same greedy one-to-one matching); pooled, the objects found over all objects."""
+    import json
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    src, ann = source
+    results = noisy_results(src)
+    ground_truth = json.loads(ann.read_text())
+    for score in (0.3, 0.7):
+        kept = [r for r in results if r["score"] >= score]
+        coco = COCO(str(ann))
+        evaluator = COCOeval(coco, coco.loadRes(kept), "bbox")
+        evaluator.params.iouThrs = np.array([0.5])
+        evaluator.evaluate()
+        evaluator.accumulate()
+        found = 0
+        for k, category in enumerate(evaluator.params.catIds):
+            objects = [a for a in ground_truth["annotations"] if a["category_id"] == category]
+            ours = recall_at_score({"annotations": objects},
+                                   [r for r in results if r["category_id"] == category], score)
+            assert ours == pytest.approx(evaluator.eval["recall"][0, k, 0, -1], abs=1e-12), (score, category)
+            found += ours * len(objects)
+        pooled = recall_at_score(ground_truth, results, score)
+        assert pooled == pytest.approx(found / len(ground_truth["annotations"]))
+        assert 0.05 < pooled < 0.95  # neither none nor all: a case that tests the matching
+    with pytest.raises(ValueError, match="no .*objects"):
+        recall_at_score({"annotations": []}, results, 0.5)
 
 
 def test_mask_backends_agree_with_pycocotools_directly(source):

@@ -24,12 +24,14 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny data and schedules (tests)")
     parser.add_argument("--out", type=Path, help="default: outputs/demo (outputs/demo_smoke)")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (each in <out>/seed<k>)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="training runs at a time, the CPU cores shared out (default 2)")
     args = parser.parse_args(argv)
     config = args.config or (SMOKE_CONFIG if args.smoke else DEMO_CONFIG)
     out = args.out or Path("outputs") / ("demo_smoke" if args.smoke else "demo")
     command = " ".join(["python tools/demo.py", *(sys.argv[1:] if argv is None else argv)])
     try:
-        summary, report, timings = run_demo(config, out, command, seeds=args.seeds)
+        summary, report, timings = run_demo(config, out, command, seeds=args.seeds, jobs=args.jobs)
     except KeyboardInterrupt:
         sys.exit(f"\ninterrupted: run the same command again to continue ({out})")
     print("\n" + "\n".join(summary) + f"\n\nreport: {report}  (this run: {timings.this_run / 60:.1f} min)")

@@ -1,0 +1,124 @@
+"""Training runs of one invocation, several at a time: on a 2-core CPU two 1-thread processes
+train a third more images per second than one 2-thread process (docs/benchmarks.md), and a run
+that waits for another's weights starts as soon as they are saved.
+
+Each job runs in a worker process (spawned once, the library imported once per worker), its
+output in its own log file; one bar follows them all. Ctrl-C or SIGTERM reaches the running jobs
+as SIGTERM: each trainer saves its checkpoint, and `run_jobs` raises KeyboardInterrupt once all
+have, so that the same command continues from there.
+"""
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from engine.logs import show_messages
+
+
+@dataclass
+class Job:
+    title: str
+    action: Callable[[], object]  # picklable: a module-level function (functools.partial)
+    log: Path  # the job's stdout and stderr
+    after: tuple[str, ...] = ()  # titles of the jobs whose results it needs
+    progress: Callable[[], float] = field(default=lambda: 0.0)  # 0..1, read by this process
+
+
+def worker_threads(workers: int) -> int:
+    """CPU threads per worker: the cores shared out (a GPU run leaves torch's default)."""
+    return max(1, (os.cpu_count() or workers) // workers)
+
+
+def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None]) -> None:
+    """Run `jobs` in dependency order, `workers` at a time, a job others wait for before one
+    nobody does (else in the given order); `on_done(job, seconds)` after each. A failed job stops
+    the others (they save) and its error is raised here, naming its log."""
+    if workers < 1:
+        raise ValueError(f"jobs: at least 1 training run at a time, not {workers}")
+    titles = {job.title for job in jobs}
+    pending, running, finished = list(jobs), {}, set()
+    threads = worker_threads(workers)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(threads,))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    bar = tqdm(total=100 * len(jobs), desc="training runs (%)", dynamic_ncols=True)
+    try:
+        while pending or running:
+            ready = [j for j in pending if all(a in finished or a not in titles for a in j.after)]
+            ready.sort(key=lambda j: not any(j.title in other.after for other in pending))
+            for job in ready[:workers - len(running)]:
+                pending.remove(job)
+                tqdm.write(f"started: {job.title} (log: {job.log})")
+                running[pool.submit(_logged, job.action, job.log)] = (job, time.perf_counter())
+            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                job, start = running.pop(future)
+                error = future.exception()
+                if isinstance(error, KeyboardInterrupt):  # its trainer saved on a signal
+                    raise KeyboardInterrupt(f"{job.title}: {error}")
+                if error is not None:
+                    raise RuntimeError(f"{job.title} failed: see {job.log}") from error
+                finished.add(job.title)
+                on_done(job, time.perf_counter() - start)
+            bar.n = round(100 * (len(finished) + sum(j.progress() for j, _ in running.values())))
+            bar.refresh()
+    except BaseException:
+        _stop(pool, running)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(pool, running: dict) -> None:
+    """Ask the running jobs to save and stop (SIGTERM), and wait until they have."""
+    for process in multiprocessing.active_children():
+        os.kill(process.pid, signal.SIGTERM)
+    for future in list(running):
+        try:
+            future.result()
+        except BaseException:  # noqa: B036 - StopRequested, or the job's own error: both logged
+            pass
+
+
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated("terminated")
+
+
+def _start_worker(threads: int) -> None:
+    """Signals reach a worker's job through its trainer (which saves); between jobs they wait
+    for the pool's shutdown. The toolkit's messages go to the job's log, as a tool shows them."""
+    show_messages()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(threads)
+
+
+def _logged(action: Callable[[], object], log: Path):
+    """`action()` with this process's stdout and stderr appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a") as file:
+        os.dup2(file.fileno(), 1), os.dup2(file.fileno(), 2)
+        try:
+            return action()
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])

@@ -1,0 +1,42 @@
+"""`experiments.jobs.run_jobs`: dependency order, each job's output in its log, a failure named.
+(Interrupting running jobs is tested on the demo: tests/test_demo.py.)"""
+
+import time
+from functools import partial
+
+import pytest
+
+from experiments.jobs import Job, run_jobs
+
+
+def write_after(path, wait_for, seconds):
+    """A job: fail unless `wait_for` exists (its dependency's output), then write `path`."""
+    if wait_for is not None and not wait_for.exists():
+        raise AssertionError(f"started before {wait_for} was written")
+    time.sleep(seconds)
+    print(f"writing {path.name}")
+    path.write_text("done")
+
+
+def fail():
+    raise ValueError("a bad value in the job")
+
+
+def test_jobs_run_after_what_they_need_with_their_output_in_their_logs(tmp_path):
+    a, b, c = (tmp_path / name for name in "abc")
+    jobs = [Job("b", partial(write_after, b, a, 0), tmp_path / "b.log", after=("a",)),
+            Job("a", partial(write_after, a, None, 0.5), tmp_path / "a.log"),
+            Job("c", partial(write_after, c, None, 0), tmp_path / "c.log")]
+    finished = []
+    run_jobs(jobs, 2, on_done=lambda job, seconds: finished.append(job.title))
+    assert finished.index("a") < finished.index("b") and sorted(finished) == ["a", "b", "c"]
+    assert all(p.read_text() == "done" for p in (a, b, c))
+    assert (tmp_path / "b.log").read_text() == "writing b\n"
+
+
+def test_a_failed_job_is_an_error_naming_its_log(tmp_path):
+    with pytest.raises(RuntimeError, match=r"broken failed: see .*broken\.log") as error:
+        run_jobs([Job("broken", fail, tmp_path / "broken.log")], 1, on_done=lambda job, seconds: None)
+    assert "a bad value in the job" in str(error.value.__cause__)
+    with pytest.raises(ValueError, match="jobs: at least 1"):
+        run_jobs([], 0, on_done=print)
