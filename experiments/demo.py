@@ -320,7 +320,7 @@ def run_demo(config: Path, out: Path, command: str, seeds: int = 1,
     finally:
         timings.save()
     first = out / "seed0" if seeds > 1 else out
-    report = write_report(cfg, results, out, first.relative_to(out), command, timings, jobs)
+    report = write_report(cfg, config.parent, results, out, first.relative_to(out), command, timings, jobs)
     return summary(cfg, results), report, timings
 
 
@@ -332,8 +332,8 @@ def summary(cfg, results: list[dict]) -> list[str]:
             *demo_report.claims(results, roles, cfg.detectors, cfg.score)]
 
 
-def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: str, timings: Timings,
-                 jobs: int) -> Path:
+def write_report(cfg, config_dir: Path, results: list[dict], out: Path, pictures: Path, command: str,
+                 timings: Timings, jobs: int) -> Path:
     roles = {n.role: n.label for n in cfg.nets}
     nets = {n.label: n.net for n in cfg.nets}
     claims = demo_report.claims(results, roles, cfg.detectors, cfg.score)
@@ -377,8 +377,8 @@ def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: s
         "Everything the demo shows is bounded by images per second on a 2-core CPU, so: 32 px "
         "images of 5 shapes instead of ImageNet (every shape contrasts with its background and no "
         "two classes share a silhouette, so the task is learnable in minutes); the CIFAR nets "
-        "(16/32/64 filters) at depths 20 and 56 instead of 18-152; 300 iterations at batch 32 "
-        "instead of 64k at batch 128 (the paper's lr for 200, a tenth of it for 100); 128 px "
+        "(16/32/64 filters) at depths 20 and 56 instead of 18-152; "
+        f"{scaled_pretraining(cfg, config_dir)}; 128 px "
         "scenes seen by the detector at 64 px (its pretraining's object scale), 16 sampled RoIs "
         "pooled to 8x8 instead of 600 px, 128 RoIs and 14x14, 8 epochs of 200 images. "
         "The nets and the "
@@ -392,6 +392,14 @@ def write_report(cfg, results: list[dict], out: Path, pictures: Path, command: s
     path.write_text("\n".join(lines) + "\n")
     return path
 
+
+
+def scaled_pretraining(cfg, config_dir: Path) -> str:
+    """The demo's pretraining schedule against the paper's, in words."""
+    pretraining = load_pretrain_config(config_dir / cfg.pretrain, cfg.pretrain_overrides)
+    total, steps = pretraining.schedule.total, pretraining.schedule.milestones
+    return (f"{total:g} iterations at batch {pretraining.train.batch_size} instead of 64k at batch 128 "
+            f"(the paper's lr for {steps[0]:g}, a tenth of it after)")
 
 
 def mask_section(cfg, results: list[dict], pictures: Path, nets: dict) -> list[str]:

@@ -5,7 +5,8 @@ that waits for another's weights starts as soon as they are saved.
 Each job runs in a worker process (spawned once, the library imported once per worker), its
 output in its own log file; one bar follows them all. Ctrl-C or SIGTERM reaches the running jobs
 as SIGTERM: each trainer saves its checkpoint, and `run_jobs` raises KeyboardInterrupt once all
-have, so that the same command continues from there.
+have, so that the same command continues from there. The workers are spawned: a script that calls
+`run_jobs` needs the `if __name__ == "__main__":` guard (tools/demo.py has it).
 """
 
 import multiprocessing
@@ -44,6 +45,8 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None
     the others (they save) and its error is raised here, naming its log."""
     if workers < 1:
         raise ValueError(f"jobs: at least 1 training run at a time, not {workers}")
+    if not jobs:
+        return
     titles = {job.title for job in jobs}
     pending, running, finished = list(jobs), {}, set()
     threads = worker_threads(workers)

@@ -88,6 +88,12 @@ def test_every_shipped_config_loads():
     assert (coco.data.kind, coco.model.head, coco.data.val_split) == ("coco", "deeplabv3", "val2017")
     for path in sorted((REPO / "configs/segmentation").glob("*.yaml")):
         load_segmentation_config(path, weights)
+    from experiments.demo import load_demo_config
+
+    for path in sorted((REPO / "configs/demo").glob("*.yaml")):
+        if path.name not in ("pretrain.yaml", "detect.yaml"):  # those two are the steps' configs
+            demo = load_demo_config(path)
+            load_pretrain_config(path.parent / demo.pretrain, demo.pretrain_overrides)
 
 
 @pytest.mark.parametrize("name, kind, head, min_size", [
