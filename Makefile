@@ -16,7 +16,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev,export]'
 	touch $@ $(VENV)/.installed
 
-# The main job on generated data (about 6 min on 2 cores; see README): outputs/demo/report.md.
+# The main job on generated data (3-5 min on 2 cores; see README): outputs/demo/report.md.
 # Run it again after an interruption: it continues where it stopped.
 demo: $(VENV)/.installed
 	$(BIN)/python tools/demo.py

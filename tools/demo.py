@@ -2,7 +2,7 @@
 
     python tools/demo.py             # configs/demo/demo.yaml -> outputs/demo/report.md
     python tools/demo.py --seeds 3   # every figure over 3 training seeds: mean and spread
-    python tools/demo.py --smoke     # the same path, tiny (about a minute)
+    python tools/demo.py --smoke     # the same path, tiny (under 20 s)
 
 Steps: synthetic shapes; pretrain plain-20, plain-56 and ResNet-56 (degradation and its cure); the
 same C4 Faster R-CNN on plain-56 and on ResNet-56; pycocotools evaluation; report.md with the
