@@ -37,7 +37,7 @@ from .distributed import check_same_config, is_collective_failure, lost_process,
 from .ema import EmaConfig, build_ema
 from .errors import TrainingDiverged
 from .lock import RunLock
-from .metrics import MetricsLogger, truncate_after
+from .metrics import MetricsLogger, read_metrics, truncate_after
 from .optim import build_optimizer
 from .precision import PRECISIONS, resolve_precision
 from .resume import apply_optimizer_settings, check_changes, trajectory_changes
@@ -333,6 +333,22 @@ class Trainer:
         return "ema" if self.ema is not None and self._score(metrics, "ema_") < self._score(metrics) \
             else "model"
 
+    def _evaluate_lost_final(self) -> Evaluation | None:
+        """A run stopped after its last step was saved but before done.json (a signal during the
+        final evaluation, a kill) resumes here with nothing left to train: its final evaluation is
+        made again from the saved weights, logged only if the stop came before it was."""
+        evaluation = self.evaluate()
+        if evaluation is not None and self.accelerator.is_main_process and not self._evaluated_at(self.step):
+            self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
+        return evaluation
+
+    def _evaluated_at(self, step: int) -> bool:
+        """Whether metrics.jsonl holds an evaluation record of `step`."""
+        if not (self.out / "metrics.jsonl").is_file():
+            return False
+        return any(r.get("iteration") == step and any(k.startswith("val_") for k in r)
+                   for r in read_metrics(self.out, drop_partial_last=True))
+
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         self.logger.log({"iteration": self.step, "epoch": epoch, "elapsed_s": self.elapsed, **metrics})
         key = self.task.best_metric
@@ -416,6 +432,8 @@ class Trainer:
             with StopRequests() as requests:
                 while self.step < stop:
                     evaluation = self._epoch(stop, bar, requests, evaluation)
+                if self.step >= self.total and evaluation is None and not (self.out / DONE_FILE).exists():
+                    evaluation = self._evaluate_lost_final()
         except StopRequested:
             raise
         except KeyboardInterrupt:

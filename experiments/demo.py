@@ -254,6 +254,9 @@ class Demo:
             records = [r for r in read_metrics(run_dir) if "train_error" in r]
             window = records[-max(1, len(records) // 5):]  # the last fifth of training
             evaluation = json.loads((run_dir / DONE_FILE).read_text())["metrics"]
+            if "val_top1_error" not in evaluation:
+                raise ValueError(f"{run_dir / DONE_FILE}: finished without its final evaluation "
+                                 "(an older toolkit's interrupted run); delete the folder to retrain")
             pretrained[net.label] = {
                 "net": net.net, "role": net.role,
                 "params_m": count_params(create_backbone(net.net)) / 1e6,

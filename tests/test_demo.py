@@ -4,6 +4,7 @@ The `demo` fixture (conftest.py) is shared with the GPU check's dry run."""
 
 import json
 import re
+import shutil
 
 from helpers import REPO, call_tool
 from PIL import Image
@@ -76,3 +77,14 @@ def test_visualize_draws_any_image_folder_with_a_demo_checkpoint(demo, tmp_path)
     drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
     assert drawn == ["00001.png", "00002.png", "00003.png", "grid.png"]
     assert Image.open(tmp_path / "drawn/00001.png").size == (96, 96)
+
+
+def test_a_pretraining_finished_without_its_evaluation_is_named(demo, tmp_path):
+    """done.json with no final evaluation (an older toolkit's interrupted run) stops the report
+    with an error naming it, rather than a KeyError."""
+    out = tmp_path / "demo"
+    shutil.copytree(demo[0], out)
+    done = out / "pretrain" / "cifar_plain20" / "done.json"
+    done.write_text(json.dumps({"iteration": 4, "metrics": {}}))
+    result = call_tool("demo", "--smoke", "--out", str(out))
+    assert result.returncode != 0 and f"{done}: finished without its final evaluation" in result.stderr

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,6 +161,34 @@ def test_finished_run_writes_its_outputs_and_a_rerun_keeps_them(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in outputs]
     assert run(tmp_path)[1] == {}  # nothing left to train
     assert [p.stat().st_mtime_ns for p in outputs] == stamps
+
+
+def test_a_run_stopped_after_its_last_step_finishes_with_its_final_evaluation(tmp_path):
+    """Stopped after the last step's checkpoint but before done.json (a signal during the final
+    evaluation, a kill): the rerun evaluates the saved weights again and writes the outputs with
+    those metrics (it wrote an empty evaluation before), logging the evaluation once."""
+    _, final = run(tmp_path)
+    out = tmp_path / "run"
+
+    def stopped_before_done():
+        for name in ("done.json", "final.safetensors", "backbone.safetensors"):
+            (out / name).unlink()
+        shutil.rmtree(out / "eval")
+
+    def final_evaluations():
+        return [r for r in read_metrics(out) if "val_top1_error" in r and r["iteration"] == 8]
+
+    stopped_before_done()
+    assert run(tmp_path)[1] == final
+    assert json.loads((out / "done.json").read_text())["metrics"] == final
+    assert (out / "final.safetensors").is_file() and (out / "eval/metrics.json").is_file()
+    assert len(final_evaluations()) == 1
+    stopped_before_done()  # and before the evaluation was logged
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    (out / "metrics.jsonl").write_text("".join(f"{line}\n" for line in lines if "val_top1_error" not in line
+                                               or json.loads(line)["iteration"] != 8))
+    assert final_evaluations() == [] and run(tmp_path)[1] == final
+    assert [{k: r[k] for k in final} for r in final_evaluations()] == [final]
 
 
 def test_bf16_autocast_trains_and_the_records_say_so(tmp_path):
