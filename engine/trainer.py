@@ -342,6 +342,13 @@ class Trainer:
             self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
         return evaluation
 
+    def _final_evaluation_lost(self) -> bool:
+        """No done.json, as the main process sees it (every process evaluates, or none)."""
+        lost = not (self.out / DONE_FILE).exists()
+        if self.accelerator.num_processes > 1:
+            lost = broadcast_object_list([lost], from_process=0)[0]
+        return lost
+
     def _evaluated_at(self, step: int) -> bool:
         """Whether metrics.jsonl holds an evaluation record of `step`."""
         if not (self.out / "metrics.jsonl").is_file():
@@ -432,7 +439,7 @@ class Trainer:
             with StopRequests() as requests:
                 while self.step < stop:
                     evaluation = self._epoch(stop, bar, requests, evaluation)
-                if self.step >= self.total and evaluation is None and not (self.out / DONE_FILE).exists():
+                if self.step >= self.total and evaluation is None and self._final_evaluation_lost():
                     evaluation = self._evaluate_lost_final()
         except StopRequested:
             raise

@@ -125,6 +125,24 @@ def test_two_nodes_train_as_one_process_and_write_everything_once(classification
     assert printed == [1, 0]  # the metrics line: once per job, by the main process
 
 
+def test_two_nodes_stopped_before_done_json_evaluate_the_last_step_again(classification_runs, tmp_path):
+    """The finished 2-node run as a stop after its last checkpoint leaves it (no done.json, no
+    final weights): the same two commands agree to evaluate again, and write its outputs with the
+    metrics logged once."""
+    root, _, _ = classification_runs
+    run = tmp_path / "two"
+    shutil.copytree(root / "two", run)
+    expected = json.loads((run / "done.json").read_text())["metrics"]
+    for name in ("done.json", "final.safetensors", "backbone.safetensors"):
+        (run / name).unlink()
+    shutil.rmtree(run / "eval")
+    train_on_two_nodes(tmp_path, "tools/pretrain.py", "--config", str(SMOKE), f"output_dir={run}",
+                       *CLASSIFICATION)
+    assert json.loads((run / "done.json").read_text())["metrics"] == pytest.approx(expected)
+    assert (run / "final.safetensors").is_file()
+    assert [r["iteration"] for r in read_metrics(run) if "val_top1_error" in r].count(6) == 1
+
+
 def test_a_killed_node_stops_the_job_and_the_same_command_resumes_exactly(classification_runs, tmp_path):
     """kill -9 of node 1's training process mid-run (frozen first, so that the kill lands before
     the short run ends): node 0 exits non-zero within 60 s naming what was lost, the last whole
