@@ -221,7 +221,8 @@ class Demo:
         run_dir = {n.role: self.pretrain_dir(n.label) for n in self.cfg.nets}
         panels = [("plain nets", [run_dir["shallow plain"], run_dir["deep plain"]]),
                   ("deep plain vs residual", [run_dir["deep plain"], run_dir["deep residual"]])]
-        print(f"written {save_curves([], self.out / 'pretrain_curves.png', panels=panels)}")
+        colours = {run_dir[role]: f"C{index}" for index, role in enumerate(ROLES)}  # one per net
+        print(f"written {save_curves([], self.out / 'pretrain_curves.png', panels, colours)}")
         drawn = {}
         for detector in self.detectors():
             out = self.out / "visualize" / self.detect_dir(detector).name

@@ -28,9 +28,10 @@ def error_curves(run_dir: Path) -> tuple[list, list, list, list]:
     return (*zip(*train), *zip(*test)) if train and test else ([], [], [], [])
 
 
-def plot_error_curves(axes, run_dirs, title: str | None = None) -> None:
+def plot_error_curves(axes, run_dirs, title: str | None = None, colours: dict | None = None) -> None:
+    """Each run in `colours[run_dir]`, else in the colour of its place (Figure 6: one per depth)."""
     for index, run_dir in enumerate(run_dirs):
-        colour = f"C{index}"
+        colour = (colours or {}).get(run_dir, f"C{index}")
         train_x, train_y, test_x, test_y = error_curves(Path(run_dir))
         label = run_label(Path(run_dir))
         axes.plot(train_x, train_y, "--", color=colour, linewidth=0.8, alpha=0.8)
@@ -43,12 +44,14 @@ def plot_error_curves(axes, run_dirs, title: str | None = None) -> None:
         axes.set_title(title)
 
 
-def save_curves(run_dirs, out: str | Path, panels: list[tuple[str, list]] | None = None) -> Path:
-    """One panel of all runs, or several titled panels (e.g. plain left, residual right)."""
+def save_curves(run_dirs, out: str | Path, panels: list[tuple[str, list]] | None = None,
+                colours: dict | None = None) -> Path:
+    """One panel of all runs, or several titled panels (e.g. plain left, residual right);
+    `colours` (run folder: colour) keeps a run shown in two panels in one colour."""
     panels = panels or [(None, list(run_dirs))]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (title, runs) in zip(axes[0], panels):
-        plot_error_curves(ax, runs, title)
+        plot_error_curves(ax, runs, title, colours)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

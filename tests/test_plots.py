@@ -5,7 +5,7 @@ import json
 from helpers import call_tool
 from PIL import Image
 
-from experiments.plots import error_curves, run_label
+from experiments.plots import error_curves, plot_error_curves, run_label
 
 
 def fake_run(root, name, model, final_error):
@@ -31,3 +31,23 @@ def test_curves_read_and_plot(tmp_path):
     call_tool("plot_curves", str(a), str(b), "--out",
               str(out), check=True)
     assert Image.open(out).size[0] > 300
+
+
+def test_a_run_in_two_panels_keeps_its_colour(tmp_path):
+    """The demo's deep plain net is in both panels (against the shallow one, against its residual
+    twin): the same colour in each, as the legend promises; without colours, one per place."""
+    import matplotlib.pyplot as plt
+
+    shallow, deep, residual = (fake_run(tmp_path / n, n, f"cifar_{n}", 0.2)
+                               for n in ("plain20", "plain56", "resnet56"))
+    colours = {shallow: "C0", deep: "C1", residual: "C2"}
+    fig, (left, right) = plt.subplots(1, 2)
+    plot_error_curves(left, [shallow, deep], colours=colours)
+    plot_error_curves(right, [deep, residual], colours=colours)
+    legend = {ax: {label: line.get_color() for line, label in zip(*ax.get_legend_handles_labels())}
+              for ax in (left, right)}
+    assert legend[left]["cifar_plain56"] == legend[right]["cifar_plain56"] == "C1"
+    assert legend[right]["cifar_resnet56"] == "C2"
+    plot_error_curves(right, [residual])
+    assert right.get_lines()[-1].get_color() == "C0"
+    plt.close(fig)
