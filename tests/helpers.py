@@ -73,6 +73,16 @@ def edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(data))
 
 
+def stop_before_done(run: Path) -> None:
+    """A finished run folder as a stop after its last checkpoint leaves it: no done.json, final
+    weights or eval/."""
+    import shutil
+
+    for name in ("done.json", "final.safetensors", "backbone.safetensors"):
+        (run / name).unlink()
+    shutil.rmtree(run / "eval")
+
+
 def coco_overrides(annotations: Path, images: Path) -> list[str]:
     """Detection config overrides that train and validate on one COCO file and image folder."""
     return [f"data.{split}_{kind}={path}" for split in ("train", "val")

@@ -21,7 +21,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, coco_overrides, free_port, write_coco_dataset
+from helpers import REPO, SMOKE, coco_overrides, free_port, stop_before_done, write_coco_dataset
 from safetensors.torch import load_file
 from test_segmentation import write_shapes
 
@@ -133,9 +133,7 @@ def test_two_nodes_stopped_before_done_json_evaluate_the_last_step_again(classif
     run = tmp_path / "two"
     shutil.copytree(root / "two", run)
     expected = json.loads((run / "done.json").read_text())["metrics"]
-    for name in ("done.json", "final.safetensors", "backbone.safetensors"):
-        (run / name).unlink()
-    shutil.rmtree(run / "eval")
+    stop_before_done(run)
     train_on_two_nodes(tmp_path, "tools/pretrain.py", "--config", str(SMOKE), f"output_dir={run}",
                        *CLASSIFICATION)
     assert json.loads((run / "done.json").read_text())["metrics"] == pytest.approx(expected)

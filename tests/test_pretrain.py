@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, call_tool, free_port
+from helpers import REPO, SMOKE, call_tool, free_port, stop_before_done
 from safetensors.torch import load_file
 
 import engine.checkpoint
@@ -170,20 +169,15 @@ def test_a_run_stopped_after_its_last_step_finishes_with_its_final_evaluation(tm
     _, final = run(tmp_path)
     out = tmp_path / "run"
 
-    def stopped_before_done():
-        for name in ("done.json", "final.safetensors", "backbone.safetensors"):
-            (out / name).unlink()
-        shutil.rmtree(out / "eval")
-
     def final_evaluations():
         return [r for r in read_metrics(out) if "val_top1_error" in r and r["iteration"] == 8]
 
-    stopped_before_done()
+    stop_before_done(out)
     assert run(tmp_path)[1] == final
     assert json.loads((out / "done.json").read_text())["metrics"] == final
     assert (out / "final.safetensors").is_file() and (out / "eval/metrics.json").is_file()
     assert len(final_evaluations()) == 1
-    stopped_before_done()  # and before the evaluation was logged
+    stop_before_done(out)  # and before the evaluation was logged
     lines = (out / "metrics.jsonl").read_text().splitlines()
     (out / "metrics.jsonl").write_text("".join(f"{line}\n" for line in lines if "val_top1_error" not in line
                                                or json.loads(line)["iteration"] != 8))
