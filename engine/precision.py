@@ -8,8 +8,12 @@ from pathlib import Path
 
 import torch
 
+from .autocast_ops import register_fp32_fallbacks
+
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+register_fp32_fallbacks()  # before any autocast region this toolkit opens: ops with no bf16 kernel
 
 
 def cpu_flags() -> set[str]:
