@@ -5,6 +5,9 @@ from .config import ConfigError
 from .optim import NO_DECAY, optimizer_names
 from .precision import PRECISIONS as PRECISION_NAMES
 
+# named where a shortened schedule is refused: the one override a quick try of a config needs
+SHORT_RUN = ("; to try a config briefly, keep its schedule and stop early: train.stop_at=N (checkpoint "
+             "and evaluation at iteration N; run again without it to continue)")
 SCHEDULE_KINDS, SCHEDULE_UNITS, WARMUP_KINDS = ("step", "cosine", "poly", "constant", "plateau"), \
     ("iter", "epoch"), ("constant", "linear")
 
@@ -43,7 +46,8 @@ def _problems(cfg) -> list[str]:
         ("schedule.unit", s.unit, s.unit in SCHEDULE_UNITS, " | ".join(SCHEDULE_UNITS)),
         ("schedule.total", s.total, s.total > 0, f"a number > 0 ({s.unit}s)"),
         ("schedule.gamma", s.gamma, 0 < s.gamma <= 1, "0 < gamma <= 1 (the lr is multiplied by it)"),
-        ("schedule.warmup", s.warmup, 0 <= s.warmup < max(s.total, 1e-9), "0 <= warmup < schedule.total"),
+        ("schedule.warmup", s.warmup, 0 <= s.warmup < max(s.total, 1e-9),
+         f"0 <= warmup < schedule.total{SHORT_RUN}"),
         ("schedule.warmup_factor", s.warmup_factor, 0 < s.warmup_factor <= 1, "0 < factor <= 1"),
         ("schedule.floor", s.floor, 0 <= s.floor < 1, "0 <= floor < 1 (a fraction of the lr)"),
         ("train.ema.decay", t.ema.decay, 0 <= t.ema.decay < 1, "0 (off) or 0 < decay < 1"),
@@ -61,7 +65,8 @@ def _problems(cfg) -> list[str]:
     out_of_range = any(not 0 < m < s.total for m in milestones)
     if s.kind == "step" and (out_of_range or milestones != sorted(milestones)):
         problems.append(f"schedule.milestones={milestones}: must be ascending, each between 0 and "
-                        f"schedule.total={s.total:g} ({s.unit}s); a later one would never take effect")
+                        f"schedule.total={s.total:g} ({s.unit}s); a later one would never take effect"
+                        + SHORT_RUN)
     return problems
 
 

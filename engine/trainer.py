@@ -65,7 +65,9 @@ class TrainConfig:
     log_every: int = 50  # iterations
     eval_every: int = 0  # iterations; 0 = at the end of every epoch
     ckpt_every: int = 500  # iterations
-    stop_at: int = 0  # pause at this iteration (checkpoint and return); 0 = train to the end
+    # stop at this iteration with the schedule as shipped: checkpoint, evaluate, return; run again
+    # without it (resume=auto) to continue to the end. The quick try of any config. 0: to the end
+    stop_at: int = 0
     cpu: bool = False  # stay on the CPU even where a GPU is present
     dist_timeout_s: float = 600.0  # on N processes: how long any of them waits for the others
     nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
@@ -628,8 +630,24 @@ class Trainer:
             if evaluation is not None:
                 self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
             self._observe_plateau(evaluation)
+        elif self.step == stop:
+            evaluation = self._evaluate_at_stop()
         if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
             self.save()
+        return evaluation
+
+    def _evaluate_at_stop(self) -> Evaluation | None:
+        """`train.stop_at` before the schedule's end: saved, then evaluated and logged; the random
+        state is put back and neither the best weights nor a plateau schedule see this evaluation,
+        so resuming continues exactly as the uninterrupted run."""
+        if self.saved_step != self.step:
+            self.save()
+        state = rng_state()
+        evaluation = self.evaluate()
+        set_rng_state(state)
+        if evaluation is not None:
+            self.logger.log({"iteration": self.step, "epoch": self.step / self.iters_per_epoch,
+                             "elapsed_s": self.elapsed, "stop_at": True, **evaluation.metrics})
         return evaluation
 
     def _log_window(self, window: dict, seconds: float, bar) -> dict:

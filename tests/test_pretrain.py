@@ -2,11 +2,13 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from helpers import REPO, SMOKE, call_tool, free_port, stop_before_done
@@ -15,6 +17,8 @@ from safetensors.torch import load_file
 import engine.checkpoint
 from backbones import create_backbone, load_weights
 from classification.pretrain import load_pretrain_config, pretrain
+from classification.task import ClassificationTask
+from engine.config import ConfigError
 from engine.metrics import read_metrics
 
 # Two float32 computations of the same loss in another summation order (a batch split in two, or
@@ -62,6 +66,38 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, workers):
         torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
     iterations = [r["iteration"] for r in read_metrics(tmp_path / "paused") if "train_loss" in r]
     assert iterations == sorted(set(iterations))  # no record logged twice
+
+
+def test_stop_at_is_a_short_try_of_the_shipped_schedule(tmp_path, monkeypatch):
+    """train.stop_at=N: checkpoint and evaluation at N with the schedule as shipped; the stop's
+    evaluation leaves the trajectory alone (random state, plateau), so the run resumes exactly.
+    Mixup draws from NumPy's generator in training; the evaluation draws from all three."""
+    evaluate = ClassificationTask.evaluate
+
+    def drawing_evaluate(self, *args):
+        random.random(), np.random.rand(), torch.rand(1)
+        return evaluate(self, *args)
+
+    monkeypatch.setattr(ClassificationTask, "evaluate", drawing_evaluate)
+    common = ["schedule.kind=plateau", "schedule.patience=1", "schedule.total=12",
+              "schedule.milestones=[]", "train.ckpt_every=100", "train.eval_every=4",
+              "data.mixup.mixup_alpha=0.4"]
+    run(tmp_path, *common, name="straight")
+    _, metrics = run(tmp_path, *common, "train.stop_at=6", name="tried")
+    assert set(metrics) >= {"val_top1_error", "val_top5_error"}
+    stop_records = [r for r in read_metrics(tmp_path / "tried") if r.get("stop_at")]
+    assert [r["iteration"] for r in stop_records] == [6] and "val_top1_error" in stop_records[0]
+    assert not (tmp_path / "tried/done.json").exists()
+    run(tmp_path, *common, name="tried")
+    straight = load_file(str(tmp_path / "straight/backbone.safetensors"))
+    resumed = load_file(str(tmp_path / "tried/backbone.safetensors"))
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
+
+
+def test_a_shortened_schedule_refusal_names_stop_at(tmp_path):
+    with pytest.raises(ConfigError, match=r"schedule.milestones=.*train.stop_at=N"):
+        run(tmp_path, "schedule.total=4", "schedule.milestones=[6,9]")
 
 
 def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
