@@ -23,7 +23,7 @@ from .registry import (
     list_backbones,
     register_backbone,
 )
-from .weights import load_weights, read_state_file
+from .weights import load_weights, read_state_file, save_weights
 
 __all__ = [
     "Backbone",
@@ -42,4 +42,5 @@ __all__ = [
     "load_weights",
     "read_state_file",
     "register_backbone",
+    "save_weights",
 ]

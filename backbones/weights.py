@@ -9,6 +9,7 @@ is an error that lists them, never a silent partial load.
 
 import fnmatch
 import logging
+import os
 import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -90,6 +91,44 @@ def note_undescribed(source, description: dict | None) -> None:
     if description is None and isinstance(source, (str, Path)):
         log.warning(f"{source} records no architecture (a bare state dict, or a file written before "
                     f"weights files described themselves): its options cannot be checked")
+
+
+def save_weights(model: nn.Module, path: str | Path, *, description: Mapping[str, str] | None = None,
+                 state: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write `model`'s weights as a `.safetensors` file that says what it is, atomically: the
+    public counterpart of `load_weights`, so a backbone built or converted in Python is a file the
+    detectors and segmenters accept with its layout checked.
+
+    `description`: the metadata (str -> str) to store, by default `metadata.describe(model,
+    task="backbone")` (registry name, architecture options, input convention); `state`: the tensors
+    to store, by default `model.state_dict()`. A model with no registry backbone inside is refused:
+    its file could not say what it is."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"save_weights writes safetensors: name the file <name>.safetensors, not {path}")
+    if metadata.find_backbone(model) is None:
+        raise BackboneError(f"{type(model).__name__} holds no registry backbone (create_backbone's), so "
+                            f"{path} could not say what it is; build the model with create_backbone")
+    description = dict(description if description is not None else metadata.describe(model, task="backbone"))
+    if metadata.parse(description) is None:
+        raise ValueError(f"the description of {path} lacks format={metadata.FORMAT!r}: use metadata.describe")
+    tensors = model.state_dict() if state is None else state
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _write_safetensors(tensors, path, {k: str(v) for k, v in description.items()})
+    return path
+
+
+def _write_safetensors(tensors: dict, path: Path, meta: dict[str, str]) -> None:
+    """Through a temporary file in the same folder, then renamed: a reader never sees half a file."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _optional(key: str) -> bool:

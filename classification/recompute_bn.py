@@ -6,8 +6,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from backbones import load_weights
-from engine.checkpoint import cpu_tensors, save_safetensors
+from backbones import load_weights, save_weights
 
 from .bn_statistics import population_statistics
 from .datasets import training_set_as_tested
@@ -34,5 +33,5 @@ def recompute_bn(cfg, checkpoint: str | Path, out: str | Path, *, batch_size: in
     meta.update(bn_statistics=f"population mean and variance over {images} training images "
                               f"({cfg.data.train_split}), test transform", source=str(checkpoint))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(cpu_tensors(model.state_dict()), out, meta)
+    save_weights(model, out, description=meta)
     return meta

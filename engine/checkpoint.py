@@ -60,19 +60,6 @@ def cpu_tensors(state: dict) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def save_safetensors(state: dict, path: str | Path, metadata: dict[str, str]) -> None:
-    """Tensors and their description (str -> str) as a safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        save_file(state, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _disk_full(error: BaseException) -> bool:
     """ENOSPC, whether raised as OSError or wrapped in torch's writer's RuntimeError."""
     while error is not None:

@@ -22,13 +22,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from backbones import save_weights
+
 from .checkpoint import (
     atomic_save,
     atomic_write_text,
     cpu_tensors,
     load_checkpoint,
     rng_state,
-    save_safetensors,
     set_rng_state,
 )
 from .config import check_choice, save_config
@@ -290,10 +291,10 @@ class Trainer:
         model = cpu_tensors(net.state_dict())
         self._check_finite(model, "writing final.safetensors")
         meta = {**self._weights_metadata(), "weights": which}
-        save_safetensors(model, self.out / "final.safetensors", meta)
+        save_weights(net, self.out / "final.safetensors", description=meta, state=model)
         backbone = self.task.backbone_state(net)
         if backbone is not None:
-            save_safetensors(cpu_tensors(backbone), self.out / "backbone.safetensors", meta)
+            save_weights(net, self.out / "backbone.safetensors", description=meta, state=backbone)
         if evaluation is not None:
             chosen = self._ema_evaluation if which == "ema" else evaluation
             self._save_evaluation(Evaluation(evaluation.metrics, chosen.predictions, chosen.details), which)

@@ -11,7 +11,14 @@ from helpers import SMOKE
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from backbones import UnsafeCheckpointError, WeightsMismatchError, create_backbone, load_weights
+from backbones import (
+    BackboneError,
+    UnsafeCheckpointError,
+    WeightsMismatchError,
+    create_backbone,
+    load_weights,
+    save_weights,
+)
 from backbones.metadata import describe, find_backbone, parse
 from backbones.msra import BGR_MEAN, BN_EPS
 from classification.pretrain import load_pretrain_config, pretrain
@@ -192,3 +199,28 @@ def test_msra_pkl_with_other_objects_or_blobs_is_refused(tmp_path, capsys):
                                   "res2_0_branch2d_w": np.zeros(1), "pred_w": np.zeros(1)}))
     with pytest.raises(WeightsMismatchError, match="pred_w, res2_0_branch2d_w"):
         load_weights(create_backbone("resnet50", stride_in_1x1=True), odd)
+
+
+def test_save_weights_writes_a_described_file_the_detector_checks(tmp_path):
+    """backbones.save_weights: what a pretraining run writes, from Python; the layout is checked
+    when a detector loads it (the paper's bottleneck is not torchvision's, same shapes)."""
+    net = create_backbone("resnet50", stride_in_1x1=True)
+    path = save_weights(net, tmp_path / "r50.safetensors")
+    with safe_open(str(path), "pt") as f:
+        stored = parse(f.metadata())
+    assert stored["backbone"] == "resnet50" and stored["options"]["stride_in_1x1"] is True
+    detector = build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path)
+    body = find_backbone(detector)
+    assert body.registry_options["stride_in_1x1"] is True
+    torch.testing.assert_close(body.stages[0][0].conv1.weight, net.stages[0][0].conv1.weight)
+    with pytest.raises(WeightsMismatchError, match="stride_in_1x1: file True, model False"):
+        load_weights(create_backbone("resnet50"), path)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_save_weights_refuses_what_could_not_say_what_it_is(tmp_path):
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        save_weights(create_backbone("resnet18"), tmp_path / "r18.pth")
+    with pytest.raises(BackboneError, match="no registry backbone"):
+        save_weights(torchvision.models.resnet18(), tmp_path / "tv.safetensors")
+    assert not list(tmp_path.iterdir())
