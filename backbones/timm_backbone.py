@@ -110,5 +110,21 @@ class TimmBackbone(Backbone):
                 "std": list(cfg.get("std", IMAGENET_INPUT["std"]))}
 
     def remap_state_dict(self, state_dict: dict) -> dict:
-        """A plain timm state dict (no `model.` prefix) to this wrapper's names."""
-        return {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
+        """A plain timm state dict (no `model.` prefix) to this wrapper's names. With
+        features_only, timm's feature wrapper flattens the first level of names (`stages.0` ->
+        `stages_0`) and holds no module after the last feature level (the head): such keys of a
+        whole-model file (what timm's hub and trainers save) are left out; any other key that
+        does not fit stays, for `load_weights` to report."""
+        own = set(self.state_dict())
+        roots = {name for name, _ in self.model.named_children()}
+        mapped = {}
+        for key, value in state_dict.items():
+            key = key.removeprefix("model.")
+            if self.config["features_only"] and f"model.{key}" not in own:
+                flat = key.replace(".", "_", 1)
+                if f"model.{flat}" in own:
+                    key = flat
+                elif key.split(".")[0] not in roots and flat.split(".")[0] not in roots:
+                    continue  # after the last feature level
+            mapped[f"model.{key}"] = value
+        return mapped

@@ -4,7 +4,8 @@ import pytest
 import timm
 import torch
 
-from backbones import InvalidOptionError, create_backbone
+from backbones import InvalidOptionError, WeightsMismatchError, create_backbone
+from backbones.dense import prepare_backbone
 
 
 @pytest.mark.parametrize("features_only", [False, True])
@@ -40,3 +41,24 @@ def test_features_only_has_no_classifier():
 def test_timm_bad_option():
     with pytest.raises(InvalidOptionError, match="resnet18"):
         create_backbone("timm/resnet18", not_an_option=1)
+
+
+@pytest.mark.parametrize("name, level, ours", [("convnext_atto", "stages.1.", "model.stages_1"),
+                                               ("resnet18", "layer2.", "model.layer2")])
+def test_a_whole_timm_model_file_loads_into_the_feature_backbone(tmp_path, name, level, ours):
+    """What a user brings for `model.backbone_weights` (timm's hub file, a timm training's
+    state dict): the whole model, which timm's features_only wrapper names otherwise (stages.0 ->
+    stages_0) and holds no head of; the features equal timm's own intermediates."""
+    reference = timm.create_model(name).eval()
+    path = tmp_path / f"{name}.pth"
+    torch.save(reference.state_dict(), path)
+    net = prepare_backbone(f"timm/{name}", options={}, weights=path, norm="frozen_bn", freeze_at=0).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours = list(net.forward_features(x).values())
+        theirs = reference.forward_intermediates(x, intermediates_only=True)[-len(ours):]
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    broken = {k: v for k, v in reference.state_dict().items() if not k.startswith(level)}
+    with pytest.raises(WeightsMismatchError, match=f"missing keys: {ours}"):
+        prepare_backbone(f"timm/{name}", options={}, weights=broken, norm="frozen_bn")
