@@ -43,9 +43,9 @@ def test_timm_bad_option():
         create_backbone("timm/resnet18", not_an_option=1)
 
 
-@pytest.mark.parametrize("name, level, ours", [("convnext_atto", "stages.1.", "model.stages_1"),
+@pytest.mark.parametrize("name, level, our_name", [("convnext_atto", "stages.1.", "model.stages_1"),
                                                ("resnet18", "layer2.", "model.layer2")])
-def test_a_whole_timm_model_file_loads_into_the_feature_backbone(tmp_path, name, level, ours):
+def test_a_whole_timm_model_file_loads_into_the_feature_backbone(tmp_path, name, level, our_name):
     """What a user brings for `model.backbone_weights` (timm's hub file, a timm training's
     state dict): the whole model, which timm's features_only wrapper names otherwise (stages.0 ->
     stages_0) and holds no head of; the features equal timm's own intermediates."""
@@ -60,5 +60,5 @@ def test_a_whole_timm_model_file_loads_into_the_feature_backbone(tmp_path, name,
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     broken = {k: v for k, v in reference.state_dict().items() if not k.startswith(level)}
-    with pytest.raises(WeightsMismatchError, match=f"missing keys: {ours}"):
+    with pytest.raises(WeightsMismatchError, match=f"missing keys: {our_name}"):
         prepare_backbone(f"timm/{name}", options={}, weights=broken, norm="frozen_bn")
