@@ -13,7 +13,7 @@ from torch import nn
 
 from . import metadata
 from .errors import InvalidOptionError
-from .factory import create_backbone
+from .factory import PUBLISHED, create_backbone, published_weights_file
 from .registry import TIMM_FAMILY, backbone_family, backbone_options
 from .weights import load_state, note_undescribed, read_weights, source_name
 
@@ -33,6 +33,8 @@ def prepare_backbone(name: str, *, options: dict, weights=None, norm: str | None
         options.setdefault("features_only", True)
     elif norm is not None and "norm" in backbone_options(name):
         options.setdefault("norm", norm)
+    if weights in PUBLISHED:  # model.backbone_weights=torchvision | timm: the cached file
+        weights = published_weights_file(name, weights)
     state, description = read_weights(weights) if weights is not None else (None, None)
     if weights is not None:
         note_undescribed(weights, description)

@@ -27,8 +27,8 @@ def _pick_levels(feature_info: list[dict]) -> list[int]:
 
 
 class TimmBackbone(Backbone):
-    def __init__(self, model_name: str, *, num_classes=1000, features_only=False, pretrained=False,
-                 **timm_options):
+    def __init__(self, model_name: str, *, num_classes=1000, features_only=False,
+                 pretrained_file: str | None = None, **timm_options):
         super().__init__()
         import timm
         from timm.models import get_pretrained_cfg_value
@@ -42,13 +42,15 @@ class TimmBackbone(Backbone):
             if undilated != timm_options:  # the real strides of the dilated levels
                 probe = timm.create_model(model_name, pretrained=False, features_only=True,
                                           **timm_options)
+            # timm's own loading of its published file (classifier and input adaptation), local
+            weights = dict(pretrained=True, pretrained_cfg_overlay={"file": str(pretrained_file)}) \
+                if pretrained_file else {}
             if features_only:
-                self.model = timm.create_model(model_name, pretrained=pretrained,
-                                               features_only=True, out_indices=levels,
-                                               **timm_options)
+                self.model = timm.create_model(model_name, features_only=True, out_indices=levels,
+                                               **weights, **timm_options)
             else:
-                self.model = timm.create_model(model_name, pretrained=pretrained,
-                                               num_classes=num_classes, **timm_options)
+                self.model = timm.create_model(model_name, num_classes=num_classes, **weights,
+                                               **timm_options)
         except TypeError as error:  # timm raises TypeError for a keyword a model does not take
             raise InvalidOptionError(f"timm model {model_name!r} rejected an option: {error}") from error
         classifier = get_pretrained_cfg_value(model_name, "classifier") or "fc"

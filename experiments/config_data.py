@@ -1,7 +1,7 @@
 """Small data sets in each real format at real image sizes, for running shipped configs as shipped.
 
 `make test-configs` trains every config for two iterations; its data must be read by the same code
-as the real sets: ImageNet-style ImageFolders of JPEGs (500x375, 1000 class folders), the CIFAR-10
+as the real sets: ImageNet-style ImageFolders of JPEGs (500x375), the CIFAR-10
 JPEG copy (32x32, 10 classes), COCO JSON with polygon masks (640x480, COCO's 80 category ids), VOC
 devkit folders (XML boxes, `SegmentationClass` PNGs; 500x375) and COCO with VOC's classes for
 segmentation. Objects are rectangles on noise: content is irrelevant to a run that checks the path.
@@ -39,14 +39,14 @@ def _boxes(rng, size: tuple[int, int], count: int) -> list[tuple[int, int, int, 
 def write_image_folder(root: Path, splits: dict[str, int], num_classes: int, size: tuple[int, int],
                        seed: int = 0) -> Path:
     """root/<split>/<class>/*.JPEG: `num_classes` class folders in every split, the split's images
-    spread over the first classes (empty folders are classes too, as in ImageNet's layout)."""
+    spread over them in turn."""
     rng = np.random.default_rng(seed)
     for split, count in splits.items():
         for c in range(num_classes):
             (root / split / f"n{c:08d}").mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            Image.fromarray(_image(rng, size)).save(root / split / f"n{i % num_classes:08d}" / f"{i:05d}.JPEG",
-                                                    quality=90)
+            folder = root / split / f"n{i % num_classes:08d}"
+            Image.fromarray(_image(rng, size)).save(folder / f"{i:05d}.JPEG", quality=90)
     return root
 
 
