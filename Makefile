@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-smoke test lint table benchmark reproduce-cifar wheelhouse gpu-check clean
+.PHONY: demo demo-smoke test test-configs lint table benchmark reproduce-cifar wheelhouse gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo-smoke: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+
+# Every shipped config trained 2 iterations and evaluated at its real size, fp32 and bf16 (where the
+# CPU has bf16 units), on generated data in its own format: outputs/test_configs/report.md (CI runs it).
+test-configs: $(VENV)/.installed-dev
+	$(BIN)/python tools/test_configs.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check backbones classification detection engine experiments segmentation tools tests
