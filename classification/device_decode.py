@@ -3,10 +3,10 @@
 A loader worker reads the file's bytes and its size from the JPEG header, and makes the draws of
 the CPU path (`ImageNetTrainCrop`: S, the crop's place, the flip, the lighting alphas; the same
 code, from the same seed) on the full-size image; the batch is then decoded at once on the device
-(`torchvision.io.decode_jpeg(device=...)`: nvJPEG on a GPU), and each image resized-and-cropped
-to 224 and mirrored there. The workers are left with file reading, which frees the CPU cores that
-decoding would take (the bottleneck of a many-GPU node). A file that is not a JPEG is decoded by
-the worker as the CPU path does, and travels as its finished crop.
+(`classification.jpeg`: TorchCodec's decoder, or torchvision's; nvJPEG on a GPU), and each image
+resized-and-cropped to 224 and mirrored there. The workers are left with file reading, which frees
+the CPU cores that decoding would take (the bottleneck of a many-GPU node). A file that is not a
+JPEG is decoded by the worker as the CPU path does, and travels as its finished crop.
 """
 
 import io
@@ -17,12 +17,12 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from engine.data import BadImageError
 
 from .decode import decode_rgb
 from .imagenet_input import ImageNetTrainCrop, resized_crop
+from .jpeg import decode_jpegs
 from .lighting import draw_alpha
 
 JPEG_MAGIC = b"\xff\xd8"
@@ -81,11 +81,11 @@ def _decode(files: list[JpegFile], device) -> list[torch.Tensor]:
         return []
     data = [torch.frombuffer(bytearray(f.data), dtype=torch.uint8) for f in files]
     try:
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        return decode_jpegs(data, device)
     except RuntimeError:
         for file, raw in zip(files, data):
             try:
-                decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
+                decode_jpegs([raw], device)
             except RuntimeError as error:
                 raise BadImageError(f"cannot decode {file.path} on {device}: {error} (with "
                                     f"data.decode_on_device=false an unreadable file is skipped and "

@@ -9,6 +9,7 @@ reported on its own line, so nothing is hidden by moving it.
 
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import albumentations as A
@@ -17,12 +18,12 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 from PIL import Image
-from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
 from classification.batch_augment import normalize
 from classification.device_decode import ImageNetTrainJpeg, device_crops
 from classification.imagenet_input import ImageNetTrainCrop
+from classification.jpeg import DECODER, decode_jpegs
 from classification.lighting import lighting_shift
 from classification.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.data import decode_image, seed_transform
@@ -60,9 +61,14 @@ def torchvision_reference():
     return lambda path, seed: compose(Image.open(path).convert("RGB"))
 
 
-def torchvision_decode_jpeg():
+def tensor_decode_jpeg():
+    """The JPEG decoder `data.decode_on_device` uses (TorchCodec's where installed), on the CPU."""
     compose = v2.Compose([v2.RandomResizedCrop(224, antialias=True), *_torchvision_tail()])
-    return lambda path, seed: compose(decode_jpeg(read_file(str(path))))
+    return lambda path, seed: compose(decode_jpegs([_file_bytes(path)], "cpu")[0])
+
+
+def _file_bytes(path) -> torch.Tensor:
+    return torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
 
 
 def decode_pil():
@@ -77,7 +83,7 @@ PIPELINES = {
     "toolkit before (PIL, albumentations, FancyPCA)": toolkit_before,
     "toolkit now (OpenCV decode, one warpAffine; lighting on device)": toolkit_now,
     "torchvision reference (PIL, v2 RandomResizedCrop)": torchvision_reference,
-    "torchvision.io.decode_jpeg + v2": torchvision_decode_jpeg,
+    f"{DECODER} decode_jpeg + v2": tensor_decode_jpeg,
     "decode alone: PIL": decode_pil,
     "decode alone: OpenCV": decode_opencv,
 }
@@ -172,6 +178,33 @@ def input_table(paths, workers: int, batch: int, repeats: int) -> tuple[list[str
     header = ["pipeline (file -> training sample)", "img/s, 1 thread", "vs before",
               f"img/s, {workers} workers"]
     return header, rows
+
+
+def jpeg_decoders(*, images: int = 256, repeats: int = 3,
+                  files: Path = Path("outputs/bench/imagenet-jpegs"), real: Path | None = None) -> None:
+    """Print CPU images/s (1 thread) of TorchCodec's and torchvision's JPEG decoders on the same
+    files (the bytes already read), and their largest pixel difference."""
+    paths = input_files(images, files, real)
+    data = [_file_bytes(p) for p in paths]
+    torch.set_num_threads(1)
+    rows, outputs = [], {}
+    for decoder in ("torchcodec", "torchvision"):
+        if decoder == "torchcodec" and DECODER != "torchcodec":
+            rows.append([decoder, "not installed", "-"])
+            continue
+        with warnings.catch_warnings():  # torchvision's decoders are deprecated: measured on purpose
+            warnings.simplefilter("ignore", DeprecationWarning)
+            outputs[decoder] = [decode_jpegs([d], "cpu", decoder)[0] for d in data]
+            start = time.perf_counter()
+            for _ in range(repeats):
+                for d in data:
+                    decode_jpegs([d], "cpu", decoder)
+            rows.append([decoder, f"{repeats * len(data) / (time.perf_counter() - start):.0f}", ""])
+    if len(outputs) == 2:
+        worst = max(int((a.int() - b.int()).abs().max()) for a, b in zip(*outputs.values()))
+        rows[0][2] = f"{worst} levels"
+    print(f"JPEG decoding on the CPU, 1 thread, {describe(paths, real is not None)}; {machine()}")
+    print(markdown_table(["decoder", "img/s", "max pixel difference"], rows))
 
 
 def input_files(images: int, files: Path = Path("outputs/bench/imagenet-jpegs"),

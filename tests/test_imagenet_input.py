@@ -220,3 +220,23 @@ def test_a_jpeg_the_device_cannot_decode_is_an_error_naming_it(tmp_path):
     samples = [ImageNetTrainJpeg()(tmp_path / name, 0) for name in ("good.jpg", "bad.jpg")]
     with pytest.raises(BadImageError, match="bad.jpg"):
         device_crops([s[0] for s in samples], torch.stack([s[1]["crop"] for s in samples]))
+
+
+def test_torchcodec_and_torchvision_decode_jpegs_alike(tmp_path):
+    """classification.jpeg: TorchCodec's decoder (used where installed) and torchvision's (the
+    fallback) on the same files. Both are libjpeg-turbo with its default IDCT and upsampling, so
+    within JPEG decoder tolerance (1 level: another IDCT's rounding) and, as built today, equal."""
+    import warnings
+
+    from classification.jpeg import DECODER, decode_jpegs
+
+    assert DECODER == "torchcodec"  # the dev extra installs it
+    files = [save_jpeg(tmp_path / f"{i}.jpg", smooth_image(240 + 16 * i, 320, seed=i)) for i in range(3)]
+    data = [torch.frombuffer(bytearray(f.read_bytes()), dtype=torch.uint8) for f in files]
+    ours = decode_jpegs(data, "cpu")
+    with warnings.catch_warnings():  # torchvision's decoders are deprecated: called on purpose
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs = decode_jpegs(data, "cpu", decoder="torchvision")
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape and a.dtype == torch.uint8
+        assert (a.int() - b.int()).abs().max() <= 1

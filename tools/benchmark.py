@@ -11,6 +11,7 @@
     python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
     python tools/benchmark.py cifar-loop       # the trainer's images/s against the bare step's
     python tools/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
+    python tools/benchmark.py jpeg-decode      # TorchCodec's vs torchvision's JPEG decoder
 """
 
 import argparse
@@ -75,6 +76,10 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--real", type=Path, help="a folder of real photos (JPEG) to use instead")
     p.set_defaults(run=input_benchmark.imagenet_input)
+    p = sub.add_parser("jpeg-decode", help="TorchCodec's and torchvision's JPEG decoders, images/s")
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--real", type=Path, help="a folder of real photos (JPEG) to use instead")
+    p.set_defaults(run=input_benchmark.jpeg_decoders)
     options = vars(parser.parse_args(argv))
     run = options.pop("run")
     options.pop("command")
