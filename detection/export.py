@@ -1,7 +1,9 @@
 """A detector (Faster R-CNN or Mask R-CNN, any head) to ONNX for one fixed input size, as
-torchvision supports its detection models: through the TorchScript exporter (the dynamo
-exporter stops at the data-dependent shapes of NMS). Checked at export time: the boxes both
-runtimes keep agree to 1e-3 pixels."""
+torchvision supports its detection models: through the TorchScript exporter, deprecated since
+torch 2.9, because the dynamo exporter cannot yet (torch 2.14.1: `torch.export` stops at
+`batched_nms`'s data-dependent branch, `boxes.numel() > 4000` on an unbacked size; tried with
+strict=False and True). Classifiers and backbones use the dynamo exporter. Checked at export
+time: the boxes both runtimes keep agree to 1e-3 pixels."""
 
 from pathlib import Path
 

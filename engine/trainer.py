@@ -631,8 +631,8 @@ class Trainer:
             if evaluation is not None:
                 self._after_eval(evaluation.metrics, self.step / self.iters_per_epoch)
             self._observe_plateau(evaluation)
-        elif self.step == stop:
-            evaluation = self._evaluate_at_stop()
+        elif self.step == stop:  # saved before this evaluation, which changes nothing a checkpoint holds
+            return self._evaluate_at_stop()
         if self.step % t.ckpt_every == 0 or end_of_epoch or self.step == stop:
             self.save()
         return evaluation

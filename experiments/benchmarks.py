@@ -372,3 +372,46 @@ def cifar_loop(*, data_root: Path, iterations: int = 150, repeats: int = 20, rou
         print(f"  round {round_ + 1}: bare step {steps[0]:.0f} before, {steps[1]:.0f} after images/s")
         for name, rate in rates.items():
             print(f"    trainer, {name}: {rate:.0f} images/s = {100 * rate / step:.0f}% of the bare step's")
+
+
+def autocast_fallbacks(*, config: Path = Path("configs/detection/paper/coco2014_r101_c4.yaml"),
+                       repeats: int = 3) -> None:
+    """The paper's R101-C4 training step (one 600x800 image, the config's RoI counts) in fp32 and
+    in bf16 autocast, and the share of the bf16 step spent in the ops that run in fp32 inside it
+    (engine.autocast_ops: RoI max pooling, forward and backward, with their casts)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from detection.train import build_detector, load_detection_config
+    from engine.autocast_ops import REGISTERED
+
+    from .config_sweep import _with_bn_statistics
+    from .machine import machine
+
+    cfg = load_detection_config(config, training=False)
+    model = build_detector(cfg, num_classes=81)
+    _with_bn_statistics(model.backbone)
+    images = [torch.rand(3, 600, 800)]
+    targets = [{"boxes": torch.tensor([[40.0, 60, 300, 380], [350, 120, 700, 560]]),
+                "labels": torch.tensor([3, 17])}]
+    step = detector_train_step(model, images, targets)
+    times = {}
+    for precision in ("fp32", "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            step()  # warm-up
+            start = time.perf_counter()
+            for _ in range(repeats):
+                step()
+            times[precision] = (time.perf_counter() - start) / repeats
+    with profile(activities=[ProfilerActivity.CPU]) as prof, torch.autocast("cpu", dtype=torch.bfloat16):
+        step()
+    events = {e.key: e for e in prof.key_averages()}
+    fallback = sum(events[k].cpu_time_total for k in FALLBACK_EVENTS if k in events) / 1e6
+    print(f"{config}: one 600x800 image, {machine()}")
+    print(f"ops registered to run in fp32 under autocast: {', '.join(REGISTERED)}")
+    print("| step fp32 s | step bf16 s | roi_pool fwd+bwd in the bf16 step (fp32, with casts) s | share |")
+    print("|---:|---:|---:|---:|")
+    share = 100 * fallback / times["bf16"]
+    print(f"| {times['fp32']:.2f} | {times['bf16']:.2f} | {fallback:.3f} | {share:.2f}% |")
+
+
+FALLBACK_EVENTS = ("torchvision::roi_pool", "torchvision::_roi_pool_backward")
