@@ -1,6 +1,8 @@
-"""Train every shipped config as shipped for 2 iterations and evaluate it on 2 images, at its real
-size, on data generated in its own format, in fp32 and (where the CPU has bf16 units) bf16; prints
-each config's overrides and result, writes <out>/report.json and report.md; exit 1 if any failed.
+"""Train every shipped config 2 iterations and evaluate it, at its real size (make test-configs).
+
+On data generated in each config's own format, in fp32 and (where the CPU has bf16 units) bf16;
+prints each config's overrides and result, writes <out>/report.json and report.md; exit 1 if any
+failed.
 
     python tools/test_configs.py                       # all of configs/ (make test-configs)
     python tools/test_configs.py --only paper/         # the configs whose path contains paper/
