@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-smoke test test-configs lint table benchmark reproduce-cifar wheelhouse gpu-check clean
+.PHONY: demo demo-smoke test test-configs check-oldest lint table benchmark reproduce-cifar wheelhouse gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ test: $(VENV)/.installed-dev
 # CPU has bf16 units), on generated data in its own format: outputs/test_configs/report.md (CI runs it).
 test-configs: $(VENV)/.installed-dev
 	$(BIN)/python tools/test_configs.py
+
+# The oldest torch / torchvision the README claims, in a venv of their own: each task's smoke config
+# (the smoke demo: classification and detection; the segmentation smoke on its data).
+OLDEST := torch==2.4.0 torchvision==0.19.0
+check-oldest:
+	test -x .venv-oldest/bin/python || $(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/pip install $(OLDEST) -e .
+	.venv-oldest/bin/python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	.venv-oldest/bin/python tools/demo.py --smoke --out outputs/oldest/demo
+	.venv-oldest/bin/python tools/train_segmentation.py --config configs/segmentation/smoke.yaml \
+	    data.root=outputs/oldest/demo/data/segmentation output_dir=outputs/oldest/segmentation \
+	    "data.classes=[background,circle,square,triangle,cross,ring]"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check backbones classification detection engine experiments segmentation tools tests

@@ -42,7 +42,6 @@ VAL_IMAGES = 2
 TRAIN_IMAGES = 4  # two batches of two
 ALLOWED_KEYS = ("train.batch_size", "train.stop_at", "train.precision", "output_dir", "data.",
                 "model.backbone_weights")  # what the sweep may override: size of batch, data, stop
-FITTING_KEYS = ("model.options.box_batch_size_per_image", "model.options.rpn_post_nms_top_n_test")
 
 
 @dataclass
@@ -234,34 +233,15 @@ def _weights_overrides(cfg, cache: DataCache) -> list[str]:
     return [f"model.backbone_weights={backbone_file(model.backbone, cache)}"]
 
 
-def overrides_for(path: Path, task: str, cache: DataCache) -> tuple[list[str], str]:
-    """The data paths and backbone file a config needs here, plus the batch and the stop; and,
-    where the config's real size does not fit 2 cores, the smallest change that does, with why."""
+def overrides_for(path: Path, task: str, cache: DataCache) -> list[str]:
+    """The data paths and backbone file a config needs here, plus the batch and the stop."""
     cfg = _task(task).load(path)
     images = 1 if task == "detection" else 2  # a detector: one image per GPU in the paper's runs
     batch = [f"train.batch_size={images * cfg.train.grad_accum}", f"train.stop_at={STOP_AT}"]
     if task == "classification":
-        return batch + _classification_overrides(cfg, cache), ""
+        return batch + _classification_overrides(cfg, cache)
     data = _detection_overrides(cfg, cache) if task == "detection" else _segmentation_overrides(cfg, cache)
-    scaled, why = _fitted(cfg) if task == "detection" else ([], "")
-    return batch + data + _weights_overrides(cfg, cache) + scaled, why
-
-
-# A C4 head runs conv5_x on every RoI (R101: ~0.8 GMACs each): detectron2's 512 sampled RoIs per
-# image and 1000 test proposals took 100-250 s per run on one core (measured), half the sweep.
-C4_ROIS, C4_TEST_PROPOSALS = 128, 300
-
-
-def _fitted(cfg) -> tuple[list[str], str]:
-    """A C4 detector with more RoIs than fit: the paper's counts (its Table 7 recipe) instead."""
-    options = cfg.model.options
-    rois, proposals = options.get("box_batch_size_per_image"), options.get("rpn_post_nms_top_n_test")
-    if cfg.model.head != "c4" or ((rois or 0) <= C4_ROIS and (proposals or 0) <= C4_TEST_PROPOSALS):
-        return [], ""
-    changes = [f"model.options.box_batch_size_per_image={min(rois, C4_ROIS)}",
-               f"model.options.rpn_post_nms_top_n_test={min(proposals, C4_TEST_PROPOSALS)}"]
-    return changes, (f"conv5_x per RoI for {rois} sampled RoIs and {proposals} test proposals does not fit "
-                     f"2 cores (100-250 s a run): {C4_ROIS} and {C4_TEST_PROPOSALS}, the paper's counts")
+    return batch + data + _weights_overrides(cfg, cache)
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -335,9 +315,8 @@ def sweep(configs: Path, out: Path, only: str | None = None, precision_list: lis
         if entry.role != "run" or (only and only not in entry.path):
             continue
         path = configs / entry.path
-        overrides, why = overrides_for(path, entry.task, cache)
-        log(f"{entry.path}: {' '.join(overrides)}" + (f"\n  not at real size: {why}" if why else ""))
-        entry.note = why
+        overrides = overrides_for(path, entry.task, cache)
+        log(f"{entry.path}: {' '.join(overrides)}")
         for precision in chosen:
             run_dir = out / "runs" / entry.path.removesuffix(".yaml").replace("/", "__") / precision
             (run_dir / RESULT_FILE).unlink(missing_ok=True)
@@ -382,8 +361,7 @@ def summary(report: dict) -> list[str]:
     slowest = sorted(report["results"], key=lambda r: -r["seconds"])[:5]
     lines += ["", "Slowest: " + ", ".join(f"{r['config']} {r['precision']} {r['seconds']:.0f} s"
                                          for r in slowest)]
-    lines += ["", *(f"- {e['path']} ({'not at real size' if e['role'] == 'run' else e['role']}): {e['note']}"
-                    for e in report["entries"] if e["note"])]
+    lines += ["", *(f"- {e['path']} ({e['role']}): {e['note']}" for e in report["entries"] if e["note"])]
     if report["note"]:
         lines += ["", report["note"]]
     return lines

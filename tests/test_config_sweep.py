@@ -8,7 +8,7 @@ import pytest
 from helpers import REPO
 
 from experiments import config_sweep
-from experiments.config_sweep import ALLOWED_KEYS, FITTING_KEYS, discover, overrides_for, run_one, summary
+from experiments.config_sweep import ALLOWED_KEYS, discover, overrides_for, run_one, summary
 
 CONFIGS = REPO / "configs"
 
@@ -35,18 +35,13 @@ def test_overrides_are_batch_data_weights_and_the_stop_only(tmp_path, monkeypatc
     for entry in discover(CONFIGS):
         if entry.role != "run":
             continue
-        overrides, why = overrides_for(CONFIGS / entry.path, entry.task, cache)
+        overrides = overrides_for(CONFIGS / entry.path, entry.task, cache)
         keys = [o.split("=", 1)[0] for o in overrides]
-        allowed = ALLOWED_KEYS + (FITTING_KEYS if why else ())  # a named change where it does not fit
-        assert all(k.startswith(allowed) for k in keys), (entry.path, keys)
+        assert all(k.startswith(ALLOWED_KEYS) for k in keys), (entry.path, keys)
         assert "train.stop_at" in keys and "train.batch_size" in keys
         if entry.task != "classification":
             assert any(k.startswith("data.") for k in keys), entry.path
-    paper, why = overrides_for(CONFIGS / "detection/paper/coco2014_r101_c4.yaml", "detection", cache)
-    assert not why and not any(o.startswith(FITTING_KEYS) for o in paper)  # the paper's, at real size
-    d2, why = overrides_for(CONFIGS / "detection/d2_1x/coco_mask_rcnn_r101_c4.yaml", "detection", cache)
-    assert "model.options.box_batch_size_per_image=128" in d2 and "512 sampled RoIs" in why
-    voc, _ = overrides_for(CONFIGS / "detection/paper/voc0712_vgg16.yaml", "detection", cache)
+    voc = overrides_for(CONFIGS / "detection/paper/voc0712_vgg16.yaml", "detection", cache)
     root = Path(next(o for o in voc if o.startswith("data.voc_root=")).split("=", 1)[1])
     for split in ("VOC2007/ImageSets/Main/trainval.txt", "VOC2012/ImageSets/Main/trainval.txt",
                   "VOC2007/ImageSets/Main/test.txt"):
