@@ -13,6 +13,7 @@ demo's settings (no `task`) are loaded and their run configs run.
 """
 
 import json
+import shutil
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -270,7 +271,8 @@ def _task(task: str) -> _TaskRun:
 def run_one(path: Path, task: str, overrides: list[str], precision: str, out: Path,
             label: str | None = None) -> Result:
     """Train and evaluate one config in this process; an exception is the result, not the end.
-    The result is also written to out/sweep_result.json (what `sweep` reads from its workers)."""
+    The result is also written to out/sweep_result.json (what `sweep` reads from its workers);
+    the run's checkpoint, its check done, is deleted."""
     from accelerate.state import AcceleratorState, GradientState, PartialState
 
     argv = [*overrides, f"train.precision={precision}", f"output_dir={out}"]
@@ -288,6 +290,7 @@ def run_one(path: Path, task: str, overrides: list[str], precision: str, out: Pa
         AcceleratorState._reset_state(True)
         GradientState._reset_state()
         PartialState._reset_state()
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # checked; ~1 GB each: 25 GB for the sweep
     result = Result(label or str(path), task, precision, overrides, round(time.perf_counter() - start, 1), ok,
                     {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}, error)
     out.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ def test_a_run_records_its_result_and_a_failure_does_not_stop_the_sweep(tmp_path
     good = run_one(smoke, "classification", ["train.batch_size=32", "train.stop_at=2"], "fp32",
                    tmp_path / "good", "classification/smoke.yaml")
     assert good.ok and "val_top1_error" in good.metrics and (tmp_path / "good/sweep_result.json").is_file()
+    assert (tmp_path / "good/metrics.jsonl").is_file() and not (tmp_path / "good/checkpoints").exists()
     bad = run_one(smoke, "classification", ["train.batch_size=32", "model.name=resnet9000"], "fp32",
                   tmp_path / "bad")
     assert not bad.ok and "resnet9000" in bad.error
