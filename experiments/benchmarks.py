@@ -384,12 +384,12 @@ def autocast_fallbacks(*, config: Path = Path("configs/detection/paper/coco2014_
     from detection.train import build_detector, load_detection_config
     from engine.autocast_ops import REGISTERED
 
-    from .config_sweep import _with_bn_statistics
+    from .config_sweep import with_bn_statistics
     from .machine import machine
 
     cfg = load_detection_config(config, training=False)
     model = build_detector(cfg, num_classes=81)
-    _with_bn_statistics(model.backbone)
+    with_bn_statistics(model.backbone)
     images = [torch.rand(3, 600, 800)]
     targets = [{"boxes": torch.tensor([[40.0, 60, 300, 380], [350, 120, 700, 560]]),
                 "labels": torch.tensor([3, 17])}]

@@ -16,6 +16,7 @@ import json
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -197,17 +198,17 @@ def backbone_file(name: str, cache: DataCache) -> Path:
             import timm
 
             path = root / "weights.pth"
-            torch.save(_with_bn_statistics(timm.create_model(name[5:])).state_dict(), path)
+            torch.save(with_bn_statistics(timm.create_model(name[5:])).state_dict(), path)
         elif hasattr(torchvision.models, name):
             path = root / "weights.pth"
-            torch.save(_with_bn_statistics(getattr(torchvision.models, name)()).state_dict(), path)
+            torch.save(with_bn_statistics(getattr(torchvision.models, name)()).state_dict(), path)
         else:
-            path = save_weights(_with_bn_statistics(create_backbone(name)), root / "weights.safetensors")
+            path = save_weights(with_bn_statistics(create_backbone(name)), root / "weights.safetensors")
         return path
     return cache.get(f"weights_{name.replace('/', '_')}", write)
 
 
-def _with_bn_statistics(net, batches: int = 2):
+def with_bn_statistics(net, batches: int = 2):
     """BN statistics of the net's own activations (a few forward passes on noise), as pretraining
     leaves them: with init statistics (mean 0, variance 1) frozen BN does not normalise, and a
     random ResNet-101's activations grow until a detector's first losses are not finite."""
@@ -248,15 +249,15 @@ def overrides_for(path: Path, task: str, cache: DataCache) -> list[str]:
 # ---- running ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _TaskRun:
-    load: callable  # path, overrides -> config (without asking for backbone weights)
-    train: callable  # config -> metrics
+    load: Callable  # (path, overrides, training=) -> config; training=False: no backbone weights asked
+    train: Callable  # config -> metrics
 
 
 def _task(task: str) -> _TaskRun:
     if task == "classification":
         from classification.pretrain import load_pretrain_config, pretrain
 
-        return _TaskRun(lambda p, o=(): load_pretrain_config(p, o), pretrain)
+        return _TaskRun(lambda p, o=(), training=False: load_pretrain_config(p, o), pretrain)
     if task == "detection":
         from detection.train import load_detection_config, train_detector
 
@@ -279,7 +280,7 @@ def run_one(path: Path, task: str, overrides: list[str], precision: str, out: Pa
     start = time.perf_counter()
     try:
         runner = _task(task)
-        cfg = runner.load(path, argv) if task == "classification" else runner.load(path, argv, training=True)
+        cfg = runner.load(path, argv, training=True)
         metrics = runner.train(cfg)
         ok, error = bool(metrics), "" if metrics else "no evaluation at the stop"
     except Exception as exc:  # noqa: BLE001  (every failure is reported, the sweep goes on)

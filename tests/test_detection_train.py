@@ -45,11 +45,11 @@ def test_two_processes_evaluate_an_odd_set_as_one(trained, tmp_path):
                               tmp_path / "one")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                    f"--master_port={port}", str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
-                    "--checkpoint", str(checkpoint),
-                    "--out", str(tmp_path / "two"), *overrides, *odd_set], check=True, env=env, cwd=REPO,
-                   timeout=300, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={port}", str(REPO / "tools/evaluate.py"), "--config", str(SMOKE),
+                           "--checkpoint", str(checkpoint), "--out", str(tmp_path / "two"), *overrides,
+                           *odd_set], env=env, cwd=REPO, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]  # what failed, when it does
     two = json.loads((tmp_path / "two/metrics.json").read_text())["metrics"]
     found = [json.loads((tmp_path / run / "detections.json").read_text()) for run in ("one", "two")]
     assert len(found[1]) == len(found[0]) and {d["image_id"] for d in found[1]} <= kept
