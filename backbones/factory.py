@@ -51,10 +51,7 @@ def create_backbone(name: str, *, num_classes: int | None = None, weights=None, 
 
 
 def _torchvision_state_dict(name: str, model: nn.Module) -> dict:
-    import torchvision
-
-    if name not in torchvision.models.list_models(module=torchvision.models):
-        raise BackboneError(f"torchvision has no weights for {name!r}; pass a weights file instead")
+    _check_torchvision_has(name)
     layout = metadata.TORCHVISION_VGG if name.startswith("vgg") else metadata.TORCHVISION_RESNET
     metadata.check_compatible(model, layout, f"torchvision's {name}")  # before any download
     return read_state_file(hub.torchvision_file(name))
@@ -83,8 +80,12 @@ def published_weights_file(name: str, source: str) -> Path:
         return hub.timm_file(timm_name)
     if timm_name is not None:
         raise InvalidOptionError(f"weights='torchvision' is not for {name!r}: use 'timm'")
+    _check_torchvision_has(name)
+    return hub.torchvision_file(name)
+
+
+def _check_torchvision_has(name: str) -> None:
     import torchvision
 
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise BackboneError(f"torchvision has no weights for {name!r}; pass a weights file instead")
-    return hub.torchvision_file(name)

@@ -8,6 +8,9 @@ type as rois"). `register_fp32_fallbacks` adds the same wrapper for each (op, de
 one, and leaves any a newer torchvision registers itself untouched.
 """
 
+import operator
+from functools import reduce
+
 import torch
 
 # op -> the positions of its floating-point tensor arguments; the first is the dtype cast back to
@@ -19,10 +22,10 @@ FP32_OPS = {
     "roi_align": (0, 1),
     "nms": (0, 1),
 }
-AUTOCAST_KEYS = ("AutocastCPU", "AutocastCUDA", "AutocastXPU")
-_ALL_AUTOCAST = torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)
-for _key in AUTOCAST_KEYS[1:]:
-    _ALL_AUTOCAST = _ALL_AUTOCAST | torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, _key))
+AUTOCAST_KEYS = tuple(k for k in ("AutocastCPU", "AutocastCUDA", "AutocastXPU")
+                      if hasattr(torch._C.DispatchKey, k))  # those this torch has
+_ALL_AUTOCAST = reduce(operator.or_, (torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, k))
+                                      for k in AUTOCAST_KEYS))
 
 _library = None  # torch.library.Library holding our registrations (alive as long as the process)
 REGISTERED: list[str] = []  # "op@key" added here, for tests and the sweep's report
@@ -61,8 +64,6 @@ def register_fp32_fallbacks() -> list[str]:
     for op_name, tensor_args in FP32_OPS.items():
         qualified = f"torchvision::{op_name}"
         for key in AUTOCAST_KEYS:
-            if not hasattr(torch._C.DispatchKey, key):
-                continue
             if torch._C._dispatch_has_kernel_for_dispatch_key(qualified, key):
                 continue
             if _library is None:
