@@ -3,8 +3,7 @@ override may set, with the paper's CIFAR-10 protocol as defaults."""
 
 from dataclasses import dataclass, field
 
-from engine.schedule import ScheduleConfig
-from engine.trainer import OptimConfig, TrainConfig
+from engine.config import OptimConfig, RunConfig
 from engine.tta import TTAConfig
 
 from . import loss, timm_input
@@ -86,18 +85,12 @@ class ClassificationEvalConfig:
 
 
 @dataclass
-class ClassificationConfig:
-    task: str = "classification"  # what the config is for (tools read it; another task is an error)
-    name: str = "run"
-    output_dir: str = "outputs/run"
-    resume: str = "auto"  # auto | none | <path to a checkpoint>
-    resume_changes: str = "error"  # error | allow: settings that differ from the checkpoint's
+class ClassificationConfig(RunConfig):
+    task: str = "classification"
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.1, lr_batch=128))
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
     eval: ClassificationEvalConfig = field(default_factory=ClassificationEvalConfig)
 
 

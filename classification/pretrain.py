@@ -6,7 +6,7 @@
 from backbones import create_backbone, load_weights
 from engine.checks import check_run_values
 from engine.cli import run_tool, train_from_command_line
-from engine.config import load_config, plain
+from engine.config import load_config, to_builtin
 from engine.run import Recipe, run
 from engine.tta import refuse_unsupported
 
@@ -26,7 +26,7 @@ def load_pretrain_config(path=None, overrides=()):
 
 def build_model(cfg, num_classes: int):
     model = create_backbone(cfg.model.name, num_classes=cfg.model.num_classes or num_classes,
-                            **plain(cfg.model.options))
+                            **to_builtin(cfg.model.options))
     if cfg.model.weights:
         load_weights(model, cfg.model.weights)
     return model

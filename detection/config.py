@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.config import OptimConfig, RunConfig, TrainConfig
 from engine.schedule import ScheduleConfig
-from engine.trainer import OptimConfig, TrainConfig
 from engine.tta import TTAConfig
 
 
@@ -45,12 +45,10 @@ class EvalConfig:
 
 
 @dataclass
-class DetectionConfig:
-    task: str = "detection"  # what the config is for (tools read it; another task is an error)
+class DetectionConfig(RunConfig):
+    task: str = "detection"
     name: str = "detector"
     output_dir: str = "outputs/detector"
-    resume: str = "auto"
-    resume_changes: str = "error"  # error | allow: settings that differ from the checkpoint's
     model: DetectorConfig = field(default_factory=DetectorConfig)
     data: DetectionDataConfig = field(default_factory=DetectionDataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, lr_batch=16))

@@ -51,13 +51,16 @@ class DetectionTask(Task):
 
     def predict(self, model, loader, accelerator) -> dict:
         """image_id -> (boxes xyxy, scores, labels[, masks as COCO RLE]), every image once across
-        processes."""
+        processes. Test-time views reach into the detector's parts (transform, heads), which the
+        DistributedDataParallel wrapper of a multi-process run does not forward: they run on the
+        model inside it (at evaluation no gradients are reduced, so nothing else differs)."""
+        net = accelerator.unwrap_model(model) if self.views != NO_TTA else model
         local = {}
         for batch in loader:
             batch.pop(SKIPPED, None)
             if not batch:
                 continue
-            outputs = detect(model, batch["images"], self.views)
+            outputs = detect(net, batch["images"], self.views)
             for target, output in zip(batch["targets"], outputs):
                 found = tuple(output[k].float().cpu().numpy() for k in ("boxes", "scores", "labels"))
                 if self.masks:

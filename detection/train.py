@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.checks import backbone_weights, check_fine_tuning_values, check_run_values
 from engine.cli import run_tool, train_from_command_line
-from engine.config import ConfigError, check_choice, load_config, plain
+from engine.config import ConfigError, check_choice, load_config, to_builtin
 from engine.run import Recipe, run
 from engine.tta import views
 
@@ -131,7 +131,7 @@ def build_detector(cfg, num_classes: int | None = None):
     check_choice("model.kind", m.kind, DETECTORS)
     model = DETECTORS[m.kind](m.backbone, head=m.head, num_classes=classes,
                               backbone_weights=backbone_weights(m), freeze_at=m.freeze_at,
-                              norm=m.norm, **plain(m.options))
+                              norm=m.norm, **to_builtin(m.options))
     if m.weights:
         load_detector_weights(model, m.weights)
     return model

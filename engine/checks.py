@@ -1,7 +1,7 @@
 """Checks of a run config's values, at load, in the user's terms: the key, the value, what is
 allowed. Every problem is listed in one ConfigError, before anything is built."""
 
-from .config import ConfigError
+from .config import RESUME_CHANGES, ConfigError
 from .optim import NO_DECAY, optimizer_names
 from .precision import PRECISIONS as PRECISION_NAMES
 
@@ -26,6 +26,8 @@ def _optimizer_problems(o) -> list[str]:
 def _problems(cfg) -> list[str]:
     t, o, s = cfg.train, cfg.optim, cfg.schedule
     rules = [
+        ("resume_changes", cfg.resume_changes, cfg.resume_changes in RESUME_CHANGES,
+         " | ".join(RESUME_CHANGES)),
         ("train.batch_size", t.batch_size, t.batch_size >= 1, "an integer >= 1"),
         ("train.grad_accum", t.grad_accum, t.grad_accum >= 1, "an integer >= 1"),
         ("train.log_every", t.log_every, t.log_every >= 1, "an integer >= 1 (iterations)"),

@@ -1,12 +1,78 @@
 """Experiment configs: a dataclass schema, YAML files (with `_base_` inheritance), `key=value`
-overrides, all merged by OmegaConf. Unknown keys and ill-typed values are errors naming them."""
+overrides, all merged by OmegaConf. Unknown keys and ill-typed values are errors naming them.
 
+`RunConfig` holds what every task's run has (its name and folder, resume, optimizer, schedule,
+training loop); a task's schema extends it with its model, data and evaluation sections."""
+
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from .ema import EmaConfig
+from .schedule import ScheduleConfig
+
 BASE_KEY = "_base_"
+RESUME_CHANGES = ("error", "allow")
+
+
+@dataclass
+class ClipGradConfig:
+    norm: float = 0.0  # clip the global gradient norm to this (Accelerate's clip_grad_norm_); 0: off
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128  # global: across processes and accumulation steps
+    grad_accum: int = 1
+    precision: str = "auto"  # auto (bf16 where the CPU/GPU has bf16 units, else fp32) | fp32 | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the model (off: slower than eager for CIFAR nets on a CPU)
+    seed: int = 0
+    num_workers: int = 2
+    log_every: int = 50  # iterations
+    eval_every: int = 0  # iterations; 0 = at the end of every epoch
+    ckpt_every: int = 500  # iterations
+    # stop at this iteration with the schedule as shipped: checkpoint, evaluate, return; run again
+    # without it (resume=auto) to continue to the end. The quick try of any config. 0: to the end
+    stop_at: int = 0
+    cpu: bool = False  # stay on the CPU even where a GPU is present
+    dist_timeout_s: float = 600.0  # on N processes: how long any of them waits for the others
+    nonfinite_skips: int = 0  # non-finite steps skipped (not applied) before training stops
+    # iterations between the divergence guard's looks at the loss and gradients (each look waits
+    # for the device); >1 lets a GPU queue steps ahead: a non-finite step is then caught up to
+    # N-1 iterations later, always before a log, evaluation or save (needs nonfinite_skips=0)
+    check_finite_every: int = 1
+    clip_grad: ClipGradConfig = field(default_factory=ClipGradConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # the paper's momentum SGD | any name timm.optim.create_optimizer_v2 takes
+    lr: float = 0.1
+    lr_batch: int = 256  # the global batch `lr` is given for; other batches scale it linearly
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    no_decay: list = field(default_factory=list)  # [] (decay on every parameter) | [norm, bias]
+    layer_decay: float | None = None  # timm's layer-wise lr decay (models with layer groups)
+
+
+@dataclass
+class RunConfig:
+    """The sections every task's config has; a task's schema subclasses it (and may change the
+    defaults: its own name, learning rate, schedule)."""
+
+    task: str = ""  # what the config is for (tools read it; another task is an error)
+    name: str = "run"
+    output_dir: str = "outputs/run"
+    resume: str = "auto"  # auto | none | <path to a checkpoint>
+    resume_changes: str = "error"  # error | allow: settings that differ from the checkpoint's
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 class ConfigError(ValueError):
@@ -86,7 +152,7 @@ def check_choice(key: str, value, valid) -> None:
                           + ", ".join(repr(v) for v in valid))
 
 
-def plain(node):
+def to_builtin(node):
     """A config node as plain dicts and lists: libraries test `isinstance(x, (list, tuple))`
     (torchvision's min_size), which an OmegaConf ListConfig fails."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node

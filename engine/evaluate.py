@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from .accelerator import make_accelerator
 from .data import EpochSampler
-from .trainer import make_accelerator
 
 
 def evaluate_model(model, task, dataset, train_cfg, out_dir: str | Path, batch_size: int) -> dict:

@@ -32,3 +32,7 @@ def ignore_sigterm(worker_id: int) -> None:
     """Loader workers leave SIGTERM to the main process, which saves before they are shut down
     (PyTorch's workers already ignore SIGINT)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class StopRequested(KeyboardInterrupt):
+    """A signal stopped training at a step boundary, after saving."""

@@ -71,9 +71,9 @@ def recipes(*, model: str = "cifar_resnet20", batch: int = 128, repeats: int = 8
     the paper's SGD, SGD + weight EMA every step, AdamW with no decay on norms and biases."""
     from omegaconf import OmegaConf
 
+    from engine.config import OptimConfig
     from engine.ema import EmaConfig, build_ema
     from engine.optim import build_optimizer
-    from engine.trainer import OptimConfig
 
     images = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (batch,))

@@ -32,9 +32,9 @@ from detection import load_detection_config, train_detector
 from detection.evaluate import evaluate_checkpoint
 from detection.evaluation import recall_at_score
 from detection.visualize import visualize_checkpoint
+from engine.checkpointer import DONE_FILE
 from engine.config import load_config
 from engine.metrics import read_metrics
-from engine.trainer import DONE_FILE
 
 from . import demo_report
 from .depth_study import progress

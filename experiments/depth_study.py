@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 
 from backbones import count_params, create_backbone
 from classification.pretrain import load_pretrain_config
+from engine.checkpointer import DONE_FILE
 from engine.config import check_choice
 from engine.metrics import read_metrics
 from engine.schedule import to_iterations
-from engine.trainer import DONE_FILE
 
 from .machine import machine
 from .markdown import markdown_table

@@ -4,8 +4,8 @@ random rescale 0.5-2.0 of a 520 base (here: of the image) and 480 crops."""
 
 from dataclasses import dataclass, field
 
+from engine.config import OptimConfig, RunConfig, TrainConfig
 from engine.schedule import ScheduleConfig
-from engine.trainer import OptimConfig, TrainConfig
 from engine.tta import TTAConfig
 
 
@@ -43,12 +43,10 @@ class SegmentationEvalConfig:
 
 
 @dataclass
-class SegmentationConfig:
-    task: str = "segmentation"  # what the config is for (tools read it; another task is an error)
+class SegmentationConfig(RunConfig):
+    task: str = "segmentation"
     name: str = "segmenter"
     output_dir: str = "outputs/segmenter"
-    resume: str = "auto"
-    resume_changes: str = "error"
     model: SegmenterConfig = field(default_factory=SegmenterConfig)
     data: SegmentationDataConfig = field(default_factory=SegmentationDataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, lr_batch=32))

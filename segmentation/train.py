@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.checks import backbone_weights, check_fine_tuning_values, check_run_values
 from engine.cli import run_tool, train_from_command_line
-from engine.config import check_choice, load_config, plain
+from engine.config import check_choice, load_config, to_builtin
 from engine.run import Recipe, run
 from engine.tta import views
 
@@ -55,7 +55,7 @@ def build_model(cfg, num_classes: int | None = None):
         raise ValueError("model.num_classes is not set and no data set gives it")
     model = build_segmenter(m.backbone, head=m.head, num_classes=classes, aux_loss=m.aux_loss,
                             output_stride=m.output_stride, backbone_weights=backbone_weights(m),
-                            norm=m.norm, dropout=m.dropout, **plain(m.options))
+                            norm=m.norm, dropout=m.dropout, **to_builtin(m.options))
     if m.weights:
         load_segmenter_weights(model, m.weights)
     return model

@@ -5,9 +5,9 @@ from helpers import REPO, SMOKE
 
 from classification.config import ClassificationConfig
 from classification.pretrain import load_pretrain_config
-from engine.config import ConfigError, load_config
+from engine.accelerator import ACCELERATE_PRECISION, run_precision
+from engine.config import ConfigError, TrainConfig, load_config
 from engine.precision import cpu_has_bf16, resolve_precision
-from engine.trainer import ACCELERATE_PRECISION, TrainConfig, run_precision
 
 
 def test_overrides_and_inheritance():

@@ -268,7 +268,7 @@ def test_slurm_script_resumes_a_preempted_job_on_two_nodes_as_one_process(tmp_pa
 
 
 def test_a_global_batch_that_does_not_split_over_the_processes_names_the_counts_that_would():
-    from engine.trainer import split_batch
+    from engine.accelerator import split_batch
 
     assert split_batch(256, 2, 8) == 128
     with pytest.raises(ValueError, match="train.batch_size=96 must split evenly into train.grad_accum=2 "

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, call_tool, write_coco_dataset, write_image_folder
+from helpers import REPO, SMOKE, call_tool, free_port, write_coco_dataset, write_image_folder
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -116,6 +116,47 @@ def test_a_bounded_number_of_nonfinite_steps_can_be_skipped(tmp_path, monkeypatc
     assert final and all_finite(load_file(str(out / "final.safetensors")))  # BN statistics restored
     events = [r for r in strict_records(out) if r.get("event") == "nonfinite_step_skipped"]
     assert [(e["iteration"], e["what"]) for e in events] == [(3, "loss")]
+
+
+# A process that skips a step one NaN of its own: every rank drops that step from the window alike
+NAN_ON_ONE_RANK = """
+import os, sys
+from classification.task import ClassificationTask
+from classification.pretrain import main
+original, calls = ClassificationTask.train_step, []
+def train_step(self, model, batch):
+    loss, stats = original(self, model, batch)
+    calls.append(1)
+    bad = len(calls) == 3 and os.environ.get("RANK", "0") == "1"
+    return (loss * float("nan"), stats) if bad else (loss, stats)
+ClassificationTask.train_step = train_step
+main(sys.argv[1:])
+"""
+
+
+def _logged_iterations(out) -> list[int]:
+    return [r["iteration"] for r in strict_records(out) if "train_loss" in r]
+
+
+def test_a_window_whose_every_step_was_skipped_logs_nothing_and_training_goes_on(tmp_path, monkeypatch):
+    """train.log_every=1 and a skipped step: that window is empty (it used to stack nothing and
+    crash); on 2 processes where only one saw the NaN, both drop the step's statistics alike (one
+    empty window reduced against a full one used to hang until dist_timeout_s)."""
+    _nan_on_call(monkeypatch, 3)
+    common = ["train.nonfinite_skips=1", "train.log_every=1"]
+    run(tmp_path, *common)
+    assert _logged_iterations(tmp_path / "run") == [1, 2, 4, 5, 6, 7, 8]
+    script = tmp_path / "nan_on_rank_1.py"
+    script.write_text(NAN_ON_ONE_RANK)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={free_port()}", str(script), "--config", str(SMOKE),
+                           f"output_dir={tmp_path / 'two'}", *common, "train.dist_timeout_s=60"],
+                          env=env, cwd=REPO, timeout=240, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    events = [r for r in strict_records(tmp_path / "two") if r.get("event") == "nonfinite_step_skipped"]
+    assert [e["iteration"] for e in events] == [3]  # process 0 sees the NaN in the reduced gradient
+    assert _logged_iterations(tmp_path / "two") == [1, 2, 4, 5, 6, 7, 8]
 
 
 # 2. resume with changed settings ---------------------------------------------------------------
