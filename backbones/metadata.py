@@ -69,12 +69,15 @@ def _as_json(options: dict) -> str:
 
 
 def parse(meta: dict | None) -> dict | None:
-    """A stored description as {"backbone", "options", "input", "task"}; None when absent."""
+    """A stored description as {"backbone", "options", "input", "task", "categories",
+    "category_ids", "config"} (the last three where the trainer wrote them); None when absent."""
     if not meta or meta.get("format") != FORMAT:
         return None
+    lists = {key: json.loads(meta[key]) for key in ("categories", "category_ids") if key in meta}
     return {"backbone": meta.get("backbone"), "task": meta.get("task"),
             "options": json.loads(meta.get("options", "{}")),
-            "input": json.loads(meta["input"]) if "input" in meta else None}
+            "input": json.loads(meta["input"]) if "input" in meta else None,
+            "config": meta.get("config"), **lists}
 
 
 def known_layout(state: dict) -> dict | None:

@@ -101,12 +101,13 @@ def save_weights(model: nn.Module, path: str | Path, *, description: Mapping[str
 
     `description`: the metadata (str -> str) to store, by default `metadata.describe(model,
     task="backbone")` (registry name, architecture options, input convention); `state`: the tensors
-    to store, by default `model.state_dict()`. A model with no registry backbone inside is refused:
-    its file could not say what it is."""
+    to store, by default `model.state_dict()`. A model with no registry backbone inside needs the
+    description given (a task's own model: the trainer's): otherwise its file could not say what
+    it is."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"save_weights writes safetensors: name the file <name>.safetensors, not {path}")
-    if metadata.find_backbone(model) is None:
+    if description is None and metadata.find_backbone(model) is None:
         raise BackboneError(f"{type(model).__name__} holds no registry backbone (create_backbone's), so "
                             f"{path} could not say what it is; build the model with create_backbone")
     description = dict(description if description is not None else metadata.describe(model, task="backbone"))

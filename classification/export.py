@@ -25,3 +25,26 @@ def export_classifier(model, path: str | Path, size: int, *, what: str = "the cl
     return export_checked(model.eval(), (images,), path, check, what=what, dynamo=True,
                           input_names=["images"], output_names=["logits"],
                           dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+
+
+def export_run(cfg, checkpoint, out: Path, size: int | None = None, height=None, width=None) -> dict:
+    """A trained classifier run (its config and a checkpoint) to ONNX, checked at its test size."""
+    if height or width:
+        raise ExportError("a classifier is exported for square images of any batch: give --size, "
+                          "not --height / --width")
+    from .datasets import test_input_size
+    from .predict import Predictor
+
+    model = Predictor.from_run(cfg, checkpoint).model
+    return export_classifier(model, out, size or test_input_size(cfg.data),
+                             what=f"classifier {cfg.model.name!r}")
+
+
+def export_backbone(name: str, weights, out: Path, size: int | None = None) -> dict:
+    """A registry backbone (with its classifier), random or with `weights`, to ONNX."""
+    from backbones import backbone_input_size, create_backbone, load_weights
+
+    model = create_backbone(name)
+    if weights:
+        load_weights(model, weights)
+    return export_classifier(model, out, size or backbone_input_size(name), what=f"backbone {name!r}")

@@ -17,9 +17,13 @@ from .task import ClassificationTask
 from .transforms import preset_mean_std
 
 TTA_KEYS = ("flip",)  # the eval.tta keys classification takes
+TTA_REFUSAL = ("; scales are for dense tasks: classification's multi-scale test is "
+               "data.multi_scale_test")
 
 
-def load_pretrain_config(path=None, overrides=()):
+def load_pretrain_config(path=None, overrides=(), *, training: bool = True):
+    """The config at `path` with `overrides` (`training`: as every task's loader takes it;
+    a classifier's run starts from nothing it would ask for)."""
     return load_config(ClassificationConfig, path, overrides,
                        check=lambda cfg: check_run_values(cfg, classification_problems(cfg)))
 
@@ -33,17 +37,18 @@ def build_model(cfg, num_classes: int):
 
 
 def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:
-    refuse_unsupported(cfg.eval.tta, TTA_KEYS, "classification",
-                       hint="; scales are for dense tasks: classification's multi-scale test is "
-                            "data.multi_scale_test")
+    refuse_unsupported(cfg.eval.tta, TTA_KEYS, "classification", hint=TTA_REFUSAL)
     mixing = None
     if train_set is not None and mixes(cfg.data.mixup):  # training batches only
         classes = cfg.model.num_classes or len(train_set.classes)
         mixing = BatchMixing(cfg.data.mixup, cfg.loss.smoothing, classes)
-    return ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
+    task = ClassificationTask(channels_last=cfg.train.channels_last, ten_crop=cfg.data.ten_crop,
                               mean_std=preset_mean_std(cfg.data.preset),
                               multi_scale=tuple(cfg.data.multi_scale_test), flip=cfg.eval.tta.flip,
                               loss=build_loss(cfg.loss, mixing is not None), mixing=mixing)
+    if train_set is not None and cfg.model.num_classes in (None, 0, len(train_set.classes)):
+        task.categories = list(train_set.classes)  # the model's outputs, named
+    return task
 
 
 RECIPE = Recipe(

@@ -1,6 +1,7 @@
 """Faster R-CNN and Mask R-CNN (torchvision's) on any registry backbone: the paper's C4 and VGG-16
 designs, FPN."""
 
+from . import spec  # noqa: F401  registers the task
 from .model import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from .train import build_detector, load_detection_config, train_detector
 

@@ -47,3 +47,18 @@ def _check(torch_output: dict, onnx_outputs: list, what: str) -> dict:
         raise ExportError(f"{what}: ONNX detections differ from PyTorch's: {report} (tolerance "
                           f"{TOLERANCE} px, at least 90% matched)")
     return report
+
+
+def export_run(cfg, checkpoint, out: Path, size=None, height: int | None = None,
+               width: int | None = None) -> dict:
+    """A trained detector run (its config and a checkpoint) to ONNX for one fixed image size
+    (default: a square of its test-time shorter side)."""
+    if size:
+        raise ExportError("a detector is exported for one fixed image size: give --height and "
+                          "--width, not --size")
+    from .predict import Predictor
+
+    model = Predictor(cfg, checkpoint, device="cpu").model
+    side = model.transform.min_size[-1]  # the test-time shorter side
+    return export_detector(model, out, height or side, width or side,
+                           what=f"{cfg.model.kind} {cfg.model.backbone!r} head={cfg.model.head!r}")

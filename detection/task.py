@@ -24,12 +24,17 @@ class DetectionTask(Task):
         `views`: test-time augmentation (`detection.tta`)."""
         self.val_set, self.backend, self.describe = val_set, backend, dict(describe or {})
         self.masks, self.views = masks, tuple(views)
+        self.category_ids = None  # the data's category id of each label, with `categories`
 
     def weights_metadata(self, model) -> dict[str, str]:
-        """The backbone inside the detector, and the normalisation the detector applies to it."""
+        """The backbone inside the detector, the normalisation the detector applies to it, and
+        the data's category ids of its labels."""
         t = model.transform
-        return describe(model, task="detection",
+        meta = describe(model, task="detection",
                         input_convention={"mean": list(t.image_mean), "std": list(t.image_std)})
+        if self.category_ids:
+            meta["category_ids"] = json.dumps([int(i) for i in self.category_ids])
+        return meta
 
     def batch_groups(self, dataset) -> list[int]:
         """Aspect-ratio grouping: landscape (0) and portrait (1) images batch separately."""

@@ -140,8 +140,12 @@ def build_detector(cfg, num_classes: int | None = None):
 def build_task(cfg, train_set=None, val_set=None) -> DetectionTask:
     describe = {"name": cfg.name, "kind": cfg.model.kind, "backbone": cfg.model.backbone,
                 "head": cfg.model.head}
-    return DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg),
+    task = DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg),
                          views=views(cfg.eval.tta))
+    source = train_set if train_set is not None else val_set
+    if source is not None:  # label i is categories[i - 1], COCO category category_ids[i - 1]
+        task.categories, task.category_ids = list(source.classes), list(source.category_ids)
+    return task
 
 
 RECIPE = Recipe(datasets=build_datasets,

@@ -9,8 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .logs import PACKAGES as OWN_PACKAGES
-from .logs import process_rank, show_messages
+from .logs import own_packages, process_rank, show_messages
 from .metrics import format_metrics
 
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
@@ -20,7 +19,7 @@ FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirect
 def is_users_error(error: BaseException) -> bool:
     """About the user's input or run, not a bug: one of the toolkit's own error classes, a file
     error, or a ValueError / OSError the toolkit itself raised (a check of a value or a file)."""
-    if type(error).__module__.split(".")[0] in OWN_PACKAGES or isinstance(error, FILE_ERRORS):
+    if type(error).__module__.split(".")[0] in own_packages() or isinstance(error, FILE_ERRORS):
         return True
     frames = traceback.extract_tb(error.__traceback__)
     raiser = sys.modules.get(_module_of(frames[-1].filename)) if frames else None
@@ -31,7 +30,7 @@ def _module_of(filename: str) -> str:
     """The toolkit module a source file is, or "" (a frame in torch, numpy, ...)."""
     parts = Path(filename).with_suffix("").parts
     for index, part in enumerate(parts):
-        if part in OWN_PACKAGES:
+        if part in own_packages():
             return ".".join(parts[index:])
     return ""
 

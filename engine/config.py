@@ -99,11 +99,15 @@ def _valid_keys(schema: DictConfig, full_key: str) -> str:
     return ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "(none)"
 
 
-def load_config(schema: type, path: str | Path | None = None, overrides=(), check=None) -> DictConfig:
-    """Merge schema defaults <- YAML chain <- `a.b=value` overrides into a typed, read-only config;
-    `check(config)` then raises ConfigError for values out of range."""
+def load_config(schema: type, path: str | Path | DictConfig | None = None, overrides=(),
+                check=None) -> DictConfig:
+    """Merge schema defaults <- YAML chain (or a config already read) <- `a.b=value` overrides into
+    a typed, read-only config; `check(config)` then raises ConfigError for values out of range."""
     base = OmegaConf.structured(schema)
-    layers = _read_chain(Path(path)) if path else []
+    if isinstance(path, DictConfig):
+        layers, path = [path], "the weights' recorded config"
+    else:
+        layers = _read_chain(Path(path)) if path else []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
@@ -124,6 +128,16 @@ def load_config(schema: type, path: str | Path | None = None, overrides=(), chec
     if check is not None:
         check(config)
     return config
+
+
+def config_from_description(description: dict | None, loader, source) -> DictConfig:
+    """The run config a weights file records (`description["config"]`, as the trainer writes it),
+    read by the task's `loader`; a file without one is an error naming it."""
+    text = (description or {}).get("config")
+    if not text:
+        raise ConfigError(f"{source} records no run config (a file written before weights carried "
+                          f"theirs, or not by this toolkit's trainer): give the run's config.yaml")
+    return loader(OmegaConf.create(text), training=False)
 
 
 def declared_task(path: str | Path) -> str | None:

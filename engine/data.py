@@ -92,6 +92,19 @@ def decode_image(path: str | Path, exif_orientation: bool = False) -> np.ndarray
         raise BadImageError(f"cannot read image {path}: {error}") from error
 
 
+def as_rgb_array(image) -> np.ndarray:
+    """HxWx3 uint8 RGB of a path (decoded upright, as its EXIF orientation says: a user's photo),
+    a PIL image of any mode, or such an array; anything else is an error saying what it is."""
+    if isinstance(image, (str, Path)):
+        return decode_image(image, exif_orientation=True)
+    if isinstance(image, Image.Image):
+        return to_rgb8(image)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"an image array must be HxWx3 uint8 RGB, not {image.shape} {image.dtype}")
+    return image
+
+
 class GroupedBatchSampler(torch.utils.data.BatchSampler):
     """Batches drawn in the sampler's order but from one group at a time (e.g. landscape or
     portrait images, so padding to a batch's largest image wastes little). Each group's last

@@ -12,8 +12,22 @@ import sys
 
 from tqdm.auto import tqdm
 
-# The toolkit's own packages: their loggers, and what counts as its own error (engine.cli).
-PACKAGES = ("backbones", "engine", "classification", "detection", "segmentation", "experiments")
+# The toolkit's own packages (their loggers, and what counts as its own error: engine.cli); each
+# task's package joins when it registers its task (`engine.tasks.register_task`).
+_PACKAGES = ["backbones", "engine", "experiments"]
+_shown_level = None  # the level show_messages() set, for packages adopted after it ran
+
+
+def own_packages() -> tuple[str, ...]:
+    return tuple(_PACKAGES)
+
+
+def adopt_package(name: str) -> None:
+    """Treat package `name` as the toolkit's own: its messages shown as the others'."""
+    if name not in _PACKAGES:
+        _PACKAGES.append(name)
+    if _shown_level is not None:
+        _show(name, _shown_level)
 
 
 def process_rank() -> tuple[int, int]:
@@ -53,11 +67,17 @@ class TqdmHandler(logging.Handler):
 
 def show_messages(level: int = logging.INFO) -> None:
     """Show the toolkit's messages on stderr (idempotent): what every tool does first."""
-    for name in PACKAGES:
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        if not any(isinstance(h, TqdmHandler) for h in logger.handlers):
-            handler = TqdmHandler()
-            handler.addFilter(MainProcessOnly())
-            handler.setFormatter(ProcessFormatter())
-            logger.addHandler(handler)
+    global _shown_level
+    _shown_level = level
+    for name in _PACKAGES:
+        _show(name, level)
+
+
+def _show(name: str, level: int) -> None:
+    logger = logging.getLogger(name)
+    logger.setLevel(level)
+    if not any(isinstance(h, TqdmHandler) for h in logger.handlers):
+        handler = TqdmHandler()
+        handler.addFilter(MainProcessOnly())
+        handler.setFormatter(ProcessFormatter())
+        logger.addHandler(handler)

@@ -28,6 +28,9 @@ class Evaluation:
 class Task:
     best_metric: str | None = None  # metric of `evaluate` that picks best.pth; None: no best.pth
     best_higher: bool = False  # whether a higher `best_metric` is better
+    # the names of the classes, as the model numbers them: recorded in every weights file, so a
+    # predictor needs no training data (torchvision's Weights.meta["categories"])
+    categories: list[str] | None = None
 
     def batch_groups(self, dataset) -> list[int] | None:
         """A group id per training sample to batch within (e.g. aspect ratios); None: no groups."""

@@ -108,27 +108,27 @@ def predict_export_segment(out: Path, cpu: bool, result: Result) -> None:
     call, on the demo's residual detector and its semantic masks."""
     from PIL import Image
 
+    from engine.tasks import export_run, predict_run
+
     from .demo import DEMO_CONFIG, SMOKE_CONFIG, residual_detector_dir
-    from .export import export
-    from .predict import predict
 
     run = residual_detector_dir(SMOKE_CONFIG if cpu else DEMO_CONFIG, out / "demo")
     config, checkpoint = run / "config.yaml", run / "checkpoints" / "last.pth"
     images = sorted((out / "demo" / "data" / "detection" / "val").glob("*.png"))[:4]
-    predict(config, checkpoint, [str(p) for p in images], out / "predict", score=0.5, batch=2)
+    predict_run(config, checkpoint, [str(p) for p in images], out / "predict", score=0.5, batch=2)
     result.file(out / "predict" / "predictions.json", out)
     width, height = Image.open(images[0]).size
-    export(out / "detector.onnx", config=config, checkpoint=checkpoint, height=height, width=width)
+    export_run(config, checkpoint, out / "detector.onnx", height=height, width=width)
     result.note(f"tools/export.py: {run.name} at {width}x{height}, checked against onnxruntime")
     result.figure(**_segmentation(out / "segmentation", out / "demo" / "data" / "segmentation", cpu))
 
 
 def _segmentation(run: Path, data: Path, cpu: bool) -> dict:
     """The smoke segmenter trained on the demo's semantic masks, then evaluated from its checkpoint."""
+    from engine.tasks import load_task_config, task_spec
     from segmentation.train import load_segmentation_config, train_segmenter
 
     from .synthetic import SEGMENTATION_CLASSES
-    from .tasks import TASKS, load_task_config
 
     cfg = load_segmentation_config(CONFIGS / "segmentation" / "smoke.yaml", [
         f"output_dir={run}", f"data.root={data}", f"data.classes=[{','.join(SEGMENTATION_CLASSES)}]",
@@ -136,7 +136,7 @@ def _segmentation(run: Path, data: Path, cpu: bool) -> dict:
         f"schedule.total={20 if cpu else 300}"])
     train_segmenter(cfg)
     task, saved = load_task_config(run / "config.yaml")
-    metrics = TASKS[task].evaluate(saved, run / "checkpoints" / "last.pth", run / "eval")
+    metrics = task_spec(task).evaluate(saved, run / "checkpoints" / "last.pth", run / "eval")
     return {f"segmentation_{k}": v for k, v in metrics.items() if "/" not in k}
 
 

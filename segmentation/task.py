@@ -19,6 +19,7 @@ class SegmentationTask(Task):
     def __init__(self, classes: list[str], views=((1.0, False),)):
         """`views`: (scale, mirrored) of each test-time view (`engine.tta.views`)."""
         self.classes, self.views = list(classes), tuple(views)
+        self.categories = self.classes
 
     def logits(self, model, images: torch.Tensor) -> torch.Tensor:
         """The class logits at the images' size, averaged over the test-time views (each view's

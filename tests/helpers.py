@@ -15,7 +15,7 @@ def write_image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=32,
     for c, name in enumerate(classes):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8) // 2 + 100 * c
+            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8) // 2 + (100 * c) % 256
             Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i:04d}.png")
     return root
 

@@ -182,6 +182,23 @@ def test_predictor_takes_paths_pil_images_and_arrays_alike(trained):
         predictor.predict(np.zeros((8, 8), dtype=np.float32))
 
 
+def test_the_weights_file_alone_predicts_with_the_training_names(trained, tmp_path):
+    """final.safetensors records the class names, COCO category ids and the run's config: a
+    predictor needs neither the config nor the annotations (moved away here)."""
+    from detection.predict import Predictor
+
+    root, ann, overrides, _ = trained
+    by_run = Predictor(load_detection_config(SMOKE, overrides), root / "run/final.safetensors")
+    moved = ann.rename(tmp_path / "elsewhere.json")
+    try:
+        alone = Predictor.from_weights(root / "run/final.safetensors")
+    finally:
+        moved.rename(ann)
+    assert alone.class_names == ["red", "blue"] and alone.category_ids == [3, 7]
+    image = root / "images/0003.png"
+    assert all(torch.equal(alone.predict(image)[k], by_run.predict(image)[k]) for k in ("boxes", "scores"))
+
+
 def test_tta_on_the_smoke_detector_changes_ap(trained, tmp_path):
     """Mirrored views and two scales merged by NMS (docs/benchmarks.md records the change)."""
     from detection.evaluate import evaluate_checkpoint

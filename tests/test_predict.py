@@ -10,8 +10,8 @@ from helpers import REPO
 from PIL import Image
 
 from engine.config import ConfigError
-from experiments.predict import predict
-from experiments.tasks import load_task_config
+from engine.tasks import load_task_config
+from engine.tasks import predict_run as predict
 
 CLASSIFIER = REPO / "configs/classification/smoke.yaml"
 SEGMENTER = REPO / "configs/segmentation/smoke.yaml"
@@ -111,17 +111,18 @@ def test_nothing_to_predict_is_an_error_naming_it(tmp_path):
 
 
 def test_the_task_registry_names_what_each_task_does():
-    import importlib
+    from engine.tasks import available_tasks, task_spec
 
-    from experiments.tasks import TASKS
-
-    for task, tools in TASKS.items():
-        for field in ("load_config", "evaluate", "predictor", "export"):
-            call = getattr(tools, field)
-            if call is not None:
-                module, name = getattr(call, "func", call).reference.split(":")
-                assert callable(getattr(importlib.import_module(module), name)), (task, field)
-    assert TASKS["segmentation"].export is None and TASKS["classification"].tta == ("flip",)
+    assert available_tasks() == ["classification", "detection", "segmentation"]
+    for task in available_tasks():
+        spec = task_spec(task)
+        assert spec.name == task and spec.recipe.task.__module__.startswith(task)
+        for field in ("load_config", "evaluate", "predictor"):
+            assert getattr(spec, field).__module__.startswith(task), (task, field)
+    assert task_spec("segmentation").export is None and "segmenter" in task_spec("segmentation").no_export
+    assert task_spec("classification").tta == ("flip",)
+    with pytest.raises(ConfigError, match="unknown task 'nosuchtask'"):
+        task_spec("nosuchtask")
 
 
 def test_test_time_views_a_task_does_not_take_are_refused_by_the_tools_and_the_trainer():
@@ -133,3 +134,38 @@ def test_test_time_views_a_task_does_not_take_are_refused_by_the_tools_and_the_t
     with pytest.raises(ValueError, match="scales are for dense tasks"):
         build_task(load_pretrain_config(CLASSIFIER, ["eval.tta.scales=[1.0,1.5]"]))
     assert load_task_config(SEGMENTER, overrides=["eval.tta.scales=[1.0,1.5]"])[0] == "segmentation"
+
+
+def test_class_names_and_test_transform_travel_with_the_weights(tmp_path):
+    """A trained classifier's final.safetensors predicts alone, its training folders gone: the
+    names are the folders' (6 classes, sorted as training numbered them), and the scores are the
+    ones the run's config and checkpoint give."""
+    import shutil
+
+    from helpers import write_image_folder
+
+    from classification.predict import Predictor
+    from classification.pretrain import load_pretrain_config, pretrain
+
+    names = ["ant", "bee", "cat", "dog", "eel", "fox"]
+    write_image_folder(tmp_path / "data" / "train", classes=names, per_class=4)
+    run = tmp_path / "run"
+    pretrain(load_pretrain_config(CLASSIFIER, [
+        f"output_dir={run}", "data.kind=imagefolder", f"data.root={tmp_path / 'data'}",
+        "data.val_split=train", "train.batch_size=8", "schedule.total=2", "schedule.milestones=[]"]))
+    images = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "data/train/eel").glob("*.png"))[:2]]
+    from_run = Predictor.from_run(run / "config.yaml", run / "checkpoints/last.pth").predict(images)
+    shutil.rmtree(tmp_path / "data")
+    alone = Predictor.from_weights(run / "final.safetensors")
+    assert alone.class_names == names
+    assert alone.predict(images) == from_run
+    assert {t["class"] for r in from_run for t in r["top5"]} < set(names)  # top 5 of 6
+
+
+def test_weights_without_a_run_config_need_the_runs_config(tmp_path):
+    from backbones import create_backbone, save_weights
+    from classification.predict import Predictor
+
+    bare = save_weights(create_backbone("cifar_resnet20", num_classes=6), tmp_path / "bare.safetensors")
+    with pytest.raises(ConfigError, match="bare.safetensors records no run config"):
+        Predictor.from_weights(bare)

@@ -23,15 +23,15 @@ from pathlib import Path
 from engine.cli import run_tool
 from engine.logs import process_rank
 from engine.metrics import format_metrics
+from engine.tasks import available_tasks, load_task_config, task_spec
 from experiments.detection_table import per_class_table
-from experiments.tasks import TASKS, load_task_config
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--task", choices=TASKS, help="default: what the config describes")
+    parser.add_argument("--task", choices=available_tasks(), help="default: what the config describes")
     parser.add_argument("--backend", choices=("faster_coco_eval", "pycocotools"), help="detection")
     parser.add_argument("--out", type=Path, help="default: <output_dir>/eval")
     parser.add_argument("--batch", type=int, help="images per batch and process")
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
         parser.error(f"--backend and --per-class are for detectors; {args.config} is a {task} config")
     out = args.out or Path(cfg.output_dir) / "eval"
     batch = {"batch_size": args.batch} if args.batch else {}
-    metrics = TASKS[task].evaluate(cfg, args.checkpoint, out, **batch)
+    metrics = task_spec(task).evaluate(cfg, args.checkpoint, out, **batch)
     if metrics and process_rank()[0] == 0:  # once per job
         print(format_metrics({k: v for k, v in metrics.items() if "/" not in k}))  # per-class: the file
         if args.per_class:

@@ -8,16 +8,16 @@
 Classifiers take a dynamic batch of NCHW images (normalised as in training) and give logits;
 detectors take one float CHW image in [0, 1] of a fixed size and give boxes, labels, scores (and
 masks). The file is run by onnxruntime against PyTorch before it is written (logits to 1e-4,
-boxes to 1e-3 px; the max abs difference is printed). Needs the `export` extra:
-pip install -e '.[export]'.
+boxes to 1e-3 px; the max abs difference is printed). A task without an exporter says so.
+Needs the `export` extra: pip install -e '.[export]'.
 """
 
 import argparse
 from pathlib import Path
 
+from classification.export import export_backbone
 from engine.cli import run_tool
-from experiments.export import export
-from experiments.tasks import TASKS
+from engine.tasks import available_tasks, export_run
 
 
 def main(argv=None) -> None:
@@ -30,14 +30,18 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, help="classifiers: the check's image side")
     parser.add_argument("--height", type=int, help="detectors: the fixed input height")
     parser.add_argument("--width", type=int, help="detectors: the fixed input width")
-    parser.add_argument("--task", choices=TASKS, help="default: what the config describes")
+    parser.add_argument("--task", choices=available_tasks(), help="default: what the config describes")
     args = parser.parse_args(argv)
     if bool(args.backbone) == bool(args.config):
         parser.error("give --config (with --checkpoint) or --backbone")
     if args.config and not args.checkpoint:
         parser.error("--config needs --checkpoint")
-    export(args.out, config=args.config, checkpoint=args.checkpoint, backbone=args.backbone,
-           weights=args.weights, size=args.size, height=args.height, width=args.width, task=args.task)
+    if args.backbone:
+        report = export_backbone(args.backbone, args.weights, args.out, args.size)
+    else:
+        report = export_run(args.config, args.checkpoint, args.out, task=args.task, size=args.size,
+                            height=args.height, width=args.width)
+    print(f"written {args.out}: checked with onnxruntime against PyTorch: {report}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run a trained detector, classifier or segmenter on your images.
+"""Run a trained detector, classifier or segmenter (any registered task) on your images.
 
     python tools/predict.py --config outputs/my_detector/config.yaml \\
         --checkpoint outputs/my_detector/checkpoints/last.pth photos/ [more.jpg "shots/*.png"] \\
@@ -8,15 +8,14 @@ Writes <out>/predictions.json (detections in COCO results format with `image_id`
 name; or each image's top-5 classes; or the share of each class's pixels) and a PNG per image
 (boxes, class names, scores and masks drawn; or the class mask). Images of any size and mode
 (grey, RGBA, palette, 16-bit) are read upright by their EXIF orientation; an unreadable file is
-reported and skipped.
+reported and skipped. The class names come from the weights file (older files: the config's data).
 """
 
 import argparse
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.predict import predict
-from experiments.tasks import TASKS
+from engine.tasks import available_tasks, load_task_config, predict_run
 
 
 def main(argv=None) -> None:
@@ -25,12 +24,15 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     parser.add_argument("--out", type=Path, default=Path("predictions"))
-    parser.add_argument("--score", type=float, default=0.5, help="lowest detection score kept")
+    parser.add_argument("--score", type=float, help="detectors: lowest detection score kept (default 0.5)")
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
-    parser.add_argument("--task", choices=TASKS, help="default: what the config describes")
+    parser.add_argument("--task", choices=available_tasks(), help="default: what the config describes")
     args = parser.parse_args(argv)
-    predict(args.config, args.checkpoint, args.images, args.out, score=args.score, batch=args.batch,
-            task=args.task)
+    task = args.task or load_task_config(args.config)[0]
+    if args.score is not None and task != "detection":
+        parser.error(f"--score is for detectors; {args.config} is a {task} config")
+    options = {} if args.score is None else {"score": args.score}
+    predict_run(args.config, args.checkpoint, args.images, args.out, batch=args.batch, task=task, **options)
 
 
 if __name__ == "__main__":
