@@ -30,7 +30,7 @@ test: $(VENV)/.installed-dev
 # Every shipped config trained 2 iterations and evaluated at its real size, fp32 and bf16 (where the
 # CPU has bf16 units), on generated data in its own format: outputs/test_configs/report.md (CI runs it).
 test-configs: $(VENV)/.installed-dev
-	$(BIN)/python tools/test_configs.py
+	$(BIN)/python bench/test_configs.py
 
 # The oldest torch / torchvision the README claims, in a venv of their own: each task's smoke config
 # (the smoke demo: classification and detection; the segmentation smoke on its data).
@@ -45,7 +45,7 @@ check-oldest:
 	    "data.classes=[background,circle,square,triangle,cross,ring]"
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check backbones classification detection engine experiments segmentation tools tests
+	$(BIN)/ruff check backbones bench classification detection engine experiments segmentation tools tests
 
 table: $(VENV)/.installed
 	$(BIN)/python tools/model_table.py
@@ -55,16 +55,16 @@ reproduce-cifar: $(VENV)/.installed
 	$(BIN)/python tools/reproduce.py cifar10 --depths 20,56 --schedule short --epochs 3 --jobs 2
 
 benchmark: $(VENV)/.installed
-	$(BIN)/python tools/benchmark.py backbone
+	$(BIN)/python bench/benchmark.py backbone
 
 # Wheels an offline GPU node lacks (INSTALLED=its pip list --format=freeze; default: the lent H200's).
 wheelhouse: $(VENV)/.installed
-	$(BIN)/python tools/wheelhouse.py $(if $(INSTALLED),--installed $(INSTALLED))
+	$(BIN)/python bench/wheelhouse.py $(if $(INSTALLED),--installed $(INSTALLED))
 
 # On a GPU node (no venv there: its python3 has torch; missing packages come from wheelhouse/):
 # stages a-f, outputs/gpu_check/report.md. ARGS="--only b,f" reruns some.
 gpu-check:
-	PYTHONPATH=. python3 tools/gpu_check.py $(ARGS)
+	PYTHONPATH=. python3 bench/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

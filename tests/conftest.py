@@ -5,7 +5,10 @@ import time
 
 import pytest
 import torch
+
 from helpers import REPO, call_tool, reset_accelerate_state, write_coco_dataset
+
+sys.path.insert(0, str(REPO / "bench"))  # bench/ is a folder of scripts and their modules, not a package
 
 
 @pytest.fixture(autouse=True)

@@ -107,7 +107,7 @@ def reset_accelerate_state() -> None:
 
 
 def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
-    """`python tools/<name>.py args...` run in this process: its `main(argv)` under the same
+    """`python tools/<name>.py args...` (or bench/<name>.py) run in this process: its `main(argv)` under the same
     error handling as `engine.cli.run_tool` (a user's error: exit 2 and `error: ...` on stderr),
     returned as `subprocess.run(..., capture_output=True, text=True)` would, without a new
     interpreter's seconds of imports. Tests of signals, exit paths and launchers keep their
@@ -120,7 +120,8 @@ def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     from engine.cli import is_users_error
     from engine.logs import show_messages
 
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    script = next(p for p in (REPO / "tools" / f"{name}.py", REPO / "bench" / f"{name}.py") if p.is_file())
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out, err, code = io.StringIO(), io.StringIO(), 0

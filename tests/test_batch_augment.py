@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_pretrain import run
 
 from classification.batch_augment import crop_flip, draw_crop_flip, normalize
 from classification.transforms import CIFAR_MEAN, CIFAR_STD, build_transform
+from test_pretrain import run
 
 
 def test_crop_flip_equals_pad_slice_and_mirror_per_image():

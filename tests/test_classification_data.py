@@ -5,7 +5,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import SMOKE, write_image_folder
 
 from classification.batch_augment import AsStored
 from classification.data import (
@@ -20,6 +19,7 @@ from classification.datasets import build_datasets
 from classification.pretrain import load_pretrain_config, pretrain
 from classification.transforms import build_transform
 from engine.metrics import read_metrics
+from helpers import SMOKE, write_image_folder
 
 
 def test_image_folder_scan(tmp_path):

@@ -1,13 +1,13 @@
 """Config loading: YAML inheritance, overrides, and errors that name the key at fault."""
 
 import pytest
-from helpers import REPO, SMOKE
 
 from classification.config import ClassificationConfig
 from classification.pretrain import load_pretrain_config
 from engine.accelerator import ACCELERATE_PRECISION, run_precision
 from engine.config import ConfigError, TrainConfig, load_config
 from engine.precision import cpu_has_bf16, resolve_precision
+from helpers import REPO, SMOKE
 
 
 def test_overrides_and_inheritance():

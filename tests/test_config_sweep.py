@@ -5,10 +5,10 @@ is recorded, a failure is reported and the sweep goes on."""
 from pathlib import Path
 
 import pytest
-from helpers import REPO
 
-from experiments import config_sweep
-from experiments.config_sweep import ALLOWED_KEYS, discover, overrides_for, run_one, summary
+import config_sweep
+from config_sweep import ALLOWED_KEYS, discover, overrides_for, run_one, summary
+from helpers import REPO
 
 CONFIGS = REPO / "configs"
 

@@ -6,10 +6,10 @@ import json
 import re
 import shutil
 
-from helpers import REPO, call_tool
 from PIL import Image
 
 from engine.metrics import read_metrics
+from helpers import REPO, call_tool
 
 
 def test_interrupted_demo_resumes_rather_than_restarts(demo):

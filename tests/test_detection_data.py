@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers import call_tool, edit_json
 
 from detection.data import BadRecordError, DetectionDataset, read_coco, read_voc
 from detection.transforms import build_detection_transform
 from engine.data import BadImageError, BadSample
+from helpers import call_tool, edit_json
 
 
 def test_coco_labels_are_contiguous_and_mapped_back(coco):

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from helpers import pycocotools_stats, write_coco_dataset
 
 from detection.data import read_coco
 from detection.evaluation import COCO_METRICS, coco_evaluate, recall_at_score, voc_evaluate
+from helpers import pycocotools_stats, write_coco_dataset
 
 
 @pytest.fixture

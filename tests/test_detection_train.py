@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, call_tool, coco_overrides, free_port, pycocotools_stats, write_coco_dataset
 
 from detection import load_detection_config, train_detector
 from detection.evaluation import COCO_METRICS
+from helpers import REPO, call_tool, coco_overrides, free_port, pycocotools_stats, write_coco_dataset
 
 SMOKE = REPO / "configs/detection/smoke.yaml"
 

@@ -21,14 +21,14 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, coco_overrides, free_port, stop_before_done, write_coco_dataset
 from safetensors.torch import load_file
-from test_segmentation import write_shapes
 
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import load_detection_config, train_detector
 from engine.metrics import read_metrics
+from helpers import REPO, SMOKE, coco_overrides, free_port, stop_before_done, write_coco_dataset
 from segmentation import load_segmentation_config, train_segmenter
+from test_segmentation import write_shapes
 
 WEIGHTS_ATOL, LOSS_RTOL = 5e-4, 1e-4
 # A detector also makes discrete choices (the top-k of near-tied objectness scores at

@@ -5,13 +5,13 @@ detectors (C4 and FPN) to 1e-3 px for the boxes both keep; failures name the mod
 import numpy as np
 import pytest
 import torch
-from helpers import call_tool
 
 from backbones import create_backbone
 from classification.export import export_classifier
 from detection import build_faster_rcnn
 from detection.export import export_detector
 from engine.onnx import ExportError
+from helpers import call_tool
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
 

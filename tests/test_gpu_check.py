@@ -7,21 +7,21 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, call_tool
 
-import experiments.gpu_check as check
-import experiments.gpu_throughput as throughput
-from experiments.gpu_check import STAGES, gpu_check, run_stage
+import gpu_report as check
+import gpu_throughput as throughput
+from gpu_report import STAGES, gpu_check, run_stage
+from helpers import REPO, call_tool
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory, demo):
-    """`tools/gpu_check.py --cpu`. Stage b finds the smoke demo of test_demo.py (the `demo`
+    """`bench/gpu_check.py --cpu`. Stage b finds the smoke demo of test_demo.py (the `demo`
     fixture, trained, interrupted and resumed there) already done: it rebuilds its report and
     pictures rather than training the same nets a second time in this suite."""
     out = tmp_path_factory.mktemp("gpu_check")
     shutil.copytree(demo[0], out / "demo")
-    done = subprocess.run([sys.executable, "tools/gpu_check.py", "--cpu", "--out", str(out),
+    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu", "--out", str(out),
                            "--bundle", str(out / "bundle")], cwd=REPO,
                           capture_output=True, text=True)
     return out, done
@@ -94,7 +94,7 @@ def test_out_of_gpu_memory_halves_the_batch_and_says_so(monkeypatch):
 def test_stage_f_unpacks_the_cifar_jpeg_archive_beside_the_checkout_or_says_where_it_looked(tmp_path):
     import tarfile
 
-    from experiments.gpu_stages import CIFAR_JPEG, cifar_jpeg
+    from gpu_stages import CIFAR_JPEG, cifar_jpeg
 
     with pytest.raises(FileNotFoundError, match=f"data/{CIFAR_JPEG}"):
         cifar_jpeg(tmp_path / "data", shared=tmp_path / "none")

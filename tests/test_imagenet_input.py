@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from test_pretrain import run
 
 from classification.batch_augment import normalize
 from classification.data import BadSample, ClassificationDataset
@@ -17,6 +16,7 @@ from classification.lighting import EIGVAL, EIGVEC
 from classification.task import ClassificationTask
 from classification.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.data import BadImageError
+from test_pretrain import run
 
 DRAWS = 20000
 

@@ -6,10 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SMOKE, call_tool
 from safetensors import safe_open
-from test_imagenet_input import write_jpeg_folder
-from test_pretrain import run
 
 from backbones import create_backbone
 from classification.bn_statistics import population_statistics
@@ -17,6 +14,9 @@ from classification.datasets import training_set_as_tested
 from classification.pretrain import load_pretrain_config
 from classification.task import ClassificationTask
 from engine.schedule import PlateauLR, ScheduleConfig
+from helpers import SMOKE, call_tool
+from test_imagenet_input import write_jpeg_folder
+from test_pretrain import run
 
 
 def test_multi_scale_scores_are_the_mean_softmax_over_scales_and_flips():

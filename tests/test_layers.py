@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO, write_coco_dataset
 
 # Which project packages each package may import (the library is the first five).
@@ -21,7 +22,9 @@ ALLOWED = {
     "segmentation": {"backbones", "engine", "detection"},
 }
 PROJECT = set(ALLOWED) | {"experiments", "tools", "configs", "tests"}
-REPOSITORY_STRINGS = ("configs/", "tools/", "experiments/")
+REPOSITORY_STRINGS = ("configs/", "tools/", "experiments/", "bench/")
+# bench/: benchmarks and dev-ops, scripts and their sibling modules above the experiments
+BENCH_MODULES = {p.stem for p in (REPO / "bench").glob("*.py")}
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -47,6 +50,16 @@ def test_library_imports_point_down_only():
         for name in _imports(ast.parse(path.read_text())) & PROJECT:
             if name != package and name not in ALLOWED[package]:
                 wrong.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_experiments_and_tools_import_nothing_from_bench():
+    """bench/ builds on the library and the experiments, never the other way; tools/ is for users'
+    runs, bench/ for measurements and dev-ops."""
+    layers = [*_library_modules(), *sorted((REPO / "experiments").rglob("*.py")), *TOOLS]
+    wrong = [f"{path.relative_to(REPO)} imports {name}" for path in layers
+             for name in sorted(_imports(ast.parse(path.read_text())) & (BENCH_MODULES | {"bench"}))]
+    assert BENCH_MODULES >= {"benchmark", "gpu_check", "wheelhouse", "test_configs"}
     assert not wrong, "\n".join(wrong)
 
 
@@ -122,7 +135,7 @@ def wheel_site(tmp_path_factory) -> Path:
 def test_wheel_holds_the_library_and_no_configs_or_tools(wheel_site):
     top = {p.name for p in wheel_site.iterdir() if not p.name.endswith(".dist-info")}
     assert set(ALLOWED) - {"segmentation"} <= top
-    assert not {"configs", "tools", "tests"} & top
+    assert not {"configs", "tools", "tests", "bench"} & top
 
 
 def test_library_trains_and_evaluates_each_task_from_the_wheel(wheel_site, tmp_path):

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, call_tool, coco_overrides, edit_json, pycocotools_stats, write_coco_dataset
 
 from detection import build_mask_rcnn, load_detection_config, load_detector_weights, train_detector
 from detection.data import BadRecordError, DetectionDataset, read_coco
 from detection.evaluation import COCO_METRICS
 from detection.transforms import build_detection_transform
 from engine.config import ConfigError
+from helpers import REPO, call_tool, coco_overrides, edit_json, pycocotools_stats, write_coco_dataset
 
 SMOKE = REPO / "configs/detection/smoke.yaml"
 SMALL = dict(min_size=64, max_size=96, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=16,

@@ -5,12 +5,12 @@ tools/export.py says why it exports nothing."""
 import json
 
 import numpy as np
-from helpers import call_tool
 from PIL import Image
-from toy_task import QUADRANTS, draw
 
 from engine.metrics import read_metrics
 from engine.tasks import available_tasks
+from helpers import call_tool
+from toy_task import QUADRANTS, draw
 
 
 def test_a_fourth_task_registered_in_one_place_goes_through_every_tool(tmp_path):

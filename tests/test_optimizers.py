@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, coco_overrides, write_coco_dataset
 from safetensors import safe_open
 from safetensors.torch import load_file
-from test_pretrain import run
 
 from backbones import create_backbone
 from classification.pretrain import load_pretrain_config
@@ -18,6 +16,8 @@ from engine.config import ConfigError
 from engine.optim import build_optimizer
 from engine.resume import ResumeMismatch
 from engine.schedule import ScheduleConfig, lr_factor
+from helpers import REPO, SMOKE, coco_overrides, write_coco_dataset
+from test_pretrain import run
 
 
 def optim_cfg(*overrides):

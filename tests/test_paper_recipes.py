@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from helpers import REPO, write_coco_dataset
 from omegaconf import OmegaConf
 
 from backbones import register_backbone
@@ -14,6 +13,7 @@ from detection import build_faster_rcnn, load_detection_config, train_detector
 from detection.sampling import BackgroundRangeMatcher
 from engine.config import ConfigError
 from engine.metrics import read_metrics
+from helpers import REPO, write_coco_dataset
 
 PAPER = REPO / "configs/detection/paper"
 PAIRS = {"coco2014": ("coco2014_vgg16", "coco2014_r101_c4"), "voc0712": ("voc0712_vgg16", "voc0712_r101_c4")}

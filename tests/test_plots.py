@@ -2,10 +2,10 @@
 
 import json
 
-from helpers import call_tool
 from PIL import Image
 
 from experiments.plots import error_curves, plot_error_curves, run_label
+from helpers import call_tool
 
 
 def fake_run(root, name, model, final_error):

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import REPO
 from PIL import Image
 
 from engine.config import ConfigError
 from engine.tasks import load_task_config
 from engine.tasks import predict_run as predict
+from helpers import REPO
 
 CLASSIFIER = REPO / "configs/classification/smoke.yaml"
 SEGMENTER = REPO / "configs/segmentation/smoke.yaml"
@@ -142,10 +142,9 @@ def test_class_names_and_test_transform_travel_with_the_weights(tmp_path):
     ones the run's config and checkpoint give."""
     import shutil
 
-    from helpers import write_image_folder
-
     from classification.predict import Predictor
     from classification.pretrain import load_pretrain_config, pretrain
+    from helpers import write_image_folder
 
     names = ["ant", "bee", "cat", "dog", "eel", "fox"]
     write_image_folder(tmp_path / "data" / "train", classes=names, per_class=4)

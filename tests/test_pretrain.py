@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, SMOKE, call_tool, free_port, stop_before_done
 from safetensors.torch import load_file
 
 import engine.checkpoint
@@ -20,6 +19,7 @@ from classification.pretrain import load_pretrain_config, pretrain
 from classification.task import ClassificationTask
 from engine.config import ConfigError
 from engine.metrics import read_metrics
+from helpers import REPO, SMOKE, call_tool, free_port, stop_before_done
 
 # Two float32 computations of the same loss in another summation order (a batch split in two, or
 # across processes): each of cifar_resnet20's 20 layers sums up to 3*3*64 = 576 products, about

@@ -13,7 +13,6 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, SMOKE, call_tool, free_port, write_coco_dataset, write_image_folder
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -27,6 +26,7 @@ from engine.data import BadImageError
 from engine.errors import CheckpointError, ResumeMismatch, RunLocked, TrainingDiverged
 from engine.metrics import read_metrics
 from experiments.synthetic import make_synthetic
+from helpers import REPO, SMOKE, call_tool, free_port, write_coco_dataset, write_image_folder
 
 DETECTION_SMOKE = REPO / "configs/detection/smoke.yaml"
 

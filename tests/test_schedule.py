@@ -1,10 +1,10 @@
 """Learning-rate schedules and the compressed CPU schedules."""
 
 import pytest
-from helpers import REPO
 
 from classification.pretrain import load_pretrain_config
 from engine.schedule import ScheduleConfig, compress, lr_factor
+from helpers import REPO
 
 
 def test_step_schedule_in_iterations():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import REPO, call_tool
 from PIL import Image
 
 from backbones import create_backbone
 from backbones.errors import InvalidOptionError
 from engine.data import BadImageError
+from helpers import REPO, call_tool
 from segmentation import (
     build_segmenter,
     confusion_matrix,

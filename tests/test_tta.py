@@ -4,12 +4,12 @@ view equals evaluating the mirrored set."""
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SMOKE
 
 from backbones import create_backbone
 from classification.pretrain import build_task, load_pretrain_config
 from classification.task import ClassificationTask
 from engine.tta import TTAConfig, views
+from helpers import SMOKE
 from segmentation import build_segmenter
 from segmentation.task import SegmentationTask
 

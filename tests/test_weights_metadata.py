@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import SMOKE
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -23,6 +22,7 @@ from backbones.metadata import describe, find_backbone, parse
 from backbones.msra import BGR_MEAN, BN_EPS
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import build_faster_rcnn, load_detector_weights
+from helpers import SMOKE
 from segmentation import build_segmenter
 
 INPUT = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}

@@ -9,8 +9,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from experiments import wheelhouse
-from experiments.wheelhouse import build, check, missing, platform_tags, read_freeze, requirements
+import wheels as wheelhouse
+from wheels import build, check, missing, platform_tags, read_freeze, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORMS = platform_tags()
@@ -103,7 +103,7 @@ def test_the_tool_checks_its_wheelhouse(index, tmp_path):
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[project]\nname = "x"\ndependencies = ["alpha", "beta>=1"]\n'
                          '[project.optional-dependencies]\nexport = []\n')
-    done = subprocess.run([sys.executable, str(ROOT / "tools/wheelhouse.py"), "--installed", str(node),
+    done = subprocess.run([sys.executable, str(ROOT / "bench/wheelhouse.py"), "--installed", str(node),
                            "--pyproject", str(pyproject), "--out", str(tmp_path / "wh"),
                            *[f"--pip-option={o}" for o in index]], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

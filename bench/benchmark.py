@@ -1,24 +1,25 @@
 """Run one of the project's benchmarks (not tests) and print its side-by-side figures.
 
-    python tools/benchmark.py backbone         # our resnet50 training step vs torchvision's
-    python tools/benchmark.py classification   # training and loader images/s on this machine
-    python tools/benchmark.py precision        # fp32 vs bf16 autocast; what train.precision=auto picks
-    python tools/benchmark.py recipes          # the step's cost of weight EMA and AdamW vs SGD
-    python tools/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
-    python tools/benchmark.py mask-rcnn        # our Mask R-CNN R50-FPN vs torchvision's; C4 mask cost
-    python tools/benchmark.py miou-eval        # mIoU evaluation images/s, VOC-val-sized
-    python tools/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
-    python tools/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
-    python tools/benchmark.py cifar-loop       # the trainer's images/s against the bare step's
-    python tools/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
-    python tools/benchmark.py jpeg-decode      # TorchCodec's vs torchvision's JPEG decoder
+    python bench/benchmark.py backbone         # our resnet50 training step vs torchvision's
+    python bench/benchmark.py classification   # training and loader images/s on this machine
+    python bench/benchmark.py precision        # fp32 vs bf16 autocast; what train.precision=auto picks
+    python bench/benchmark.py recipes          # the step's cost of weight EMA and AdamW vs SGD
+    python bench/benchmark.py detection        # our R50-FPN vs torchvision's; C4 and VGG-16 heads
+    python bench/benchmark.py mask-rcnn        # our Mask R-CNN R50-FPN vs torchvision's; C4 mask cost
+    python bench/benchmark.py miou-eval        # mIoU evaluation images/s, VOC-val-sized
+    python bench/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
+    python bench/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
+    python bench/benchmark.py cifar-loop       # the trainer's images/s against the bare step's
+    python bench/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
+    python bench/benchmark.py jpeg-decode      # TorchCodec's vs torchvision's JPEG decoder
 """
 
 import argparse
 from pathlib import Path
 
+import benchmarks
+import input_benchmark
 from engine.cli import run_tool
-from experiments import benchmarks, input_benchmark
 
 
 def main(argv=None) -> None:

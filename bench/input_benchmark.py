@@ -1,5 +1,5 @@
 """The ImageNet training input, side by side: the toolkit's pipeline before issue 15, now, and
-torchvision's reference, per thread and through a 2-worker DataLoader (`tools/benchmark.py
+torchvision's reference, per thread and through a 2-worker DataLoader (`bench/benchmark.py
 imagenet-input`).
 
 Each pipeline turns a file path into what the training step receives from a loader worker. The
@@ -27,10 +27,9 @@ from classification.jpeg import DECODER, decode_jpegs
 from classification.lighting import lighting_shift
 from classification.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.data import decode_image, seed_transform
-
-from .imagenet_jpegs import write_imagenet_like
-from .machine import machine
-from .markdown import markdown_table
+from experiments.machine import machine
+from experiments.markdown import markdown_table
+from imagenet_jpegs import write_imagenet_like
 
 
 def toolkit_before():

@@ -6,11 +6,10 @@ import torch
 import torchvision
 
 from backbones import create_backbone
+from benchmarks import detection_batch, detector_train_step, frozen_like_torchvision
 from detection import build_faster_rcnn, load_detector_weights
 from engine.precision import resolve_precision
-
-from .benchmarks import detection_batch, detector_train_step, frozen_like_torchvision
-from .timing import compare_steps, make_train_step
+from timing import compare_steps, make_train_step
 
 A100_AMP_IMAGES_PER_S = 2470  # NVIDIA DeepLearningExamples, ResNet-50 v1.5 training, 1x A100 80GB, AMP
 CLASSIFICATION = {"gpu": dict(size=224, batches=(256, 128, 64), repeats=10, warmup=3),

@@ -1,8 +1,8 @@
 """Download into wheelhouse/ the wheels an offline GPU node needs to run the toolkit, and check them.
 
     make wheelhouse        # for the lent H200 node (configs/gpu_nodes/nvidia-h200.txt), CPython 3.12
-    python tools/wheelhouse.py --installed node-freeze.txt [--python-version 3.12] [--glibc 2.28]
-    python tools/wheelhouse.py --check-only ...   # resolve with no index: is wheelhouse/ complete?
+    python bench/wheelhouse.py --installed node-freeze.txt [--python-version 3.12] [--glibc 2.28]
+    python bench/wheelhouse.py --check-only ...   # resolve with no index: is wheelhouse/ complete?
 
 --installed is the node's `pip list --format=freeze`: what it has is not downloaded, and what it
 has pins the versions of everything downloaded beside it. Wheels only, one version each, their
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.wheelhouse import GLIBC, build, check, platform_tags, read_freeze, requirements
+from wheels import GLIBC, build, check, platform_tags, read_freeze, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 

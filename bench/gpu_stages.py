@@ -1,6 +1,6 @@
 """The stages of the GPU check (`experiments.gpu_check`), each run in its own interpreter:
 
-    python -m experiments.gpu_stages <a-f> --out DIR [--cpu]
+    python -m bench/gpu_stages.py <a-f> --out DIR [--cpu]
 
 A stage writes DIR/<stage>.json: the device it ran on, its tables, its figures, notes and the
 files it made (relative to DIR). `--cpu` runs the same code at toy size on the CPU.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .paths import CONFIGS, REPO
+from experiments.paths import CONFIGS, REPO
 
 CIFAR_JPEG = "cifar10-jpeg.tar.xz"  # the CIFAR-10 JPEG copy: data/ (carried) or ../shared/data/
 
@@ -48,7 +48,7 @@ class Result:
 
 def device_name(cpu: bool) -> str:
     if cpu:
-        from .machine import machine
+        from experiments.machine import machine
         return machine().split(";")[0]
     return torch.cuda.get_device_name(0)
 
@@ -91,7 +91,7 @@ def _driver() -> str:
 
 # ---- b. the demo ---------------------------------------------------------------------------------
 def demo(out: Path, cpu: bool, result: Result) -> None:
-    from .demo import DEMO_CONFIG, SMOKE_CONFIG, run_demo
+    from experiments.demo import DEMO_CONFIG, SMOKE_CONFIG, run_demo
 
     command = "python tools/demo.py" + (" --smoke" if cpu else "")
     lines, report, timings = run_demo(SMOKE_CONFIG if cpu else DEMO_CONFIG, out / "demo", command)
@@ -109,8 +109,7 @@ def predict_export_segment(out: Path, cpu: bool, result: Result) -> None:
     from PIL import Image
 
     from engine.tasks import export_run, predict_run
-
-    from .demo import DEMO_CONFIG, SMOKE_CONFIG, residual_detector_dir
+    from experiments.demo import DEMO_CONFIG, SMOKE_CONFIG, residual_detector_dir
 
     run = residual_detector_dir(SMOKE_CONFIG if cpu else DEMO_CONFIG, out / "demo")
     config, checkpoint = run / "config.yaml", run / "checkpoints" / "last.pth"
@@ -126,9 +125,8 @@ def predict_export_segment(out: Path, cpu: bool, result: Result) -> None:
 def _segmentation(run: Path, data: Path, cpu: bool) -> dict:
     """The smoke segmenter trained on the demo's semantic masks, then evaluated from its checkpoint."""
     from engine.tasks import load_task_config, task_spec
+    from experiments.synthetic import SEGMENTATION_CLASSES
     from segmentation.train import load_segmentation_config, train_segmenter
-
-    from .synthetic import SEGMENTATION_CLASSES
 
     cfg = load_segmentation_config(CONFIGS / "segmentation" / "smoke.yaml", [
         f"output_dir={run}", f"data.root={data}", f"data.classes=[{','.join(SEGMENTATION_CLASSES)}]",
@@ -142,7 +140,7 @@ def _segmentation(run: Path, data: Path, cpu: bool) -> dict:
 
 # ---- d. throughput -------------------------------------------------------------------------------
 def throughput(out: Path, cpu: bool, result: Result) -> None:
-    from .gpu_throughput import classification_rows, detection_rows
+    from gpu_throughput import classification_rows, detection_rows
 
     header, rows, notes = classification_rows(cpu, sync(cpu))
     result.table("ResNet-50 training, bf16 autocast, channels-last (ours vs torchvision, one loop)",
@@ -155,7 +153,7 @@ def throughput(out: Path, cpu: bool, result: Result) -> None:
 
 # ---- e. the ImageNet input path ------------------------------------------------------------------
 def input_path(out: Path, cpu: bool, result: Result) -> None:
-    from .input_benchmark import describe, device_decode, input_files, input_table
+    from input_benchmark import describe, device_decode, input_files, input_table
 
     workers, count = (1, 16) if cpu else (16, 512)
     paths = input_files(count, out / "jpegs")
@@ -172,8 +170,7 @@ def input_path(out: Path, cpu: bool, result: Result) -> None:
 # ---- f. Table 6, first real rows -----------------------------------------------------------------
 def table6(out: Path, cpu: bool, result: Result) -> None:
     from engine.metrics import read_metrics
-
-    from .depth_study import reproduce_cifar10
+    from experiments.depth_study import reproduce_cifar10
 
     # The whole set on the device, the guard looking every 100 iterations: no per-step host syncs
     fast = ["data.resident=true", "train.channels_last=true"]

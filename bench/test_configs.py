@@ -4,16 +4,16 @@ On data generated in each config's own format, in fp32 and (where the CPU has bf
 prints each config's overrides and result, writes <out>/report.json and report.md; exit 1 if any
 failed.
 
-    python tools/test_configs.py                       # all of configs/ (make test-configs)
-    python tools/test_configs.py --only paper/         # the configs whose path contains paper/
+    python bench/test_configs.py                       # all of configs/ (make test-configs)
+    python bench/test_configs.py --only paper/         # the configs whose path contains paper/
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+from config_sweep import summary, sweep
 from engine.cli import run_tool
-from experiments.config_sweep import summary, sweep
 from experiments.paths import CONFIGS
 
 

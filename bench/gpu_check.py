@@ -1,8 +1,8 @@
 """Prove the toolkit on a GPU node in one command (stages a-f, under 8 minutes), and measure it.
 
-    make gpu-check                           # PYTHONPATH=. python3 tools/gpu_check.py: the node's own python
-    python tools/gpu_check.py --only b,f     # some stages (a failed one reruns alone; training resumes)
-    python tools/gpu_check.py --cpu          # every stage at toy size on the CPU (part of make test)
+    make gpu-check                           # PYTHONPATH=. python3 bench/gpu_check.py: the node's own python
+    python bench/gpu_check.py --only b,f     # some stages (a failed one reruns alone; training resumes)
+    python bench/gpu_check.py --cpu          # every stage at toy size on the CPU (part of make test)
 
 Stages: a environment, b the demo, c predict/export/segmentation, d throughput against
 torchvision, e the ImageNet input path, f Table 6's ResNet-20 / plain-20 rows. Writes
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.gpu_check import bundle, gpu_check
-from experiments.wheelhouse import ensure, requirements
+from gpu_report import bundle, gpu_check, select
+from wheels import ensure, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,18 @@ def main(argv=None) -> None:
     parser.add_argument("--bundle", type=Path,
                         help="also copy the report and pictures here (a lent machine's $OUT)")
     args = parser.parse_args(argv)
+    try:
+        select(args.only)
+    except ValueError as error:
+        parser.error(str(error))
     ensure(requirements(ROOT / "pyproject.toml"), args.wheelhouse)
     import torch  # after ensure: nothing of the toolkit is imported before its requirements are met
 
     if not args.cpu and not torch.cuda.is_available():
         print("error: no CUDA GPU here (torch.cuda.is_available() is False); "
-              "`python tools/gpu_check.py --cpu` is the dry run on the CPU", file=sys.stderr)
+              "`python bench/gpu_check.py --cpu` is the dry run on the CPU", file=sys.stderr)
         sys.exit(2)
-    command = " ".join(["python tools/gpu_check.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python bench/gpu_check.py", *(sys.argv[1:] if argv is None else argv)])
     report, failed = gpu_check(args.out, cpu=args.cpu, only=args.only, command=command)
     if args.bundle:
         bundle(args.out, args.bundle)

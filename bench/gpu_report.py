@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .markdown import markdown_table
+from experiments.markdown import markdown_table
 
-REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def run_stage(key: str, out: Path, cpu: bool, budget: float) -> dict:
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     if cpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    command = [sys.executable, "-m", "experiments.gpu_stages", key, "--out", str(out), *(["--cpu"] * cpu)]
+    command = [sys.executable, str(BENCH / "gpu_stages.py"), key, "--out", str(out), *(["--cpu"] * cpu)]
     start = time.perf_counter()
     with open(out / f"{key}.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,

@@ -1,6 +1,6 @@
 """Benchmarks (not tests): each prints its figures, measured side by side in one process.
 
-`tools/benchmark.py` is their command line; docs/benchmarks.md records what they printed.
+`bench/benchmark.py` is their command line; docs/benchmarks.md records what they printed.
 """
 
 import time
@@ -10,15 +10,14 @@ import numpy as np
 import torch
 import torchvision
 
+import peer_loop as peer
 from backbones import create_backbone
 from classification.data import ClassificationDataset, SyntheticImages, decode_all, scan_image_folder
 from classification.task import ClassificationTask
 from classification.transforms import build_transform
 from detection import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from detection.evaluation import coco_evaluate
-
-from . import peer_loop as peer
-from .timing import compare_steps, loader_throughput, make_train_step
+from timing import compare_steps, loader_throughput, make_train_step
 
 
 def backbone(*, model: str = "resnet50", batch: int = 16, size: int = 224, repeats: int = 7,
@@ -338,8 +337,7 @@ def cifar_loop(*, data_root: Path, iterations: int = 150, repeats: int = 20, rou
     from classification.pretrain import load_pretrain_config, pretrain
     from engine.metrics import read_metrics
     from engine.precision import resolve_precision
-
-    from .machine import machine
+    from experiments.machine import machine
 
     bf16 = resolve_precision("auto", "cpu") == "bf16"
     config = Path(__file__).resolve().parents[1] / "configs/classification/cifar10_resnet20.yaml"
@@ -381,11 +379,10 @@ def autocast_fallbacks(*, config: Path = Path("configs/detection/paper/coco2014_
     (engine.autocast_ops: RoI max pooling, forward and backward, with their casts)."""
     from torch.profiler import ProfilerActivity, profile
 
+    from config_sweep import with_bn_statistics
     from detection.train import build_detector, load_detection_config
     from engine.autocast_ops import REGISTERED
-
-    from .config_sweep import with_bn_statistics
-    from .machine import machine
+    from experiments.machine import machine
 
     cfg = load_detection_config(config, training=False)
     model = build_detector(cfg, num_classes=81)

@@ -23,10 +23,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from engine.config import declared_task
-from engine.precision import cpu_has_bf16
-
-from .config_data import (
+from config_data import (
     IMAGENET_SIZE,
     write_coco,
     write_coco_voc_segmentation,
@@ -35,7 +32,9 @@ from .config_data import (
     write_voc_detection,
     write_voc_segmentation,
 )
-from .jobs import Job, run_jobs
+from engine.config import declared_task
+from engine.precision import cpu_has_bf16
+from experiments.jobs import Job, run_jobs
 
 STOP_AT = 2  # training iterations per run
 RESULT_FILE = "sweep_result.json"
@@ -106,7 +105,7 @@ def discover(configs: Path) -> list[Entry]:
 
 
 def _demo_note(path: Path) -> str:
-    from .demo import load_demo_config
+    from experiments.demo import load_demo_config
 
     cfg = load_demo_config(path)
     names = [cfg.pretrain, cfg.detect]
