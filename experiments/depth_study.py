@@ -7,26 +7,22 @@ if asked) and reads their metrics.jsonl afterwards, so the figure and table can 
 copied metrics.
 """
 
-import os
 import shlex
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 
 from backbones import count_params, create_backbone
-from classification.pretrain import load_pretrain_config
+from classification.pretrain import load_pretrain_config, pretrain
 from engine.checkpointer import DONE_FILE
 from engine.config import check_choice
 from engine.metrics import read_metrics
 from engine.schedule import to_iterations
 
+from .jobs import Job, run_jobs
 from .machine import machine
 from .markdown import markdown_table
 from .paper import TABLE6_TEST_ERROR
@@ -86,63 +82,25 @@ def _epoch_overrides(config: Path, epochs: float) -> list[str]:
     return ["schedule.unit=epoch", f"schedule.total={epochs:g}", f"schedule.milestones=[{milestones}]"]
 
 
-def launch(runs: list[StudyRun], jobs: int = 1, poll_s: float = 1.0) -> list[StudyRun]:
+def launch(runs: list[StudyRun], jobs: int = 1) -> list[StudyRun]:
     """Train the unfinished runs, `jobs` at a time (longest first), each logging to
-    <run_dir>/train.log; one bar follows them all. Returns the runs that failed.
+    <run_dir>/train.log, through the demo's launcher (`experiments.jobs`); a run that fails is
+    reported and the others go on. Returns the runs that failed.
 
-    CPU threads are shared out between jobs. Ctrl-C reaches the runs from the terminal; a SIGTERM
-    to this process is passed on to them. Either way each saves its checkpoint, and this
-    returns once they have, raising KeyboardInterrupt."""
+    Ctrl-C or SIGTERM reaches the running runs: each saves its checkpoint, and this raises
+    KeyboardInterrupt once they have (the same command continues them)."""
     pending = sorted((r for r in runs if not r.done()), key=lambda r: -r.depth)
-    env = dict(os.environ)
-    if jobs > 1 and not torch.cuda.is_available():
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or jobs) // jobs))
-    active, failed = {}, []
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    bar = tqdm(total=100 * len(runs), desc="depth study (% of all runs)", dynamic_ncols=True)
-    try:
-        while pending or active:
-            while pending and len(active) < jobs:
-                run = pending.pop(0)
-                run.run_dir.mkdir(parents=True, exist_ok=True)
-                log = open(run.run_dir / "train.log", "a")
-                active[run.name] = (run, subprocess.Popen(run.command(), stdout=log, stderr=log,
-                                                          env=env, cwd=REPO), log)
-            time.sleep(poll_s)
-            for name, (run, process, log) in list(active.items()):
-                if process.poll() is not None:
-                    log.close()
-                    del active[name]
-                    if process.returncode or not run.done():
-                        failed.append(run)
-                        tqdm.write(f"{name} failed (exit {process.returncode}): see "
-                                   f"{run.run_dir / 'train.log'}")
-            _show_progress(bar, runs)
-    except _Terminated:
-        for _, process, _ in active.values():
-            process.terminate()  # the trainer saves on SIGTERM
-        raise KeyboardInterrupt("terminated") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        bar.close()
-        for _, process, _ in active.values():  # let them finish saving
-            process.wait()
-    return failed
+    by_title = {r.name: r for r in pending}
+    study = [Job(r.name, partial(train_run, str(r.config), str(r.run_dir), tuple(r.overrides)),
+                 r.run_dir / "train.log", progress=partial(progress, r.run_dir)) for r in pending]
+    failed = run_jobs(study, jobs, on_done=lambda job, seconds: None, keep_going=True)
+    return [by_title[job.title] for job in failed]
 
 
-class _Terminated(Exception):
-    pass
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated()
-
-
-def _show_progress(bar, runs) -> None:
-    done = {r.name: 100 * progress(r.run_dir) for r in runs}
-    bar.n = round(sum(done.values()))
-    bar.set_postfix_str(", ".join(f"{name} {pct:.0f}%" for name, pct in done.items()))
-    bar.refresh()
+def train_run(config: str, run_dir: str, overrides: tuple) -> dict:
+    """One run of the study: `StudyRun.command()`'s training, in a launcher's worker."""
+    cfg = load_pretrain_config(config, [f"output_dir={run_dir}", "resume=auto", *overrides])
+    return pretrain(cfg)
 
 
 def progress(run_dir: Path) -> float:

@@ -1,6 +1,7 @@
-"""Training runs of one invocation, several at a time: on a 2-core CPU two 1-thread processes
-train a third more images per second than one 2-thread process (docs/benchmarks.md), and a run
-that waits for another's weights starts as soon as they are saved.
+"""Training runs of one invocation, several at a time (the demo's, the depth study's, the config
+sweep's): on a 2-core CPU two 1-thread processes train a third more images per second than one
+2-thread process (docs/benchmarks.md), and a run that waits for another's weights starts as soon
+as they are saved.
 
 Each job runs in a worker process (spawned once, the library imported once per worker), its
 output in its own log file; one bar follows them all. Ctrl-C or SIGTERM reaches the running jobs
@@ -39,16 +40,18 @@ def worker_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or workers) // workers)
 
 
-def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None]) -> None:
+def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None],
+             keep_going: bool = False) -> list[Job]:
     """Run `jobs` in dependency order, `workers` at a time, a job others wait for before one
     nobody does (else in the given order); `on_done(job, seconds)` after each. A failed job stops
-    the others (they save) and its error is raised here, naming its log."""
+    the others (they save) and its error is raised here, naming its log; with `keep_going`, it is
+    reported, the jobs that need it are dropped, the rest run, and the failed ones are returned."""
     if workers < 1:
         raise ValueError(f"jobs: at least 1 training run at a time, not {workers}")
     if not jobs:
-        return
+        return []
     titles = {job.title for job in jobs}
-    pending, running, finished = list(jobs), {}, set()
+    pending, running, finished, failed = list(jobs), {}, set(), []
     threads = worker_threads(workers)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker,
@@ -69,8 +72,12 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None
                 error = future.exception()
                 if isinstance(error, KeyboardInterrupt):  # its trainer saved on a signal
                     raise KeyboardInterrupt(f"{job.title}: {error}")
-                if error is not None:
+                if error is not None and not keep_going:
                     raise RuntimeError(f"{job.title} failed: see {job.log}") from error
+                if error is not None:
+                    tqdm.write(f"{job.title} failed ({type(error).__name__}: {error}): see {job.log}")
+                    failed += [job] + _drop_dependents(pending, job.title)
+                    continue
                 finished.add(job.title)
                 on_done(job, time.perf_counter() - start)
             bar.n = round(100 * (len(finished) + sum(j.progress() for j, _ in running.values())))
@@ -82,6 +89,17 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None
         signal.signal(signal.SIGTERM, previous)
         bar.close()
         pool.shutdown(wait=True, cancel_futures=True)
+    return failed
+
+
+def _drop_dependents(pending: list[Job], title: str) -> list[Job]:
+    """Remove from `pending` the jobs that need `title`'s results, directly or not."""
+    dropped = [j for j in pending if title in j.after]
+    for job in dropped:
+        pending.remove(job)
+    for job in list(dropped):
+        dropped += _drop_dependents(pending, job.title)
+    return dropped
 
 
 def _stop(pool, running: dict) -> None:

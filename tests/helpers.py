@@ -107,9 +107,9 @@ def reset_accelerate_state() -> None:
 
 
 def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
-    """`python tools/<name>.py args...` (or bench/<name>.py) run in this process: its `main(argv)` under the same
-    error handling as `engine.cli.run_tool` (a user's error: exit 2 and `error: ...` on stderr),
-    returned as `subprocess.run(..., capture_output=True, text=True)` would, without a new
+    """`python tools/<name>.py args...` (or bench/<name>.py) run in this process: its `main(argv)`
+    under the same error handling as `engine.cli.run_tool` (a user's error: exit 2 and `error: ...`
+    on stderr), returned as `subprocess.run(..., capture_output=True, text=True)` would, without a new
     interpreter's seconds of imports. Tests of signals, exit paths and launchers keep their
     subprocesses."""
     import contextlib

@@ -43,6 +43,23 @@ def test_a_failed_job_is_an_error_naming_its_log(tmp_path):
         run_jobs([], 0, on_done=print)
 
 
+def test_keep_going_reports_a_failure_drops_what_needs_it_and_runs_the_rest(tmp_path):
+    """The depth study's mode: one run failing does not stop the others."""
+    c, d = tmp_path / "c", tmp_path / "d"
+    jobs = [Job("broken", fail, tmp_path / "broken.log"),
+            Job("needs_broken", partial(write_after, tmp_path / "x", None, 0), tmp_path / "x.log",
+                after=("broken",)),
+            Job("needs_that", partial(write_after, tmp_path / "y", None, 0), tmp_path / "y.log",
+                after=("needs_broken",)),
+            Job("c", partial(write_after, c, None, 0), tmp_path / "c.log"),
+            Job("d", partial(write_after, d, c, 0), tmp_path / "d.log", after=("c",))]
+    finished = []
+    failed = run_jobs(jobs, 1, on_done=lambda job, seconds: finished.append(job.title), keep_going=True)
+    assert [j.title for j in failed] == ["broken", "needs_broken", "needs_that"]
+    assert finished == ["c", "d"] and c.read_text() == d.read_text() == "done"
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def write_start_method(path):
     """A job: record how its own children (a DataLoader's workers) would start."""
     path.write_text(multiprocessing.get_start_method())
