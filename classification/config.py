@@ -65,7 +65,7 @@ class DataConfig:
     # (the imagenet preset always does: see classification/imagenet_input.py)
     resident: bool = False  # cifar + batch_augment: the whole uint8 set on the device, no loader
     decode_on_device: bool = False  # imagenet: training JPEGs decoded on the device (nvJPEG on a GPU)
-    on_bad_image: str = "skip"  # skip (counted, reported each epoch) | error
+    on_bad_sample: str = "skip"  # skip (counted, reported each epoch) | error
     ten_crop: bool = False  # imagenet: 10-crop testing (Tables 2, 3)
     # imagenet: fully-convolutional testing at these shorter sides, with flips, softmax scores
     # averaged (Table 4: [224, 256, 384, 480, 640]); [] = the single centre crop (or 10-crop)

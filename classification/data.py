@@ -38,7 +38,7 @@ class ClassificationDataset(Dataset):
 
     def __init__(self, images, labels, classes, transform=None, *, uint8_transform=None, seed=0,
                  on_bad_image="skip"):
-        check_choice("data.on_bad_image", on_bad_image, ("skip", "error"))
+        check_choice("data.on_bad_sample", on_bad_image, ("skip", "error"))
         if (transform is None) == (uint8_transform is None):
             raise ValueError("a classification dataset takes a transform or a uint8_transform (one)")
         self.images, self.labels, self.classes = images, list(labels), list(classes)
@@ -62,7 +62,7 @@ class ClassificationDataset(Dataset):
         """This set without the images that cannot be used, refused or reported by `on_bad_image`;
         `same_size` where the recipe stacks images unresized (CIFAR's)."""
         bad = check_images(self.images, what=what, same_size=same_size)
-        report_dropped(bad, what, self.on_bad_image, "data.on_bad_image")
+        report_dropped(bad, what, self.on_bad_image, "data.on_bad_sample")
         if not bad:
             return self
         keep = [i for i in range(len(self)) if i not in bad]

@@ -114,8 +114,8 @@ def _read(data, split: str, train: bool, transform: dict, seed: int) -> Classifi
     else:
         images, labels, classes = scan_image_folder(Path(data.root) / split)
         if data.in_memory:
-            images = decode_all(images, data.on_bad_image)
-    dataset = ClassificationDataset(images, labels, classes, seed=seed, on_bad_image=data.on_bad_image,
+            images = decode_all(images, data.on_bad_sample)
+    dataset = ClassificationDataset(images, labels, classes, seed=seed, on_bad_image=data.on_bad_sample,
                                     **transform)
     where = data.root if data.kind == "cifar10" else Path(data.root) / split
     checked = dataset.checked(f"{split} split ({where})", same_size=data.preset not in RESIZING)

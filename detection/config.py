@@ -35,7 +35,7 @@ class DetectionDataConfig:
     voc_val: list = field(default_factory=lambda: ["VOC2007/test"])
     classes: Any = None  # voc: class names (default PASCAL's 20), or "auto": read from the XML
     flip: bool = True
-    on_bad_record: str = "error"  # error | skip (counted and reported)
+    on_bad_sample: str = "error"  # error | skip (counted and reported)
 
 
 @dataclass

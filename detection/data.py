@@ -107,7 +107,7 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record:
     segmentations too (an annotation whose segmentation is malformed is bad input)."""
     from pycocotools.coco import COCO
 
-    check_choice("data.on_bad_record", on_bad_record, ("skip", "error"))
+    check_choice("data.on_bad_sample", on_bad_record, ("skip", "error"))
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
     if not annotation_file.is_file():
         raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
@@ -239,7 +239,7 @@ def read_voc(root: str | Path, split: str, classes=VOC_CLASSES, on_bad_record: s
              first_id: int = 0) -> Source:
     """A VOC devkit year folder (Annotations/, JPEGImages/, ImageSets/Main/<split>.txt); image
     ids count from `first_id`, so several years can be joined."""
-    check_choice("data.on_bad_record", on_bad_record, ("skip", "error"))
+    check_choice("data.on_bad_sample", on_bad_record, ("skip", "error"))
     root = Path(root)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
@@ -328,7 +328,7 @@ class DetectionDataset(Dataset):
         """Without the images whose files cannot be read (refused or reported by
         `on_bad_record`); their ground truth leaves with them."""
         bad = check_images([r.file for r in self.records], what=what)
-        report_dropped(bad, what, self.on_bad_record, "data.on_bad_record")
+        report_dropped(bad, what, self.on_bad_record, "data.on_bad_sample")
         if bad:
             self.skipped_files = [str(self.records[i].file) for i in sorted(bad)]
             self.problems.counts["unreadable images skipped"] += len(bad)

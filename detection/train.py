@@ -36,7 +36,7 @@ def read_source(data, split: str, masks: bool = False, classes: tuple | None = N
     the instance segmentations (COCO-format data only); `classes`: VOC's, when already known."""
     check_choice("data.kind", data.kind, ("coco", "voc"))
     if data.kind == "coco":
-        return read_coco(data[f"{split}_annotations"], data[f"{split}_images"], data.on_bad_record,
+        return read_coco(data[f"{split}_annotations"], data[f"{split}_images"], data.on_bad_sample,
                          masks=masks)
     if masks:
         raise ValueError("model.kind=mask_rcnn needs instance masks, and data.kind=voc reads "
@@ -45,7 +45,7 @@ def read_source(data, split: str, masks: bool = False, classes: tuple | None = N
     parts, first_id = [], 0
     for entry in data[f"voc_{split}"]:
         part = read_voc(_voc_folder(data, entry), str(entry).rpartition("/")[2], classes,
-                        on_bad_record=data.on_bad_record, first_id=first_id)
+                        on_bad_record=data.on_bad_sample, first_id=first_id)
         parts.append(part)
         first_id = max((r.image_id + 1 for r in part.records), default=first_id)  # ids stay unique
     if not parts:
@@ -99,7 +99,7 @@ def with_masks(cfg) -> bool:
 def build_val_dataset(cfg, classes: tuple | None = None) -> DetectionDataset:
     val = DetectionDataset(read_source(cfg.data, "val", with_masks(cfg), classes),
                            build_detection_transform(False), train=False, seed=cfg.train.seed,
-                           on_bad_record=cfg.data.on_bad_record)
+                           on_bad_record=cfg.data.on_bad_sample)
     val = val.checked(f"val images ({_where(cfg.data, 'val')})")
     if not len(val):  # COCOeval would print -1 for every metric
         raise ValueError(f"the validation set ({_where(cfg.data, 'val')}) has no usable images")
@@ -110,7 +110,7 @@ def build_datasets(cfg) -> tuple[DetectionDataset, DetectionDataset]:
     classes = voc_classes(cfg.data) if cfg.data.kind == "voc" else None  # "auto" reads once
     train = DetectionDataset(read_source(cfg.data, "train", with_masks(cfg), classes),
                              build_detection_transform(True, flip=cfg.data.flip), train=True,
-                             seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_record)
+                             seed=cfg.train.seed, on_bad_record=cfg.data.on_bad_sample)
     train = train.checked(f"train images ({_where(cfg.data, 'train')})")
     val = build_val_dataset(cfg, classes)
     if train.category_ids != val.category_ids:  # labels index categories: they must agree

@@ -4,8 +4,10 @@ overrides, all merged by OmegaConf. Unknown keys and ill-typed values are errors
 `RunConfig` holds what every task's run has (its name and folder, resume, optimizer, schedule,
 training loop); a task's schema extends it with its model, data and evaluation sections."""
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -15,6 +17,7 @@ from .schedule import ScheduleConfig
 
 BASE_KEY = "_base_"
 RESUME_CHANGES = ("error", "allow")
+log = logging.getLogger("engine")
 
 
 @dataclass
@@ -65,6 +68,10 @@ class RunConfig:
     """The sections every task's config has; a task's schema subclasses it (and may change the
     defaults: its own name, learning rate, schedule)."""
 
+    # keys renamed since configs used them: still read, with a note naming the new one
+    RENAMED: ClassVar[dict] = {"data.on_bad_record": "data.on_bad_sample",
+                               "data.on_bad_image": "data.on_bad_sample"}
+
     task: str = ""  # what the config is for (tools read it; another task is an error)
     name: str = "run"
     output_dir: str = "outputs/run"
@@ -113,6 +120,8 @@ def load_config(schema: type, path: str | Path | DictConfig | None = None, overr
             raise ConfigError(f"override {item!r} is not of the form key=value")
     layers.append(OmegaConf.from_dotlist(list(overrides)))
     source = f" in {path}" if path else ""
+    for layer in layers:
+        rename_keys(layer, getattr(schema, "RENAMED", {}), path)
     try:
         config = OmegaConf.merge(base, *layers)
     except ConfigKeyError as error:
@@ -128,6 +137,18 @@ def load_config(schema: type, path: str | Path | DictConfig | None = None, overr
     if check is not None:
         check(config)
     return config
+
+
+def rename_keys(layer: DictConfig, renamed: dict, path) -> None:
+    """Move each renamed key's value to its new name in `layer`, saying so once."""
+    for old, new in renamed.items():
+        parent, _, leaf = old.rpartition(".")
+        node = OmegaConf.select(layer, parent) if parent else layer
+        if not isinstance(node, DictConfig) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        OmegaConf.update(layer, new, value, force_add=True)
+        log.warning(f"{old} is now {new}: read as {new}={value}" + (f" ({path})" if path else ""))
 
 
 def config_from_description(description: dict | None, loader, source) -> DictConfig:

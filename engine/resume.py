@@ -3,6 +3,7 @@ the new values really apply (not the restored optimizer's)."""
 
 from omegaconf import OmegaConf
 
+from .config import rename_keys
 from .errors import ResumeMismatch
 
 # Keys that do not change the training trajectory: they may differ freely on resume.
@@ -21,9 +22,12 @@ def flat(node, prefix: str = "") -> dict:
 def trajectory_changes(saved_yaml: str, cfg) -> dict[str, tuple]:
     """key -> (checkpoint's value, config's value) for every trajectory-changing difference. A key
     the checkpoint's config lacks (a run from before the key existed) had its default: keys are
-    added with the old behaviour as their default."""
-    defaults = flat(OmegaConf.to_container(OmegaConf.structured(OmegaConf.get_type(cfg))))
-    old = {**defaults, **flat(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True))}
+    added with the old behaviour as their default; a key renamed since is read by its new name."""
+    schema = OmegaConf.get_type(cfg)
+    defaults = flat(OmegaConf.to_container(OmegaConf.structured(schema)))
+    saved = OmegaConf.create(saved_yaml)
+    rename_keys(saved, getattr(schema, "RENAMED", {}), "the checkpoint's config")
+    old = {**defaults, **flat(OmegaConf.to_container(saved, resolve=True))}
     new = flat(OmegaConf.to_container(cfg, resolve=True))
     keys = sorted(set(old) | set(new))
     return {k: (old.get(k), new.get(k)) for k in keys

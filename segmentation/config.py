@@ -34,7 +34,7 @@ class SegmentationDataConfig:
     crop_size: int = 480
     scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random rescale before the crop
     flip: bool = True
-    on_bad_image: str = "error"  # error | skip (counted and reported)
+    on_bad_sample: str = "error"  # error | skip (counted and reported)
 
 
 @dataclass

@@ -153,7 +153,7 @@ class SegmentationDataset(Dataset):
                 _check_pair(pair, len(self.classes))
             except BadImageError as error:
                 bad[i] = str(error)
-        report_dropped(bad, what, self.on_bad_image, "data.on_bad_image")
+        report_dropped(bad, what, self.on_bad_image, "data.on_bad_sample")
         keep = [p for i, p in enumerate(self.pairs) if i not in bad]
         subset = SegmentationDataset(keep, self.classes, self.transform, seed=self.seed,
                                      on_bad_image=self.on_bad_image)

@@ -27,7 +27,7 @@ def load_segmentation_config(path=None, overrides=(), *, training: bool = True):
 def build_dataset(cfg, split: str, train: bool) -> SegmentationDataset:
     data = cfg.data
     check_choice("data.kind", data.kind, ("voc", "folder", "coco"))
-    check_choice("data.on_bad_image", data.on_bad_image, ("error", "skip"))
+    check_choice("data.on_bad_sample", data.on_bad_sample, ("error", "skip"))
     name = data.train_split if train else data.val_split
     if data.kind == "voc":
         pairs = voc_pairs(data.root, name)
@@ -37,7 +37,7 @@ def build_dataset(cfg, split: str, train: bool) -> SegmentationDataset:
         pairs = folder_pairs(Path(data.root) / name)
     transform = build_transform(train, data.crop_size, tuple(data.scale_range), data.flip)
     dataset = SegmentationDataset(pairs, data.classes or VOC_CLASSES, transform, seed=cfg.train.seed,
-                                  on_bad_image=data.on_bad_image)
+                                  on_bad_image=data.on_bad_sample)
     checked = dataset.checked(f"{split} split ({data.root}, {name})")
     if not len(checked):
         raise ValueError(f"no usable images in the {split} split of {data.root}")

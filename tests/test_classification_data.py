@@ -77,7 +77,7 @@ def test_corrupt_image_error_mode_names_the_file(tmp_path):
     write_image_folder(tmp_path / "train", per_class=6)
     bad = _corrupt_one(tmp_path)
     with pytest.raises(BadImageError, match="0001.png"):
-        pretrain(_folder_config(tmp_path, "data.on_bad_image=error", "train.num_workers=0"))
+        pretrain(_folder_config(tmp_path, "data.on_bad_sample=error", "train.num_workers=0"))
     with pytest.raises(BadImageError, match="0001.png"):
         decode_all([bad], "error")
 

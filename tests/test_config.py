@@ -125,3 +125,27 @@ def test_short_schedule_is_one_layer_composed_onto_each_net():
         assert (short.schedule.unit, short.schedule.total, list(short.schedule.milestones)) == \
             ("epoch", 10, [5, 7.5])
         assert short.train.channels_last and short.name == net.name + "_short"
+
+
+def test_the_old_bad_input_keys_are_read_as_the_one_new_key_with_a_note(tmp_path, caplog):
+    """data.on_bad_record (detection) and data.on_bad_image (classification, segmentation) became
+    data.on_bad_sample: files and overrides that use them still load, and say the new name."""
+    from detection import load_detection_config
+    from segmentation import load_segmentation_config
+
+    old = tmp_path / "old.yaml"
+    old.write_text(f"_base_: {REPO / 'configs/detection/smoke.yaml'}\ndata:\n  on_bad_record: skip\n")
+    with caplog.at_level("WARNING", logger="engine"):
+        assert load_detection_config(old).data.on_bad_sample == "skip"
+        assert load_pretrain_config(SMOKE, ["data.on_bad_image=error"]).data.on_bad_sample == "error"
+        cfg = load_segmentation_config(REPO / "configs/segmentation/smoke.yaml", ["data.on_bad_image=skip"])
+    assert cfg.data.on_bad_sample == "skip"
+    notes = [r.getMessage() for r in caplog.records]
+    assert f"data.on_bad_record is now data.on_bad_sample: read as data.on_bad_sample=skip ({old})" in notes
+    assert sum("data.on_bad_image is now data.on_bad_sample" in n for n in notes) == 2
+    from engine.resume import trajectory_changes
+
+    before_the_rename = (REPO / "docs/results/cifar10/resnet20/config.yaml").read_text()
+    assert "on_bad_image: skip" in before_the_rename  # a run folder written before it
+    cfg = load_pretrain_config(REPO / "docs/results/cifar10/resnet20/config.yaml")
+    assert cfg.data.on_bad_sample == "skip" and trajectory_changes(before_the_rename, cfg) == {}

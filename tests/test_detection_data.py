@@ -185,7 +185,7 @@ def test_voc_folder_of_your_own_classes(tmp_path):
     assert [c["name"] for c in auto.ground_truth["categories"]] == ["fox", "raccoon"]
     with pytest.raises(BadRecordError, match=r"b\.xml: unknown class 'fox'"):
         read_source(voc_config(tmp_path, "data.classes=[raccoon]").data, "train")
-    skipped = read_source(voc_config(tmp_path, "data.classes=[raccoon]", "data.on_bad_record=skip").data,
+    skipped = read_source(voc_config(tmp_path, "data.classes=[raccoon]", "data.on_bad_sample=skip").data,
                           "train")
     assert skipped.problems.counts == {"objects of unknown classes": 1}
     with pytest.raises(ValueError, match="give a list of class names or 'auto'"):

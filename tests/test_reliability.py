@@ -189,7 +189,7 @@ def test_a_missing_image_is_found_before_the_first_step(tmp_path):
     with pytest.raises(BadImageError, match="0004.png"):
         train_detector(_detection_config(tmp_path, ann))
     assert not (tmp_path / "det/checkpoints").exists()  # nothing trained, nothing to lose
-    metrics = train_detector(_detection_config(tmp_path, ann, "data.on_bad_record=skip"))
+    metrics = train_detector(_detection_config(tmp_path, ann, "data.on_bad_sample=skip"))
     assert metrics["val_images"] == 5  # its ground truth left with it
     events = [r for r in strict_records(tmp_path / "det") if r.get("event") == "skipped_before_training"]
     assert {e["split"] for e in events} == {"train", "val"}
@@ -203,7 +203,7 @@ def test_an_odd_sized_image_under_the_cifar_recipe_is_named(tmp_path):
     config = [f"data.root={tmp_path}", "data.kind=imagefolder", "data.val_split=train",
               "train.batch_size=4", "schedule.total=3", "schedule.milestones=[]"]
     with pytest.raises(BadImageError, match=r"0002.png is 40x40, the others 32x32"):
-        run(tmp_path, *config, "data.on_bad_image=error")
+        run(tmp_path, *config, "data.on_bad_sample=error")
     assert run(tmp_path, *config, name="skip")["val_images"] == 11
 
 

@@ -150,7 +150,7 @@ def test_malformed_masks_are_errors_naming_the_files_or_counted_skips(tmp_path, 
         Image.fromarray(np.full((64, 64), 9, np.uint8), mode="L").save(mask)
     with pytest.raises(BadImageError, match=message):
         train_segmenter(_config(tmp_path, "data.val_split=train"))
-    final = train_segmenter(_config(tmp_path, "data.val_split=train", "data.on_bad_image=skip",
+    final = train_segmenter(_config(tmp_path, "data.val_split=train", "data.on_bad_sample=skip",
                                     "schedule.total=2", "train.batch_size=2"))
     assert final["val_pixels"] == 3 * 63 * 64
 
