@@ -139,7 +139,7 @@ def build_detector(cfg, num_classes: int | None = None):
 
 def build_task(cfg, train_set=None, val_set=None) -> DetectionTask:
     describe = {"name": cfg.name, "kind": cfg.model.kind, "backbone": cfg.model.backbone,
-                "head": cfg.model.head}
+                "head": cfg.model.head, "data": cfg.data.kind}
     task = DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg),
                          views=views(cfg.eval.tta))
     source = train_set if train_set is not None else val_set

@@ -89,13 +89,3 @@ def build_scheduler(optimizer, cfg: ScheduleConfig, iters_per_epoch: int):
         optimizer, lambda step: lr_factor(step, cfg, iters_per_epoch)
     )
 
-
-def compress(cfg: ScheduleConfig, total: float, unit: str) -> ScheduleConfig:
-    """The same schedule shortened to `total` (in `unit`): milestones and warm-up at the same
-    fractions of training, as the CPU-sized studies use."""
-    scale = total / cfg.total
-    return ScheduleConfig(
-        kind=cfg.kind, unit=unit, total=total, milestones=[m * scale for m in cfg.milestones],
-        gamma=cfg.gamma, warmup=cfg.warmup * scale, warmup_factor=cfg.warmup_factor,
-        warmup_kind=cfg.warmup_kind, power=cfg.power, patience=cfg.patience, floor=cfg.floor,
-    )

@@ -1,11 +1,12 @@
 """The paper's Table 8 layout: measured mAP@.5 and mAP@[.5,.95] beside the paper's COCO figures,
-and mask AP (Mask R-CNN) where a run has it."""
+mask AP (Mask R-CNN) where a run has it, and for runs evaluated on VOC their VOC07 mAP@.5 beside
+Table 7's."""
 
 import json
 from pathlib import Path
 
 from .markdown import markdown_table
-from .paper import TABLE8
+from .paper import TABLE7_VOC_MAP50, TABLE8
 
 
 def _percent(metrics: dict, name: str) -> str:
@@ -18,16 +19,23 @@ def compare_table(metric_files, paper_rows=None) -> str:
     the row of its backbone, if the paper has one). The paper reports no mask AP."""
     summaries = [json.loads(Path(path).read_text()) for path in metric_files]
     masks = any("val_segm_AP" in s["metrics"] for s in summaries)
+    voc = any(s.get("data") == "voc" for s in summaries)
     rows = []
     for index, (path, summary) in enumerate(zip(metric_files, summaries)):
-        metrics = summary["metrics"]
-        paper = TABLE8.get(paper_rows[index] if paper_rows else summary["backbone"])
+        metrics, row = summary["metrics"], paper_rows[index] if paper_rows else summary["backbone"]
+        on_voc = summary.get("data") == "voc"
+        paper = None if on_voc else TABLE8.get(row)  # Table 8 is COCO's
         paper_cells = [f"{paper[1]:.1f}", f"{paper[2]:.1f}"] if paper else ["-", "-"]
         mask_cells = [_percent(metrics, "segm_AP50"), _percent(metrics, "segm_AP")] if masks else []
+        voc07 = TABLE7_VOC_MAP50.get(row, {}).get("VOC07") if on_voc else None
+        voc_cells = [_percent(metrics, "VOC07_mAP50") if on_voc else "-",
+                     f"{voc07:.1f}" if voc07 else "-"] if voc else []
         rows.append([summary.get("name", Path(path).parent.name), summary["backbone"], summary["head"],
-                     _percent(metrics, "AP50"), _percent(metrics, "AP"), *mask_cells, *paper_cells])
+                     _percent(metrics, "AP50"), _percent(metrics, "AP"), *mask_cells, *paper_cells,
+                     *voc_cells])
     header = ["run", "backbone", "head", "mAP@.5", "mAP@[.5,.95]",
-              *(["mask AP@.5", "mask AP@[.5,.95]"] if masks else []), "paper mAP@.5", "paper mAP@[.5,.95]"]
+              *(["mask AP@.5", "mask AP@[.5,.95]"] if masks else []), "paper mAP@.5", "paper mAP@[.5,.95]",
+              *(["VOC07 mAP@.5", "paper VOC07 mAP@.5 (Table 7)"] if voc else [])]
     return markdown_table(header, rows, numeric_from=3) + "\n"
 
 

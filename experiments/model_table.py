@@ -7,20 +7,21 @@ import torch
 from backbones import backbone_family, count_macs, count_params, create_backbone, list_backbones
 
 from .markdown import markdown_table
-from .paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
+from .paper import TABLE1_GMACS, TABLE2_TOP1, TABLE3_TOP1_TOP5, TABLE4_TOP1_TOP5, TABLE6_PARAMS_M, V15_GMACS
 
 BOTTLENECK_NETS = ("resnet50", "resnet101", "resnet152", "plain50", "plain101", "plain152")
 CIFAR_PATTERN = "cifar_*"
 
 
 def table_variants() -> list[tuple[str, dict]]:
-    """(name, options) for each row; bottleneck nets in both designs, ResNet-34 with A/B/C."""
+    """(name, options) for each row; bottleneck nets in both designs, ResNet-34 with A/B/C and
+    ResNet-18 with A (Table 2's) and B (the registry's default)."""
     rows = []
     for name in list_backbones("resnet*") + list_backbones("plain*"):
         if name in BOTTLENECK_NETS:
             rows += [(name, {"stride_in_1x1": True}), (name, {"stride_in_1x1": False})]
-        elif name == "resnet34":
-            rows += [(name, {"shortcut": s}) for s in "ABC"]
+        elif name in ("resnet18", "resnet34"):
+            rows += [(name, {"shortcut": s}) for s in ("ABC" if name == "resnet34" else "AB")]
         else:
             rows.append((name, {}))
     rows += [(name, {}) for name in list_backbones("vgg*")]
@@ -43,6 +44,26 @@ def _paper_gmacs(name: str, options: dict):
     return TABLE1_GMACS.get(name)
 
 
+def _paper_key(name: str, options: dict) -> str | None:
+    """The row name Tables 2-4 give this net ("resnet34 B"); None for torchvision's v1.5 design,
+    which the paper did not train."""
+    if options.get("stride_in_1x1") is False:
+        return None
+    return f"{name} {options['shortcut']}" if "shortcut" in options else name
+
+
+def _paper_errors(name: str, options: dict) -> dict:
+    """The paper's ImageNet val errors of this net: 10-crop top-1/top-5 (Tables 2-3) and
+    multi-scale top-1/top-5 (Table 4), where it reports them."""
+    key = _paper_key(name, options)
+    # Table 2's ResNets have option A shortcuts; the registry's default is B
+    table2 = name if name.startswith("plain") or options.get("shortcut") == "A" else None
+    top1, top5 = TABLE3_TOP1_TOP5.get(key, (TABLE2_TOP1.get(table2), None))
+    multi_scale = TABLE4_TOP1_TOP5.get(key)
+    return {"paper_top1": top1, "paper_top5": top5,
+            "paper_multiscale": f"{multi_scale[0]:.2f} / {multi_scale[1]:.2f}" if multi_scale else None}
+
+
 def model_table() -> list[dict]:
     """One dict per row: backbone, options, params, GMACs, and the paper's figures where given."""
     rows = []
@@ -58,6 +79,7 @@ def model_table() -> list[dict]:
             "gmacs": count_macs(model, size) / 1e9,
             "paper_params_m": TABLE6_PARAMS_M.get(name),
             "paper_gmacs": _paper_gmacs(name, options),
+            **_paper_errors(name, options),
         })
     return rows
 
@@ -67,17 +89,21 @@ def _fmt(value, digits: int) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    header = ["backbone", "options", "input", "params (M)", "GMACs", "paper params (M)", "paper GMACs"]
+    header = ["backbone", "options", "input", "params (M)", "GMACs", "paper params (M)", "paper GMACs",
+              "paper top-1 / top-5 err. (%, 10-crop)", "paper top-1 / top-5 err. (%, multi-scale)"]
     return markdown_table(header, [
         [r["backbone"], r["options"], r["input"], _fmt(r["params_m"], 3), _fmt(r["gmacs"], 3),
-         _fmt(r["paper_params_m"], 2), _fmt(r["paper_gmacs"], 1)] for r in rows], numeric_from=3) + "\n"
+         _fmt(r["paper_params_m"], 2), _fmt(r["paper_gmacs"], 1),
+         " / ".join(_fmt(v, 2) for v in (r["paper_top1"], r["paper_top5"]) if v is not None),
+         r["paper_multiscale"] or ""] for r in rows], numeric_from=3) + "\n"
 
 
 HEADER = """# Model table
 
 Parameters and multiply-adds (one image; convs and fc, as the paper counts them) of every
 registered ImageNet and CIFAR backbone, counted by `backbones.count_params` / `count_macs`, beside
-the paper's Table 1 (GFLOPs, 224x224) and Table 6 (CIFAR params). Bottleneck nets appear in both
+the paper's Table 1 (GFLOPs, 224x224) and Table 6 (CIFAR params), with the ImageNet val errors it
+reports for each net (Tables 2-3: 10-crop; Table 4: multi-scale). Bottleneck nets appear in both
 designs: `stride_in_1x1=True` is the paper's original, `False` torchvision's v1.5.
 Regenerate with `python tools/model_table.py`.
 

@@ -4,13 +4,8 @@ project reproduces or sets beside its own measurements; nothing else in the proj
 Errors are in %, FLOPs in multiply-adds (the paper's "FLOPs"), parameters in millions.
 """
 
-# Sec. 3.4's colour augmentation, "the standard color augmentation in [21]" (AlexNet): PCA of the
-# RGB values of the whole ImageNet training set, alpha ~ N(0, ALPHA_STD) per image. The library
-# holds these constants, with their source (training needs them, and the library never imports
-# this package); they are named here so that every number the paper relies on is found from here.
-from classification.lighting import ALPHA_STD as LIGHTING_ALPHA_STD  # noqa: F401
-from classification.lighting import EIGVAL as LIGHTING_EIGVAL  # noqa: F401
-from classification.lighting import EIGVEC as LIGHTING_EIGVEC  # noqa: F401
+# (Sec. 3.4's colour augmentation constants, AlexNet's ImageNet PCA, live with the code that
+# trains with them: classification/lighting.py.)
 
 # Table 1: GFLOPs at 224x224. The bottleneck figures hold for the original design (stride in the
 # first 1x1 conv); torchvision's v1.5 layout (stride in the 3x3) costs V15_GMACS instead.

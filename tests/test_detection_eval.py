@@ -1,5 +1,7 @@
 """Evaluation parity: faster-coco-eval and pycocotools give the same twelve numbers; VOC AP."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,18 @@ def test_voc_per_class_averages_to_the_map(source):
     overall = voc_evaluate(src.records, detections, 2)
     assert overall["VOC_mAP50"] == pytest.approx(np.mean([ap for _, ap in per_class.values()]))
     assert overall["VOC07_mAP50"] == pytest.approx(np.mean([ap for ap, _ in per_class.values()]))
+
+
+def test_the_comparison_table_sets_coco_runs_beside_table_8_and_voc_runs_beside_table_7(tmp_path):
+    from experiments.detection_table import compare_table
+
+    coco, voc = tmp_path / "coco.json", tmp_path / "voc.json"
+    coco.write_text(json.dumps({"name": "coco_r101", "backbone": "resnet101", "head": "c4", "data": "coco",
+                                "metrics": {"val_AP50": 0.5, "val_AP": 0.3, "val_VOC07_mAP50": 0.6}}))
+    voc.write_text(json.dumps({"name": "voc_vgg", "backbone": "vgg16", "head": "vgg", "data": "voc",
+                               "metrics": {"val_AP50": 0.7, "val_AP": 0.4, "val_VOC07_mAP50": 0.71}}))
+    lines = compare_table([coco, voc]).splitlines()
+    assert "paper VOC07 mAP@.5 (Table 7)" in lines[0]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert cells[0][5:] == ["48.4", "27.2", "-", "-"]  # Table 8's ResNet-101 row; no VOC figure
+    assert cells[1][5:] == ["-", "-", "71.0", "73.2"]  # Table 7's VGG-16 on VOC 2007 test

@@ -3,7 +3,7 @@
 import pytest
 
 from classification.pretrain import load_pretrain_config
-from engine.schedule import ScheduleConfig, compress, lr_factor
+from engine.schedule import ScheduleConfig, lr_factor
 from helpers import REPO
 
 
@@ -26,13 +26,6 @@ def test_epoch_units_and_warmup():
 def test_cosine():
     cfg = ScheduleConfig(kind="cosine", total=100)
     assert [lr_factor(s, cfg, 1) for s in (0, 50, 100)] == pytest.approx([1, 0.5, 0], abs=1e-9)
-
-
-def test_compress_keeps_fractions():
-    paper = ScheduleConfig(warmup=400)
-    short = compress(paper, 10, "epoch")
-    assert [m / short.total for m in short.milestones] == [m / paper.total for m in paper.milestones]
-    assert short.warmup / short.total == paper.warmup / paper.total
 
 
 @pytest.mark.parametrize("net", ["resnet20", "resnet56", "plain20", "plain56"])
