@@ -114,7 +114,7 @@ def predict_export_segment(out: Path, cpu: bool, result: Result) -> None:
     run = residual_detector_dir(SMOKE_CONFIG if cpu else DEMO_CONFIG, out / "demo")
     config, checkpoint = run / "config.yaml", run / "checkpoints" / "last.pth"
     images = sorted((out / "demo" / "data" / "detection" / "val").glob("*.png"))[:4]
-    predict_run(config, checkpoint, [str(p) for p in images], out / "predict", score=0.5, batch=2)
+    predict_run(config, checkpoint, [str(p) for p in images], out / "predict", score=0.05, batch=2)
     result.file(out / "predict" / "predictions.json", out)
     width, height = Image.open(images[0]).size
     export_run(config, checkpoint, out / "detector.onnx", height=height, width=width)

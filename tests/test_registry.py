@@ -103,6 +103,8 @@ def test_detection_picks_heads_by_family_not_by_name():
 
     model = build_faster_rcnn("lab_net_c4_ok", head="c4", num_classes=3, min_size=64, max_size=64,
                               anchor_sizes=[16, 32])
-    assert model.roi_heads.box_head.stage is not None
+    res5, last_stage = model.roi_heads.box_head.stage, create_backbone("cifar_resnet20").stages[-1]
+    convs = [[p.shape for p in stage.parameters() if p.dim() == 4] for stage in (res5, last_stage)]
+    assert convs[0] == convs[1] and len(convs[0]) > 3  # the backbone's last stage, whole
     with pytest.raises(InvalidOptionError, match="head='vgg' needs a VGG"):
         build_faster_rcnn("lab_net_c4_ok", head="vgg", num_classes=3)

@@ -60,8 +60,8 @@ def test_divergence_stops_naming_the_iteration_and_keeps_the_last_good_checkpoin
     diverged_at = int(str(info.value).split("at iteration ")[1].split()[0].rstrip(";"))
     last = torch.load(out / "checkpoints/last.pth", weights_only=True)
     assert last["step"] == diverged_at - 1 and all_finite(last["model"])  # the last good step
-    best = out / "checkpoints/best.pth"
-    assert not best.exists() or all_finite(torch.load(best, weights_only=True)["model"])
+    best = torch.load(out / "checkpoints/best.pth", weights_only=True)  # the epoch's end, iteration 4
+    assert best["step"] == 4 < diverged_at and all_finite(best["model"])
     assert not {"final.safetensors", "backbone.safetensors", "done.json"} & {p.name for p in out.iterdir()}
     strict_records(out)  # no NaN tokens
 
