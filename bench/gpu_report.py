@@ -10,8 +10,6 @@ its requirements importable.
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -39,7 +37,6 @@ STAGES = {
     "e": Stage("ImageNet input: CPU workers, JPEG decoding on the device", 35, 40),
     "f": Stage("Table 6: CIFAR ResNet-20 and plain-20, the paper's schedule", 200, 60),
 }
-GRACE_S = 15  # after SIGTERM, before SIGKILL: time to save a checkpoint
 
 
 def select(only: str | None) -> list[str]:
@@ -55,7 +52,10 @@ def select(only: str | None) -> list[str]:
 
 
 def run_stage(key: str, out: Path, cpu: bool, budget: float) -> dict:
-    """Run one stage; its <key>.json plus status, seconds and, if it failed, the error."""
+    """Run one stage in an interpreter of its own (`experiments.jobs.run_command`: the launcher of
+    every job of the project); its <key>.json plus status, seconds and, if it failed, the error."""
+    from experiments.jobs import run_command  # after the wheelhouse: it imports the toolkit's needs
+
     (out / f"{key}.json").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -63,30 +63,13 @@ def run_stage(key: str, out: Path, cpu: bool, budget: float) -> dict:
         env["CUDA_VISIBLE_DEVICES"] = ""
     command = [sys.executable, str(BENCH / "gpu_stages.py"), key, "--out", str(out), *(["--cpu"] * cpu)]
     start = time.perf_counter()
-    with open(out / f"{key}.log", "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
-                                   start_new_session=True)
-        try:
-            status = "passed" if process.wait(timeout=budget) == 0 else "failed"
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            status = "over budget"
+    status = run_command(command, out / f"{key}.log", budget_s=budget, env=env, cwd=REPO)
     found = out / f"{key}.json"
     result = json.loads(found.read_text()) if found.is_file() else {}
     result.update(status=status, seconds=round(time.perf_counter() - start, 1), budget_s=budget)
     if status == "failed":
         result["error"] = last_error(out / f"{key}.log")
     return result
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the stage's whole process group (its training runs save), then SIGKILL."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def last_error(log: Path, lines: int = 8) -> str:

@@ -1,7 +1,8 @@
-"""Training runs of one invocation, several at a time (the demo's, the depth study's, the config
-sweep's): on a 2-core CPU two 1-thread processes train a third more images per second than one
-2-thread process (docs/benchmarks.md), and a run that waits for another's weights starts as soon
-as they are saved.
+"""Jobs of one invocation: training runs several at a time (`run_jobs`: the demo's, the depth
+study's, the config sweep's), and commands in interpreters of their own under a time budget
+(`run_command`: the GPU check's stages). On a 2-core CPU two 1-thread processes train a third
+more images per second than one 2-thread process (docs/benchmarks.md), and a run that waits for
+another's weights starts as soon as they are saved.
 
 Each job runs in a worker process (spawned once, the library imported once per worker), its
 output in its own log file; one bar follows them all. Ctrl-C or SIGTERM reaches the running jobs
@@ -13,6 +14,7 @@ have, so that the same command continues from there. The workers are spawned: a 
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -119,6 +121,36 @@ class _Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame):
     raise _Terminated("terminated")
+
+
+GRACE_S = 15  # after SIGTERM, before SIGKILL: time for a training run to save its checkpoint
+
+
+def run_command(command: list[str], log: Path, *, budget_s: float | None = None, env=None, cwd=None,
+                grace_s: float = GRACE_S) -> str:
+    """`command` in an interpreter of its own (its own process group), its output written to
+    `log`, within `budget_s` seconds: past it (or on Ctrl-C here), SIGTERM to its whole group (a
+    training run saves), SIGKILL `grace_s` later. Returns "passed", "failed" or "over budget"."""
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                   start_new_session=True)
+        try:
+            return "passed" if process.wait(timeout=budget_s) == 0 else "failed"
+        except subprocess.TimeoutExpired:
+            _stop_group(process, grace_s)
+            return "over budget"
+        except BaseException:
+            _stop_group(process, grace_s)
+            raise
+
+
+def _stop_group(process: subprocess.Popen, grace_s: float) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _start_worker(threads: int, start_method: str) -> None:
