@@ -257,3 +257,27 @@ def test_collective_failures_are_told_from_other_errors(message, lost):
         line = str(lost_process(RuntimeError(message), 0, 2, 7, 10, "kept."))
         assert line.startswith("process 1 of 2 stopped answering at iteration 7")
         assert ("no answer within train.dist_timeout_s=10 s" in line) is ("Timed out" in message)
+
+
+def test_detection_tta_during_a_two_process_run_gives_one_processs_detections(tmp_path):
+    """eval.tta.flip evaluated inside a 2-process training run (the model wrapped in
+    DistributedDataParallel, which forwards none of the detector's parts the views reach into):
+    the run's final detections equal a 1-process evaluation of its final weights (round-off)."""
+    from detection.evaluate import evaluate_checkpoint
+
+    ann = write_coco_dataset(tmp_path, num_images=6)
+    run = tmp_path / "two"
+    common = [*coco_overrides(ann, tmp_path / "images"), f"output_dir={run}", "schedule.total=4",
+              "schedule.milestones=[3]", "schedule.warmup=1", "train.eval_every=4", "eval.tta.flip=true"]
+    train_on_two_nodes(tmp_path, "tools/train_detector.py", "--config", str(DETECTION_SMOKE), *common)
+    one = evaluate_checkpoint(load_detection_config(DETECTION_SMOKE, common), run / "final.safetensors",
+                              tmp_path / "one")
+    two = json.loads((run / "eval/metrics.json").read_text())["metrics"]
+    assert two["val_images"] == one["val_images"] == 6
+    found = [sorted(json.loads(p.read_text()), key=lambda d: (d["image_id"], -d["score"]))
+             for p in (tmp_path / "one/detections.json", run / "eval/detections.json")]
+    assert len(found[0]) == len(found[1]) > 0
+    for a, b in zip(*found):
+        assert a["image_id"] == b["image_id"] and a["category_id"] == b["category_id"]
+        assert b["bbox"] == pytest.approx(a["bbox"], abs=1e-2)
+        assert b["score"] == pytest.approx(a["score"], abs=1e-4)
