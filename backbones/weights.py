@@ -81,6 +81,16 @@ def read_weights(source) -> tuple[dict, dict | None]:
     return state, metadata.parse(stored) or metadata.known_layout(state)
 
 
+def check_task(description: dict | None, tasks: tuple[str, ...], source, what: str, hint: str = "") -> None:
+    """A file whose metadata records a run of another task than `tasks` is an error naming both
+    (before its keys are compared: a classifier's file in a detector misses every head key)."""
+    task = (description or {}).get("task")
+    if task and task not in tasks:
+        raise metadata.WeightsMismatchError(
+            f"{source_name(source)} holds the weights of a {task} run (its metadata says task: {task}), "
+            f"not of a {what}{hint}")
+
+
 def source_name(source) -> str:
     """How messages name a weights source: its path, or "(a state dict)"."""
     return str(source) if isinstance(source, (str, Path)) else "(a state dict)"

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from backbones.weights import load_state, read_weights, source_name
+from backbones.weights import check_task, read_weights
 from engine.config import config_from_description
 from engine.data import as_rgb_array
 
 from .data import ClassificationDataset, scan_image_folder
 from .datasets import build_transforms
-from .pretrain import build_model, build_task, load_pretrain_config
+from .pretrain import build_model, build_task, load_classifier_weights, load_pretrain_config
 from .transforms import RESIZING
 
 log = logging.getLogger("classification")
@@ -42,11 +42,10 @@ class Predictor:
     def from_run(cls, config, checkpoint) -> "Predictor":
         """The run's config (a path, or loaded) and one of its checkpoints or weights files."""
         cfg = load_pretrain_config(config) if isinstance(config, (str, Path)) else config
-        state, description = read_weights(checkpoint)
+        description = read_weights(checkpoint)[1]
+        check_task(description, ("classification", "backbone"), checkpoint, "classifier")
         names = (description or {}).get("categories") or _names_from_config(cfg, checkpoint)
-        model = build_model(cfg, len(names))
-        load_state(model, state, description, source_name(checkpoint))
-        return cls(cfg, model, names)
+        return cls(cfg, load_classifier_weights(build_model(cfg, len(names)), checkpoint), names)
 
     @classmethod
     def from_weights(cls, path) -> "Predictor":

@@ -4,6 +4,7 @@
 """
 
 from backbones import create_backbone, load_weights
+from backbones.weights import check_task, load_state, read_weights, source_name
 from engine.checks import check_run_values
 from engine.cli import run_tool, train_from_command_line
 from engine.config import load_config, to_builtin
@@ -34,6 +35,15 @@ def build_model(cfg, num_classes: int):
     if cfg.model.weights:
         load_weights(model, cfg.model.weights)
     return model
+
+
+def load_classifier_weights(model, source):
+    """A classification run's (or a backbone's) weights into a classifier, strictly; a detector's
+    or segmenter's file is named as such."""
+    state, description = read_weights(source)
+    check_task(description, ("classification", "backbone"), source, "classifier",
+               "; evaluate or predict it with its own run's config")
+    return load_state(model, state, description, source_name(source))
 
 
 def build_task(cfg, train_set=None, val_set=None) -> ClassificationTask:

@@ -14,7 +14,7 @@ from backbones import backbone_family, backbone_options
 from backbones.dense import prepare_backbone, remap_backbone_keys
 from backbones.errors import InvalidOptionError, check_choice
 from backbones.metadata import same_input
-from backbones.weights import load_state, read_weights, source_name
+from backbones.weights import check_task, load_state, read_weights, source_name
 
 from .heads import SHARED_MAP, C5Head, FPNBody, RoIPool, SharedMapBody, VGGHead
 from .res5_heads import Res5RoIHeads
@@ -186,6 +186,9 @@ def load_detector_weights(model: FasterRCNN, source) -> FasterRCNN:
     maskrcnn_resnet50_fpn), loaded strictly and safely; torchvision's backbone names are mapped
     to ours; a file whose backbone was built otherwise (its metadata) is refused."""
     state, description = read_weights(source)
+    check_task(description, ("detection",), source, "detector",
+               "; a backbone's weights go in model.backbone_weights, a detector's in --checkpoint "
+               "(or model.weights)")
     body = getattr(model.backbone, "body", None)
     if body is not None:  # FPN: torchvision's backbone.body.layerN...
         state, layout = remap_backbone_keys(state, model.state_dict(), body, "backbone.body.",

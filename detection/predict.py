@@ -51,6 +51,8 @@ class Predictor:
             class_names, category_ids = class_names or names, category_ids or ids
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
+        if score < self.model.roi_heads.score_thresh:  # the model's own threshold would apply first
+            self.model.roi_heads.score_thresh = score
         classes = self.model.roi_heads.box_predictor.cls_score.out_features - 1
         self.class_names = list(class_names or [f"class {i}" for i in range(1, classes + 1)])
         self.category_ids = list(category_ids or range(1, classes + 1))
@@ -58,12 +60,13 @@ class Predictor:
             raise ValueError(f"{len(self.class_names)} class names for a detector of {classes} classes")
 
     @torch.no_grad()
-    def predict(self, images, batch_size: int = 1) -> list[dict]:
+    def predict(self, images, batch_size: int | None = None) -> list[dict]:
         """Detections (boxes xyxy in the image's pixels, scores, labels 1..K, and masks
         (N, 1, H, W) probabilities for Mask R-CNN) for each image: a path, PIL image or HxWx3
-        uint8 RGB array, or a list of them."""
+        uint8 RGB array, or a list of them; `batch_size` images a forward pass (default: all)."""
         single = not isinstance(images, (list, tuple))
         tensors = [as_tensor(image) for image in ([images] if single else images)]
+        batch_size = batch_size or len(tensors)  # all given, in one pass (as evaluation batches them)
         outputs = []
         for start in range(0, len(tensors), batch_size):
             batch = [t.to(self.device) for t in tensors[start:start + batch_size]]

@@ -1,6 +1,7 @@
 """Detection as a task for the shared trainer: torchvision's losses; COCO and VOC metrics."""
 
 import json
+import logging
 from pathlib import Path
 
 from accelerate.utils import gather_object
@@ -12,6 +13,8 @@ from engine.task import SKIPPED, Evaluation, Task
 from .evaluation import coco_bbox, encode_masks, evaluate_coco, voc_means, voc_per_class
 from .plots import draw_pr_curves
 from .tta import NO_TTA, detect
+
+log = logging.getLogger("detection")
 
 
 class DetectionTask(Task):
@@ -96,6 +99,10 @@ class DetectionTask(Task):
         if not accelerator.is_main_process:
             return Evaluation()
         results = self.to_coco_results(detections)
+        if not results:
+            threshold = accelerator.unwrap_model(model).roi_heads.score_thresh
+            log.warning(f"no detections on any of the {len(detections)} validation images (the model "
+                        f"keeps scores >= {threshold:g}: model.options.box_score_thresh): every metric is 0")
         box = evaluate_coco(self.val_set.ground_truth, results, self.backend)
         metrics, per_class = dict(box.metrics), {n: dict(v) for n, v in box.per_category.items()}
         if self.masks:

@@ -140,8 +140,10 @@ class Checkpointer(HookBase):
         atomic_write_text(self.out / DONE_FILE, json.dumps(done, indent=2))
 
     def _save_evaluation(self, evaluation: Evaluation, which: str) -> None:
-        """eval/: the task's files for the chosen weights; metrics.json says which they are."""
-        path = self.trainer.task.save_evaluation(evaluation, self.out / "eval")
-        if self.trainer.ema is not None:
-            summary = json.loads(path.read_text())
-            atomic_write_text(path, json.dumps({**summary, "weights": which}, indent=2))
+        """eval/: the task's files for the chosen weights; metrics.json says the run's task and
+        name (tools/compare.py groups by them) and, with an EMA, which weights they are."""
+        tr = self.trainer
+        path = tr.task.save_evaluation(evaluation, self.out / "eval")
+        summary = {"task": str(tr.cfg.task), "name": str(tr.cfg.get("name", "")),
+                   **json.loads(path.read_text())}
+        atomic_write_text(path, json.dumps({**summary, **({"weights": which} if tr.ema else {})}, indent=2))

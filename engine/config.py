@@ -122,6 +122,9 @@ def load_config(schema: type, path: str | Path | DictConfig | None = None, overr
     source = f" in {path}" if path else ""
     for layer in layers:
         rename_keys(layer, getattr(schema, "RENAMED", {}), path)
+    declared = OmegaConf.merge(*layers).get("task")  # before the keys: another task's are unknown here
+    if declared is not None and "task" in base:
+        check_task(OmegaConf.create({"task": declared}), base.task, path)
     try:
         config = OmegaConf.merge(base, *layers)
     except ConfigKeyError as error:
@@ -132,8 +135,6 @@ def load_config(schema: type, path: str | Path | DictConfig | None = None, overr
     except ValidationError as error:
         raise ConfigError(f"bad value for {error.full_key!r}{source}: {error.msg}") from None
     OmegaConf.set_readonly(config, True)
-    if "task" in config:
-        check_task(config, base.task, path)
     if check is not None:
         check(config)
     return config

@@ -21,4 +21,5 @@ def evaluate_model(model, task, dataset, train_cfg, out_dir: str | Path, batch_s
         evaluation = task.evaluate(model, loader, accelerator)
     if accelerator.is_main_process:
         task.save_evaluation(evaluation, Path(out_dir))
+    accelerator.wait_for_everyone()  # no process leaves while another still uses the group
     return evaluation.metrics

@@ -102,24 +102,24 @@ def _fitting_schema(path) -> str:
 
 
 def predict_run(config, checkpoint, inputs: list[str], out, *, batch: int = 1, task: str | None = None,
-                **options) -> dict:
+                overrides=(), **options) -> dict:
     """A trained run's predictions on the images `inputs` name (tools/predict.py): its task's
     predictor, `engine.predict.predict_files`'s loop; `options` go to the predictor (detection:
     score)."""
     from .predict import find_images, predict_files
 
-    task, cfg = load_task_config(config, task)
+    task, cfg = load_task_config(config, task, overrides)
     files = [str(f) for f in find_images(inputs)]  # before the model: a wrong path is said at once
     predictor = task_spec(task).predictor(cfg, checkpoint, **options)
     return predict_files(predictor, files, out, batch=batch, desc=f"predict ({task})")
 
 
-def export_run(config, checkpoint, out, *, task: str | None = None, **sizes) -> dict:
+def export_run(config, checkpoint, out, *, task: str | None = None, overrides=(), **sizes) -> dict:
     """A trained run to ONNX, checked against PyTorch (tools/export.py); a task that exports
     nothing says why."""
     from .onnx import ExportError
 
-    task, cfg = load_task_config(config, task)
+    task, cfg = load_task_config(config, task, overrides)
     spec = task_spec(task)
     if spec.export is None:
         why = spec.no_export or "its task exports nothing"

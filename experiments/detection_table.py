@@ -49,7 +49,9 @@ def per_class_table(per_class: dict) -> str:
     present = [(key, title) for key, title in PER_CLASS_COLUMNS
                if any(key in figures for figures in per_class.values())]
     rows = [[name, *[_percent(figures, key) for key, _ in present]] for name, figures in per_class.items()]
-    return markdown_table(["class", *[title for _, title in present]], rows, numeric_from=1) + "\n"
+    note = "" if any(key == "AP" for key, _ in present) else \
+        "no COCO figures per class: the evaluation found no detections (VOC columns only)\n"
+    return note + markdown_table(["class", *[title for _, title in present]], rows, numeric_from=1) + "\n"
 
 
 def class_table(metric_files, class_name: str) -> str:

@@ -19,7 +19,7 @@ from backbones.errors import InvalidOptionError, check_choice
 from backbones.metadata import IMAGENET_INPUT, same_input
 from backbones.norm import make_norm
 from backbones.registry import TIMM_FAMILY
-from backbones.weights import load_state, read_weights, source_name
+from backbones.weights import check_task, load_state, read_weights, source_name
 
 HEADS = ("fcn", "deeplabv3")
 HEAD_OPTIONS = {"fcn": {}, "deeplabv3": {"atrous_rates": (12, 24, 36)}}
@@ -122,6 +122,9 @@ def load_segmenter_weights(model: nn.Module, source) -> nn.Module:
     """Our segmentation checkpoints, or torchvision's (fcn_resnet50, deeplabv3_resnet50, ...)
     state dicts, loaded strictly; torchvision's backbone names are mapped to ours."""
     state, description = read_weights(source)
+    check_task(description, ("segmentation",), source, "segmenter",
+               "; a backbone's weights go in model.backbone_weights, a segmenter's in --checkpoint "
+               "(or model.weights)")
     state, layout = remap_backbone_keys(state, model.state_dict(), model.backbone.body, "backbone.",
                                         "backbone.body.")
     description = description or layout

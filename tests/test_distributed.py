@@ -268,16 +268,19 @@ def test_detection_tta_during_a_two_process_run_gives_one_processs_detections(tm
     ann = write_coco_dataset(tmp_path, num_images=6)
     run = tmp_path / "two"
     common = [*coco_overrides(ann, tmp_path / "images"), f"output_dir={run}", "schedule.total=4",
-              "schedule.milestones=[3]", "schedule.warmup=1", "train.eval_every=4", "eval.tta.flip=true"]
+              "schedule.milestones=[3]", "schedule.warmup=1", "train.eval_every=4", "eval.tta.flip=true",
+              "model.options.box_score_thresh=0.0"]  # 4 iterations score ~1e-8: keep every box
     train_on_two_nodes(tmp_path, "tools/train_detector.py", "--config", str(DETECTION_SMOKE), *common)
     one = evaluate_checkpoint(load_detection_config(DETECTION_SMOKE, common), run / "final.safetensors",
                               tmp_path / "one")
     two = json.loads((run / "eval/metrics.json").read_text())["metrics"]
     assert two["val_images"] == one["val_images"] == 6
-    found = [sorted(json.loads(p.read_text()), key=lambda d: (d["image_id"], -d["score"]))
-             for p in (tmp_path / "one/detections.json", run / "eval/detections.json")]
+    files = (tmp_path / "one/detections.json", run / "eval/detections.json")
+    found = [json.loads(p.read_text()) for p in files]
     assert len(found[0]) == len(found[1]) > 0
-    for a, b in zip(*found):
-        assert a["image_id"] == b["image_id"] and a["category_id"] == b["category_id"]
+    for a in found[0]:  # each 1-process detection has its 2-process twin (order aside: scores near-tie)
+        where = (a["image_id"], a["category_id"])
+        twins = [b for b in found[1] if (b["image_id"], b["category_id"]) == where]
+        b = min(twins, key=lambda b: max(abs(x - y) for x, y in zip(a["bbox"], b["bbox"])))
         assert b["bbox"] == pytest.approx(a["bbox"], abs=1e-2)
-        assert b["score"] == pytest.approx(a["score"], abs=1e-4)
+        assert b["score"] == pytest.approx(a["score"], rel=1e-3)

@@ -113,8 +113,8 @@ def test_nothing_to_predict_is_an_error_naming_it(tmp_path):
 def test_the_task_registry_names_what_each_task_does():
     from engine.tasks import available_tasks, task_spec
 
-    assert available_tasks() == ["classification", "detection", "segmentation"]
-    for task in available_tasks():
+    assert {"classification", "detection", "segmentation"} <= set(available_tasks())  # toy_task too, once a
+    for task in ("classification", "detection", "segmentation"):                      # test registered it
         spec = task_spec(task)
         assert spec.name == task and spec.recipe.task.__module__.startswith(task)
         for field in ("load_config", "evaluate", "predictor"):

@@ -1,14 +1,16 @@
-"""Compare evaluated detectors in a Table 8 layout, beside the paper's COCO figures.
+"""Compare evaluated runs: detectors in a Table 8 layout beside the paper's, other tasks' metrics.
 
     python tools/compare.py outputs/coco_vgg16/eval/metrics.json outputs/coco_r101_c4/eval/metrics.json
-    python tools/compare.py outputs/*/eval/metrics.json --class person   # one class across runs
+    python tools/compare.py outputs/*/eval/metrics.json                  # a table per task
+    python tools/compare.py outputs/*/eval/metrics.json --class person   # one class across detectors
 """
 
 import argparse
 from pathlib import Path
 
 from engine.cli import run_tool
-from experiments.detection_table import class_table, compare_table
+from experiments.compare import compare
+from experiments.detection_table import class_table
 from experiments.paper import TABLE8
 
 
@@ -24,7 +26,7 @@ def main(argv=None) -> None:
     if args.paper and len(args.paper) != len(args.metrics):
         parser.error(f"--paper names {len(args.paper)} rows for {len(args.metrics)} metrics files")
     table = (class_table(args.metrics, args.class_name) if args.class_name
-             else compare_table(args.metrics, args.paper))
+             else compare(args.metrics, args.paper))
     print(table, end="")
     if args.out:
         args.out.write_text(table)

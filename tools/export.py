@@ -31,16 +31,19 @@ def main(argv=None) -> None:
     parser.add_argument("--height", type=int, help="detectors: the fixed input height")
     parser.add_argument("--width", type=int, help="detectors: the fixed input width")
     parser.add_argument("--task", choices=available_tasks(), help="default: what the config describes")
+    parser.add_argument("overrides", nargs="*", help="key=value: the config's, as in every tool")
     args = parser.parse_args(argv)
     if bool(args.backbone) == bool(args.config):
         parser.error("give --config (with --checkpoint) or --backbone")
     if args.config and not args.checkpoint:
         parser.error("--config needs --checkpoint")
+    if args.backbone and args.overrides:
+        parser.error("key=value overrides are a config's: give --config")
     if args.backbone:
         report = export_backbone(args.backbone, args.weights, args.out, args.size)
     else:
-        report = export_run(args.config, args.checkpoint, args.out, task=args.task, size=args.size,
-                            height=args.height, width=args.width)
+        report = export_run(args.config, args.checkpoint, args.out, task=args.task, overrides=args.overrides,
+                            size=args.size, height=args.height, width=args.width)
     print(f"written {args.out}: checked with onnxruntime against PyTorch: {report}")
 
 
