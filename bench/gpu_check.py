@@ -14,9 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli import run_tool
 from gpu_report import bundle, gpu_check, select
-from wheels import ensure, requirements
+from wheels import WheelhouseError, ensure, requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +33,17 @@ def main(argv=None) -> None:
         select(args.only)
     except ValueError as error:
         parser.error(str(error))
-    ensure(requirements(ROOT / "pyproject.toml"), args.wheelhouse)
-    import torch  # after ensure: nothing of the toolkit is imported before its requirements are met
+    try:  # standard library only until here: a node without our requirements is told which
+        ensure(requirements(ROOT / "pyproject.toml"), args.wheelhouse)
+    except WheelhouseError as error:
+        sys.exit(f"error: {error}")
+    from engine.cli import run_tool  # after ensure: nothing of the toolkit is imported before
+
+    run_tool(lambda: _check(args, argv))
+
+
+def _check(args, argv) -> None:
+    import torch
 
     if not args.cpu and not torch.cuda.is_available():
         print("error: no CUDA GPU here (torch.cuda.is_available() is False); "
@@ -51,4 +59,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    run_tool(main)
+    main()

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from engine.logs import ProgressBar
 
 
 class _Moments:
@@ -54,7 +55,7 @@ def population_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
     model.train()
     try:
         with torch.no_grad():
-            for x in tqdm(batches, desc="BN statistics", dynamic_ncols=True):
+            for x in ProgressBar(batches, desc="BN statistics", dynamic_ncols=True):
                 model(x)
                 images += len(x)
     finally:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from engine.config import check_choice
 from engine.data import (
@@ -25,6 +24,7 @@ from engine.data import (
     sample_seed,
     seed_transform,
 )
+from engine.logs import ProgressBar
 
 
 class ClassificationDataset(Dataset):
@@ -115,7 +115,7 @@ def decode_all(paths: list[Path], on_bad_image: str) -> list:
     """Decode every image once (for small images such as CIFAR); bad ones stay paths, to be
     skipped and counted by the dataset like any other unreadable file."""
     images = []
-    for path in tqdm(paths, desc="decoding", leave=False, mininterval=2):
+    for path in ProgressBar(paths, desc="decoding", leave=False, mininterval=2):
         try:
             images.append(decode_image(path))
         except BadImageError:

@@ -113,7 +113,11 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, on_bad_record:
         raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
     if not image_dir.is_dir():
         raise FileNotFoundError(f"COCO image folder not found: {image_dir}")
-    coco = COCO(str(annotation_file))
+    try:
+        coco = COCO(str(annotation_file))
+    except (ValueError, TypeError, KeyError) as error:  # json's JSONDecodeError is a ValueError
+        what = "is empty" if annotation_file.stat().st_size == 0 else f"is not COCO JSON ({error})"
+        raise BadRecordError(f"COCO annotation file {annotation_file} {what}") from None
     category_ids = sorted(coco.cats)
     label_of = {cid: i + 1 for i, cid in enumerate(category_ids)}
     problems = Problems()

@@ -133,7 +133,9 @@ def load_config(schema: type, path: str | Path | DictConfig | None = None, overr
             f"valid keys there: {_valid_keys(base, error.full_key)}"
         ) from None
     except ValidationError as error:
-        raise ConfigError(f"bad value for {error.full_key!r}{source}: {error.msg}") from None
+        given = OmegaConf.select(layers[-1], error.full_key, default=None)  # the overrides' layer
+        where = f" on the command line ({error.full_key}={given})" if given is not None else source
+        raise ConfigError(f"bad value for {error.full_key!r}{where}: {error.msg}") from None
     OmegaConf.set_readonly(config, True)
     if check is not None:
         check(config)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Sampler
-from tqdm.auto import tqdm
+
+from .logs import ProgressBar
 
 log = logging.getLogger("engine")
 
@@ -146,7 +147,7 @@ def check_images(files: list, *, what: str, same_size: bool = False) -> dict[int
     stacked unresized). Headers are read in parallel threads, with a progress bar."""
     workers = min(32, 4 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        sizes = list(tqdm(pool.map(_image_size, files, chunksize=64), total=len(files),
+        sizes = list(ProgressBar(pool.map(_image_size, files, chunksize=64), total=len(files),
                           desc=f"checking {what}", leave=False, mininterval=2, disable=len(files) < 1000))
     bad = {i: f"cannot read image {files[i]}: {size}" for i, size in enumerate(sizes)
            if isinstance(size, Exception)}

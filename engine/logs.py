@@ -55,6 +55,33 @@ class ProcessFormatter(logging.Formatter):
         return f"{where}{record.levelname.lower()}: {text}"
 
 
+class LineWriter:
+    """What a progress bar writes, as whole lines: a log file gets one line per update instead of a
+    wall of carriage-return redraws."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "\n").strip("\n")
+        if line.strip():
+            self.file.write(line.split("\n")[-1] + "\n")
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+class ProgressBar(tqdm):
+    """tqdm, redrawn in a terminal; elsewhere (a log file, a pipe) a line every 30 s at most."""
+
+    def __init__(self, *args, **kwargs):
+        file = kwargs.get("file") or sys.stderr
+        if not (hasattr(file, "isatty") and file.isatty()):
+            kwargs["file"] = LineWriter(file)
+            kwargs.setdefault("mininterval", 30)
+        super().__init__(*args, **kwargs)
+
+
 class TqdmHandler(logging.Handler):
     """Writes to the stderr of the moment, above the progress bars instead of through them."""
 

@@ -13,10 +13,10 @@ from typing import Protocol
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from .checkpoint import atomic_write_text
 from .data import IMAGE_EXTENSIONS, BadImageError, decode_image
+from .logs import ProgressBar
 
 
 class Predictor(Protocol):
@@ -58,7 +58,7 @@ def predict_files(predictor: Predictor, inputs: list[str], out: Path, *, batch: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records, skipped = [], []
-    for start in tqdm(range(0, len(files), batch), desc=desc, unit="batch"):
+    for start in ProgressBar(range(0, len(files), batch), desc=desc, unit="batch"):
         images, names = [], []
         for file in files[start:start + batch]:
             try:

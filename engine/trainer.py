@@ -16,7 +16,6 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from backbones.metadata import FORMAT as WEIGHTS_FORMAT
 
@@ -29,6 +28,7 @@ from .ema import build_ema
 from .eval_hook import EvalHook
 from .guard import DivergenceGuard
 from .lock import RunLock
+from .logs import ProgressBar
 from .metrics import MetricsLogger, truncate_after
 from .optim import build_optimizer
 from .schedule import build_scheduler, to_iterations
@@ -127,6 +127,8 @@ class Trainer:
         boundary, saved (KeyboardInterrupt); a non-finite step stops with TrainingDiverged, the
         last good checkpoint untouched; a lost process stops the others with ProcessLost."""
         acc = self.accelerator
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(f"output_dir={self.out} is a file: give a folder (the run's)")
         self.out.mkdir(parents=True, exist_ok=True)
         lock = RunLock(self.out) if acc.is_main_process else None
         note = lock.acquire() if lock else None
@@ -153,7 +155,7 @@ class Trainer:
         for event in events:
             self.logger.log(event)
         log_skipped_before_training(self)
-        self.bar = tqdm(total=self.total, initial=self.step, disable=not acc.is_main_process,
+        self.bar = ProgressBar(total=self.total, initial=self.step, disable=not acc.is_main_process,
                         desc=self.cfg.get("name", "train"), dynamic_ncols=True)
         self.model.train()
         try:

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from engine.logs import show_messages
+from engine.logs import ProgressBar, show_messages
 
 
 @dataclass
@@ -59,14 +58,14 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None
                                initializer=_start_worker,
                                initargs=(threads, multiprocessing.get_start_method()))
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    bar = tqdm(total=100 * len(jobs), desc="training runs (%)", dynamic_ncols=True)
+    bar = ProgressBar(total=100 * len(jobs), desc="training runs (%)", dynamic_ncols=True)
     try:
         while pending or running:
             ready = [j for j in pending if all(a in finished or a not in titles for a in j.after)]
             ready.sort(key=lambda j: not any(j.title in other.after for other in pending))
             for job in ready[:workers - len(running)]:
                 pending.remove(job)
-                tqdm.write(f"started: {job.title} (log: {job.log})")
+                ProgressBar.write(f"started: {job.title} (log: {job.log})")
                 running[pool.submit(_logged, job.action, job.log)] = (job, time.perf_counter())
             done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
@@ -77,7 +76,7 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None
                 if error is not None and not keep_going:
                     raise RuntimeError(f"{job.title} failed: see {job.log}") from error
                 if error is not None:
-                    tqdm.write(f"{job.title} failed ({type(error).__name__}: {error}): see {job.log}")
+                    ProgressBar.write(f"{job.title} failed ({type(error).__name__}: {error}): see {job.log}")
                     failed += [job] + _drop_dependents(pending, job.title)
                     continue
                 finished.add(job.title)

@@ -83,8 +83,10 @@ def read_mask(path: Path, num_classes: int) -> np.ndarray:
         raise BadImageError(f"cannot read mask {path}: {error}") from error
     bad = labels[(labels >= num_classes) & (labels != IGNORE_INDEX)]
     if bad.size:
-        raise BadImageError(f"mask {path} holds label {int(bad[0])}; the classes are 0..{num_classes - 1} "
-                            f"(and {IGNORE_INDEX} = void)")
+        label = int(bad[0])
+        raise BadImageError(f"mask {path} holds label {label}; the config names {num_classes} classes "
+                            f"(0..{num_classes - 1}, and {IGNORE_INDEX} = void): name every class the "
+                            f"masks hold with data.classes=[background, ...] (at least {label + 1} names)")
     return labels
 
 

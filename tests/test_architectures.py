@@ -127,13 +127,14 @@ def test_cifar_resnet1202_runs():
 def test_the_model_table_sets_the_papers_imagenet_errors_beside_the_nets_it_trained():
     """Tables 2-4 beside the rows they describe: option A for Table 2's ResNets, the original
     bottleneck design (not v1.5) for Tables 3-4."""
-    from experiments.model_table import model_table
+    from experiments.model_table import _paper_errors, table_variants
 
-    rows = {(r["backbone"], r["options"]): r for r in model_table()}
-    assert rows[("resnet18", "shortcut=A")]["paper_top1"] == 27.88
-    assert rows[("resnet18", "shortcut=B")]["paper_top1"] is None
-    assert (rows[("resnet34", "shortcut=B")]["paper_top1"], rows[("resnet34", "shortcut=B")]["paper_top5"]) \
-        == (24.52, 7.46)
-    assert rows[("resnet152", "stride_in_1x1=True")]["paper_multiscale"] == "19.38 / 4.49"
-    assert rows[("resnet152", "stride_in_1x1=False")]["paper_top1"] is None
-    assert rows[("plain18", "")]["paper_top1"] == 27.94 and rows[("vgg16", "")]["paper_top5"] == 9.33
+    rows = {(name, tuple(options.items())): _paper_errors(name, options)
+            for name, options in table_variants()}
+    assert rows[("resnet18", (("shortcut", "A"),))]["paper_top1"] == 27.88
+    assert rows[("resnet18", (("shortcut", "B"),))]["paper_top1"] is None
+    resnet34_b = rows[("resnet34", (("shortcut", "B"),))]
+    assert [resnet34_b["paper_top1"], resnet34_b["paper_top5"]] == [24.52, 7.46]
+    assert rows[("resnet152", (("stride_in_1x1", True),))]["paper_multiscale"] == "19.38 / 4.49"
+    assert rows[("resnet152", (("stride_in_1x1", False),))]["paper_top1"] is None
+    assert rows[("plain18", ())]["paper_top1"] == 27.94 and rows[("vgg16", ())]["paper_top5"] == 9.33

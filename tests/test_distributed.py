@@ -182,10 +182,16 @@ def _records(run) -> list[dict]:
 def test_detection_resumes_from_one_process_on_two(tmp_path):
     """Faster R-CNN (GroupNorm, no flips; anchors and RoIs sampled from each image's seed): 6
     iterations on 1 process, and 3 on one then 3 on 2 nodes, end with the same weights (float
-    round-off). (Two processes resumed on one: the killed-node test above, for classification.)"""
+    round-off). (Two processes resumed on one: the killed-node test above, for classification.)
+    The final evaluation has test-time views (eval.tta.flip), which reach into the detector that
+    the 2-process run wraps in DistributedDataParallel: its detections equal a 1-process
+    evaluation of the same final weights."""
+    from detection.evaluate import evaluate_checkpoint
+
     ann = write_coco_dataset(tmp_path, num_images=8)
     common = [*coco_overrides(ann, tmp_path / "images"), "data.flip=false", "schedule.total=6",
-              "schedule.milestones=[5]", "schedule.warmup=2", "train.eval_every=6", "train.log_every=1"]
+              "schedule.milestones=[5]", "schedule.warmup=2", "train.eval_every=6", "train.log_every=1",
+              "eval.tta.flip=true", "model.options.box_score_thresh=0.0"]  # 6 iterations score ~1e-8
 
     def single(name, *extra):
         return train_detector(load_detection_config(DETECTION_SMOKE, [f"output_dir={tmp_path / name}",
@@ -200,6 +206,22 @@ def test_detection_resumes_from_one_process_on_two(tmp_path):
     two_nodes("one_then_two")
     assert_close_weights(tmp_path / "one", tmp_path / "one_then_two", DETECTION_ATOL)
     assert [r["processes"] for r in train_records(tmp_path / "one_then_two")] == [1] * 3 + [2] * 3
+    run = tmp_path / "one_then_two"
+    evaluate_checkpoint(load_detection_config(DETECTION_SMOKE, common), run / "final.safetensors",
+                        tmp_path / "one_process")
+    assert_same_detections(tmp_path / "one_process/detections.json", run / "eval/detections.json")
+
+
+def assert_same_detections(first, second) -> None:
+    """Each detection of `first` has its twin in `second` (order aside: near-tied scores)."""
+    found = [json.loads(p.read_text()) for p in (first, second)]
+    assert len(found[0]) == len(found[1]) > 0
+    for a in found[0]:
+        where = (a["image_id"], a["category_id"])
+        twins = [b for b in found[1] if (b["image_id"], b["category_id"]) == where]
+        b = min(twins, key=lambda b: max(abs(x - y) for x, y in zip(a["bbox"], b["bbox"])))
+        assert b["bbox"] == pytest.approx(a["bbox"], abs=1e-2)
+        assert b["score"] == pytest.approx(a["score"], rel=1e-3)
 
 
 def test_segmentation_on_two_nodes_trains_as_one_process_and_counts_every_pixel_once(tmp_path):
@@ -258,29 +280,3 @@ def test_collective_failures_are_told_from_other_errors(message, lost):
         assert line.startswith("process 1 of 2 stopped answering at iteration 7")
         assert ("no answer within train.dist_timeout_s=10 s" in line) is ("Timed out" in message)
 
-
-def test_detection_tta_during_a_two_process_run_gives_one_processs_detections(tmp_path):
-    """eval.tta.flip evaluated inside a 2-process training run (the model wrapped in
-    DistributedDataParallel, which forwards none of the detector's parts the views reach into):
-    the run's final detections equal a 1-process evaluation of its final weights (round-off)."""
-    from detection.evaluate import evaluate_checkpoint
-
-    ann = write_coco_dataset(tmp_path, num_images=6)
-    run = tmp_path / "two"
-    common = [*coco_overrides(ann, tmp_path / "images"), f"output_dir={run}", "schedule.total=4",
-              "schedule.milestones=[3]", "schedule.warmup=1", "train.eval_every=4", "eval.tta.flip=true",
-              "model.options.box_score_thresh=0.0"]  # 4 iterations score ~1e-8: keep every box
-    train_on_two_nodes(tmp_path, "tools/train_detector.py", "--config", str(DETECTION_SMOKE), *common)
-    one = evaluate_checkpoint(load_detection_config(DETECTION_SMOKE, common), run / "final.safetensors",
-                              tmp_path / "one")
-    two = json.loads((run / "eval/metrics.json").read_text())["metrics"]
-    assert two["val_images"] == one["val_images"] == 6
-    files = (tmp_path / "one/detections.json", run / "eval/detections.json")
-    found = [json.loads(p.read_text()) for p in files]
-    assert len(found[0]) == len(found[1]) > 0
-    for a in found[0]:  # each 1-process detection has its 2-process twin (order aside: scores near-tie)
-        where = (a["image_id"], a["category_id"])
-        twins = [b for b in found[1] if (b["image_id"], b["category_id"]) == where]
-        b = min(twins, key=lambda b: max(abs(x - y) for x, y in zip(a["bbox"], b["bbox"])))
-        assert b["bbox"] == pytest.approx(a["bbox"], abs=1e-2)
-        assert b["score"] == pytest.approx(a["score"], rel=1e-3)

@@ -137,7 +137,8 @@ def test_a_segmenter_overfits_a_few_images(tmp_path):
 @pytest.mark.parametrize("problem, message", [
     ("size", r"mask .*001.png is 32x32 but image .*001.png is 64x64"),
     ("rgb", r"mask .*001.png is a RGB image"),
-    ("label", r"mask .*001.png holds label 9"),
+    ("label", r"mask .*001.png holds label 9; the config names 3 classes .* "
+              r"data.classes=\[background, \.\.\.\] \(at least 10 names\)"),
 ])
 def test_malformed_masks_are_errors_naming_the_files_or_counted_skips(tmp_path, problem, message):
     root = write_shapes(tmp_path / "data" / "train", count=4)
