@@ -36,7 +36,8 @@ def main(argv=None) -> None:
     try:  # standard library only until here: a node without our requirements is told which
         ensure(requirements(ROOT / "pyproject.toml"), args.wheelhouse)
     except WheelhouseError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     from engine.cli import run_tool  # after ensure: nothing of the toolkit is imported before
 
     run_tool(lambda: _check(args, argv))
