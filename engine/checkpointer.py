@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from backbones import save_weights
+from backbones.metadata import FORMAT as WEIGHTS_FORMAT
 
 from .checkpoint import atomic_save, atomic_write_text, cpu_tensors, load_checkpoint, rng_state, set_rng_state
 from .errors import TrainingDiverged
@@ -60,7 +61,7 @@ class Checkpointer(HookBase):
         self.check_finite(model, f"writing {self.last_path}")
         atomic_save({
             "model": model,
-            "meta": tr.weights_metadata(),
+            "meta": self.weights_metadata(),
             "optimizer": tr.optimizer.state_dict(),
             "scheduler": tr.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -72,6 +73,17 @@ class Checkpointer(HookBase):
             "config": OmegaConf.to_yaml(tr.cfg),
             **({"ema": cpu_tensors(tr.ema.module.state_dict())} if tr.ema is not None else {}),
         }, self.last_path)
+
+    def weights_metadata(self) -> dict[str, str]:
+        """What every weights file of this run says it is: the task's description (backbone,
+        options, input), the class names and the run's config (its test transform with it)."""
+        tr = self.trainer
+        meta = {"format": WEIGHTS_FORMAT, "task": str(tr.cfg.task),
+                **tr.task.weights_metadata(tr.unwrapped_model()), "run": str(tr.cfg.get("name", "")),
+                "config": OmegaConf.to_yaml(tr.cfg)}
+        if tr.task.categories:
+            meta["categories"] = json.dumps(list(tr.task.categories))
+        return meta
 
     def check_finite(self, state: dict, doing: str) -> None:
         check_finite(state, self.trainer.step, doing, self.last_good())
@@ -129,7 +141,7 @@ class Checkpointer(HookBase):
         net = evaluator.weights(which)
         model = cpu_tensors(net.state_dict())
         self.check_finite(model, "writing final.safetensors")
-        meta = {**tr.weights_metadata(), "weights": which}
+        meta = {**self.weights_metadata(), "weights": which}
         save_weights(net, self.out / "final.safetensors", description=meta, state=model)
         backbone = tr.task.backbone_state(net)
         if backbone is not None:

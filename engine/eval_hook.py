@@ -138,7 +138,7 @@ class EvalHook(HookBase):
             if tr.accelerator.is_main_process:
                 model = cpu_tensors(self.weights(which).state_dict())
                 tr.checkpointer.check_finite(model, "writing best.pth")
-                atomic_save({"model": model, "meta": {**tr.weights_metadata(), "weights": which},
+                atomic_save({"model": model, "meta": {**tr.checkpointer.weights_metadata(), "weights": which},
                              "step": tr.step, key: metrics[prefix + key], "weights": which},
                             tr.out / "checkpoints" / "best.pth")
 

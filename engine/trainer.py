@@ -7,17 +7,13 @@ checkpoints (`engine.checkpointer`). The divergence guard (`engine.guard`) decid
 is applied; a signal stops at the next step boundary, saved (`engine.signals`).
 """
 
-import json
 import logging
 import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import Dataset
-
-from backbones.metadata import FORMAT as WEIGHTS_FORMAT
 
 from .accelerator import make_accelerator, run_precision, split_batch
 from .checkpointer import DONE_FILE, Checkpointer
@@ -109,16 +105,6 @@ class Trainer:
         """The model itself, without Accelerate's (DDP) and torch.compile's wrappers."""
         model = self.accelerator.unwrap_model(self.model)
         return getattr(model, "_orig_mod", model)
-
-    def weights_metadata(self) -> dict[str, str]:
-        """What every weights file of this run says it is: the task's description (backbone,
-        options, input), the class names and the run's config (its test transform with it)."""
-        meta = {"format": WEIGHTS_FORMAT, "task": str(self.cfg.task),
-                **self.task.weights_metadata(self.unwrapped_model()), "run": str(self.cfg.get("name", "")),
-                "config": OmegaConf.to_yaml(self.cfg)}
-        if self.task.categories:
-            meta["categories"] = json.dumps(list(self.task.categories))
-        return meta
 
     def fit(self) -> dict:
         """Train to `schedule.total` (or `train.stop_at`), evaluating and checkpointing on the way.
