@@ -81,8 +81,8 @@ def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job, float], None
                     continue
                 finished.add(job.title)
                 on_done(job, time.perf_counter() - start)
-            bar.n = round(100 * (len(finished) + sum(j.progress() for j, _ in running.values())))
-            bar.refresh()
+            done_pct = round(100 * (len(finished) + sum(j.progress() for j, _ in running.values())))
+            bar.update(done_pct - bar.n)  # redrawn as the bar's own interval allows (a log: 30 s)
     except BaseException:
         _stop(pool, running)
         raise
