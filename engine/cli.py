@@ -51,18 +51,6 @@ def run_tool(main) -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    finally:
-        _leave_process_group()
-
-
-def _leave_process_group() -> None:
-    """Close the job's process group before the interpreter exits: left to exit, a gloo process
-    was seen to abort ("terminate called without an active exception") as its threads were torn
-    down, failing a job that had finished."""
-    import torch.distributed
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def train_from_command_line(description: str, load_config, train, argv=None) -> None:
