@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-smoke test test-configs check-oldest lint table benchmark reproduce-cifar wheelhouse gpu-check clean
+.PHONY: demo demo-smoke test test-configs test-docs check-oldest lint table benchmark reproduce-cifar wheelhouse gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(VENV)/.installed-dev
 # CPU has bf16 units), on generated data in its own format: outputs/test_configs/report.md (CI runs it).
 test-configs: $(VENV)/.installed-dev
 	$(BIN)/python bench/test_configs.py
+
+# Every command README.md and docs/*.md show, run as written on generated data (schedules capped at
+# two iterations), in outputs/test_docs/ (CI runs it); the docs' marks say what is skipped and why.
+test-docs: $(VENV)/.installed-dev
+	$(BIN)/python bench/test_docs.py
 
 # The oldest torch / torchvision the README claims, in a venv of their own: each task's smoke config
 # (the smoke demo: classification and detection; the segmentation smoke on its data).

@@ -379,10 +379,10 @@ def autocast_fallbacks(*, config: Path = Path("configs/detection/paper/coco2014_
     (engine.autocast_ops: RoI max pooling, forward and backward, with their casts)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from config_sweep import with_bn_statistics
     from detection.train import build_detector, load_detection_config
     from engine.autocast_ops import REGISTERED
     from experiments.machine import machine
+    from weights_files import with_bn_statistics
 
     cfg = load_detection_config(config, training=False)
     model = build_detector(cfg, num_classes=81)

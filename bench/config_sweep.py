@@ -35,6 +35,7 @@ from config_data import (
 from engine.config import declared_task
 from engine.precision import cpu_has_bf16
 from experiments.jobs import Job, run_jobs
+from weights_files import write_backbone
 
 STOP_AT = 2  # training iterations per run
 RESULT_FILE = "sweep_result.json"
@@ -186,45 +187,11 @@ def _segmentation_overrides(cfg, cache: DataCache) -> list[str]:
 def backbone_file(name: str, cache: DataCache) -> Path:
     """The ImageNet backbone a user brings, with random values: torchvision's or timm's own state
     dict (.pth, their layout) where they have the net, else ours written by `save_weights`."""
-    import torch
     import torchvision
 
-    from backbones import create_backbone, save_weights
-
-    def write(root: Path) -> Path:
-        root.mkdir(parents=True, exist_ok=True)
-        if name.startswith("timm/"):
-            import timm
-
-            path = root / "weights.pth"
-            torch.save(with_bn_statistics(timm.create_model(name[5:])).state_dict(), path)
-        elif hasattr(torchvision.models, name):
-            path = root / "weights.pth"
-            torch.save(with_bn_statistics(getattr(torchvision.models, name)()).state_dict(), path)
-        else:
-            path = save_weights(with_bn_statistics(create_backbone(name)), root / "weights.safetensors")
-        return path
-    return cache.get(f"weights_{name.replace('/', '_')}", write)
-
-
-def with_bn_statistics(net, batches: int = 2):
-    """BN statistics of the net's own activations (a few forward passes on noise), as pretraining
-    leaves them: with init statistics (mean 0, variance 1) frozen BN does not normalise, and a
-    random ResNet-101's activations grow until a detector's first losses are not finite."""
-    import torch
-
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the passes
-    size = 32 if "cifar" in getattr(net, "registry_name", "") else 224
-    net.train()
-    with torch.no_grad():
-        for _ in range(batches if norms else 0):
-            net(torch.randn(4, 3, size, size))
-    for m in norms:
-        m.momentum = 0.1
-    return net.eval()
+    theirs = name.startswith("timm/") or hasattr(torchvision.models, name)
+    file = "weights.pth" if theirs else "weights.safetensors"
+    return cache.get(f"weights_{name.replace('/', '_')}", lambda root: write_backbone(name, root / file))
 
 
 def _weights_overrides(cfg, cache: DataCache) -> list[str]:

@@ -3,7 +3,7 @@ torchvision supports its detection models: through the TorchScript exporter, dep
 torch 2.9, because the dynamo exporter cannot yet (torch 2.14.1: `torch.export` stops at
 `batched_nms`'s data-dependent branch, `boxes.numel() > 4000` on an unbacked size; tried with
 strict=False and True). Classifiers and backbones use the dynamo exporter. Checked at export
-time: the boxes both runtimes keep agree to 1e-3 pixels, on at least MIN_BOXES boxes (a detector
+time: the boxes both runtimes keep agree to `tolerance` pixels, on at least MIN_BOXES boxes (a detector
 that keeps fewer on the check's image is checked again, exported with no score threshold)."""
 
 import tempfile
@@ -15,7 +15,13 @@ from torchvision.ops import box_iou
 
 from engine.onnx import ExportError, export_checked
 
-TOLERANCE = 1e-3  # pixels
+# pixels: TOLERANCE plus RELATIVE_TOLERANCE of the image's longer side. Two runtimes' fp32 sums in
+# other orders differ by ~1e-6 of a value after ~50 conv layers; RoIAlign then samples at proposals
+# that differ as much and a box's deltas scale by its size (exp of the width delta), so a box near
+# 800 px agreed to 2e-3 px on one export and 3.3e-2 px on another (ResNet-50 FPN, random weights
+# after two steps: 4e-5 of the side). torchvision's own ONNX tests allow 1e-3 of each value.
+TOLERANCE = 1e-3
+RELATIVE_TOLERANCE = 1e-4
 OPSET = 17
 MIN_BOXES = 10  # a check that compared fewer compared too little to pass
 
@@ -28,15 +34,18 @@ def export_detector(model, path: str | Path, height: int, width: int, *,
         image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0))
     outputs = ["boxes", "labels", "scores"] + (["masks"] if isinstance(model, MaskRCNN) else [])
     options = dict(what=what, dynamo=False, opset_version=OPSET, input_names=["image"], output_names=outputs)
-    report = export_checked(model.eval(), ([image],), path, lambda t, o: _check(t[0], o, what), **options)
+    limit = TOLERANCE + RELATIVE_TOLERANCE * max(image.shape[-2:])
+
+    def check(torch_outputs, onnx_outputs):
+        return _check(torch_outputs[0], onnx_outputs, what, limit)
+    report = export_checked(model.eval(), ([image],), path, check, **options)
     if report["boxes"] >= MIN_BOXES:
         return report
     heads, kept = model.roi_heads, model.roi_heads.score_thresh
     heads.score_thresh = 0.0  # the same graph, every box kept: the check's own export
     try:
         with tempfile.TemporaryDirectory() as folder:
-            again = export_checked(model, ([image],), Path(folder) / "check.onnx",
-                                   lambda t, o: _check(t[0], o, what), **options)
+            again = export_checked(model, ([image],), Path(folder) / "check.onnx", check, **options)
     finally:
         heads.score_thresh = kept
     if again["boxes"] < MIN_BOXES:
@@ -46,9 +55,9 @@ def export_detector(model, path: str | Path, height: int, width: int, *,
     return {**report, "checked_with_no_score_threshold": again}
 
 
-def _check(torch_output: dict, onnx_outputs: list, what: str) -> dict:
+def _check(torch_output: dict, onnx_outputs: list, what: str, limit: float = TOLERANCE) -> dict:
     """Match each PyTorch detection to the ONNX one of the same class it overlaps most (IoU > 0.9);
-    the matched boxes must agree to TOLERANCE and most detections must be matched."""
+    the matched boxes must agree to `limit` pixels and most detections must be matched."""
     boxes, labels = torch_output["boxes"], torch_output["labels"]
     onnx_boxes, onnx_labels = torch.from_numpy(onnx_outputs[0]), torch.from_numpy(onnx_outputs[1])
     if len(boxes) == 0 and len(onnx_boxes) == 0:
@@ -60,9 +69,9 @@ def _check(torch_output: dict, onnx_outputs: list, what: str) -> dict:
     difference = float((boxes[matched] - onnx_boxes[index[matched]]).abs().max()) if matched.any() else 0.0
     report = {"boxes": len(boxes), "onnx_boxes": len(onnx_boxes), "matched": int(matched.sum()),
               "max_abs_difference": difference}
-    if difference > TOLERANCE or matched.sum() < 0.9 * max(len(boxes), len(onnx_boxes)):
+    if difference > limit or matched.sum() < 0.9 * max(len(boxes), len(onnx_boxes)):
         raise ExportError(f"{what}: ONNX detections differ from PyTorch's: {report} (tolerance "
-                          f"{TOLERANCE} px, at least 90% matched)")
+                          f"{limit:.2g} px, at least 90% matched)")
     return report
 
 

@@ -19,11 +19,12 @@ from backbones import (
     save_weights,
 )
 from backbones.metadata import describe, find_backbone, parse
-from backbones.msra import BGR_MEAN, BN_EPS
+from backbones.msra import BGR_MEAN
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import build_faster_rcnn, load_detector_weights
 from helpers import SMOKE
 from segmentation import build_segmenter
+from weights_files import msra_blobs
 
 INPUT = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
 
@@ -119,31 +120,6 @@ def test_detector_files_say_which_backbone(tmp_path):
 
 
 # ---- Detectron's MSRA models -----------------------------------------------------------------
-
-def msra_blobs(model: torch.nn.Module) -> dict:
-    """`model` (our names, BN with statistics, BGR 0-255 input) in Detectron's blob layout: BN
-    folded into scale and bias."""
-    state = model.state_dict()
-    blobs = {"conv1_w": state["stem.conv.weight"].numpy()}
-
-    def fold(prefix, blob):
-        scale = state[f"{prefix}.weight"] / torch.sqrt(state[f"{prefix}.running_var"] + BN_EPS)
-        blobs[f"{blob}_s"] = scale.numpy()
-        blobs[f"{blob}_b"] = (state[f"{prefix}.bias"] - state[f"{prefix}.running_mean"] * scale).numpy()
-
-    fold("stem.bn", "res_conv1_bn")
-    for s, stage in enumerate(model.stages):
-        for b, _ in enumerate(stage):
-            ours, theirs = f"stages.{s}.{b}", f"res{s + 2}_{b}"
-            for conv, bn, branch in (("conv1", "bn1", "branch2a"), ("conv2", "bn2", "branch2b"),
-                                     ("conv3", "bn3", "branch2c"),
-                                     ("shortcut.conv", "shortcut.bn", "branch1")):
-                if f"{ours}.{conv}.weight" in state:
-                    blobs[f"{theirs}_{branch}_w"] = state[f"{ours}.{conv}.weight"].numpy()
-                    fold(f"{ours}.{bn}", f"{theirs}_{branch}_bn")
-    blobs["fc1000_w"], blobs["fc1000_b"] = state["fc.weight"].numpy(), state["fc.bias"].numpy()
-    return blobs
-
 
 @pytest.fixture(scope="module")
 def msra(tmp_path_factory):
