@@ -97,6 +97,10 @@ class ResNet(Backbone):
         output_stride: int | None = None,
     ):
         super().__init__()
+        if zero_init_residual and shortcut is None:
+            raise InvalidOptionError("zero_init_residual=True zeroes the last BN of each residual "
+                                     "branch; a plain net (shortcut=None) has no residual branch: its "
+                                     "blocks would output zero")
         self.config = dict(
             block=block, stages=stages, stem=stem, shortcut=shortcut, norm=norm,
             stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
@@ -133,7 +137,7 @@ class ResNet(Backbone):
                 nn.init.zeros_(module.bias)
         if zero_init_residual:
             for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)) and module.shortcut is not None:
+                if isinstance(module, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(module.last_norm.weight)
 
     def forward_features(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":

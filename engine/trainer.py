@@ -147,7 +147,9 @@ class Trainer:
         try:
             with StopRequests() as requests:
                 while self.step < self.stop:
+                    start = self.step
                     self._epoch(requests)
+                    self._after_epoch(requests, start)
                 self.evaluator.recover_final()
         except StopRequested:
             raise
@@ -210,6 +212,19 @@ class Trainer:
             if self.step >= self.stop:
                 break
         report_skipped(self, skipped, epoch)
+
+    def _after_epoch(self, requests: StopRequests, start: int) -> None:
+        """A signal that came after the epoch's last step was looked at (its bookkeeping, or a step
+        the divergence guard did not look at) stops here, saved, on every process; an epoch that
+        made no step would be repeated forever: an error instead."""
+        _, stopping = self.guard.agree(None, requests.signum is not None)
+        if stopping and self.step < self.stop:
+            self._stop_here(requests.signum)
+        if self.step == start:
+            raise RuntimeError(
+                f"epoch {start // self.iters_per_epoch} made no training step (its loader gave no "
+                f"batch from iteration {start}: {self.iters_per_epoch} steps an epoch of "
+                f"{self.cfg.train.grad_accum} micro-batches each): stopped rather than loop")
 
     def _micro_step(self, batch: dict, bad: str | None, requests: StopRequests) -> tuple[str | None, bool]:
         """Forward and backward of one micro-batch; at the last of a step, the update unless the

@@ -94,9 +94,31 @@ def test_option_a_stage_passes_input_through_plain_stage_does_not():
     assert torch.equal(out_plain, torch.zeros_like(out_plain))
 
 
-def test_zero_init_residual_makes_blocks_identity():
-    model = create_backbone("resnet50", zero_init_residual=True).eval()
-    assert all(torch.count_nonzero(b.bn3.weight) == 0 for s in model.stages for b in s)
+@pytest.mark.parametrize("name", ["resnet50", "resnet18", "cifar_resnet20"])
+def test_zero_init_residual_makes_blocks_identity(name):
+    """Every block's branch ends in zero (identity shortcuts and projections alike), so each
+    block passes its shortcut through: the net's output still depends on the input."""
+    model = create_backbone(name, zero_init_residual=True).eval()
+    assert all(torch.count_nonzero(b.last_norm.weight) == 0 for s in model.stages for b in s)
+    size = 32 if name.startswith("cifar") else 64
+    out = model(torch.randn(2, 3, size, size))
+    assert not torch.allclose(out[0], out[1])
+
+
+@pytest.mark.parametrize("name", ["plain18", "plain50", "cifar_plain20"])
+def test_zero_init_residual_is_refused_for_plain_nets(name):
+    """A plain net's blocks have no residual to zero: zeroing their last BN would make every
+    block output 0 (the net a constant); the registry and the class both refuse it."""
+    from backbones import InvalidOptionError
+    from backbones.resnet import ResNet
+
+    with pytest.raises(InvalidOptionError, match="zero_init_residual"):
+        create_backbone(name, zero_init_residual=True)
+    with pytest.raises(InvalidOptionError, match="no residual branch"):
+        ResNet("basic", [(2, 16, 1), (2, 32, 2), (2, 64, 2)], stem="cifar", shortcut=None,
+               zero_init_residual=True)
+    plain = create_backbone(name)
+    assert all(torch.count_nonzero(b.last_norm.weight) > 0 for s in plain.stages for b in s)
 
 
 def test_stride_in_1x1_moves_the_stride():
