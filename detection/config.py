@@ -41,6 +41,10 @@ class DetectionDataConfig:
 @dataclass
 class EvalConfig:
     backend: str = "faster_coco_eval"  # or pycocotools, the reference
+    # how the VOC figures count box areas: devkit (the PASCAL devkit's: pixel indices, +1 on each
+    # width, height and intersection) | continuous (the same numbers as continuous coordinates);
+    # null: devkit for VOC XML data, continuous for COCO JSON (whose boxes are not pixel indices)
+    voc_convention: str | None = None
     tta: TTAConfig = field(default_factory=TTAConfig)  # flip, scales (of the test size): boxes merged
 
 

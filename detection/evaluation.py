@@ -130,7 +130,7 @@ def recall_at_score(ground_truth: dict, results: list[dict], score: float, iou: 
         boxes = unmatched.get((r["image_id"], r["category_id"]))
         if boxes is None or not len(boxes):
             continue
-        overlaps = _iou(xyxy(r["bbox"]), boxes)
+        overlaps = one_to_many_iou(xyxy(r["bbox"]), boxes)
         best = int(overlaps.argmax())
         if overlaps[best] >= iou:
             unmatched[(r["image_id"], r["category_id"])] = np.delete(boxes, best, axis=0)
@@ -138,12 +138,30 @@ def recall_at_score(ground_truth: dict, results: list[dict], score: float, iou: 
     return found / sum(len(boxes) for boxes in objects.values())
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
+VOC_CONVENTIONS = ("devkit", "continuous")
+
+
+def pixel_indices(boxes: np.ndarray) -> np.ndarray:
+    """Boxes as this toolkit reads VOC XML (the pixels' extent: xmin - 1, ymin - 1, xmax, ymax) back
+    in the devkit's 1-based inclusive pixel indices, the XML's own numbers; detections are written
+    so too (detectron2's VOC evaluator: the inverse of its loading)."""
+    indices = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    indices[:, :2] += 1
+    return indices
+
+
+def one_to_many_iou(box: np.ndarray, boxes: np.ndarray, convention: str = "continuous") -> np.ndarray:
+    """IoU of `box` with each of `boxes`. devkit: the PASCAL devkit's (VOCevaldet.m) on pixel
+    indices: a width, height or intersection counts pixels inclusively (x2 - x1 + 1), and boxes
+    overlap only where both sides of the intersection are positive. continuous: the same numbers
+    as continuous coordinates (x2 - x1)."""
+    one = 1.0 if convention == "devkit" else 0.0
+    iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + one
+    ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + one
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+    area = (box[2] - box[0] + one) * (box[3] - box[1] + one)
+    areas = (boxes[:, 2] - boxes[:, 0] + one) * (boxes[:, 3] - boxes[:, 1] + one)
+    return inter / (area + areas - inter)
 
 
 def _average_precision(recall, precision, use_07_metric: bool) -> float:
@@ -157,9 +175,10 @@ def _average_precision(recall, precision, use_07_metric: bool) -> float:
     return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
 
 
-def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
+def voc_evaluate(records, detections: dict, num_classes: int, iou_threshold: float = 0.5,
+                 convention: str = "continuous", voc_boxes: bool = False) -> dict:
     """VOC mAP over the classes with ground truth (VOC07 11-point and area under the curve)."""
-    return voc_means(voc_per_class(records, detections, num_classes, iou_threshold))
+    return voc_means(voc_per_class(records, detections, num_classes, iou_threshold, convention, voc_boxes))
 
 
 def voc_means(per_class: dict) -> dict:
@@ -170,27 +189,34 @@ def voc_means(per_class: dict) -> dict:
             "VOC_mAP50": float(np.mean(aps)) if aps else 0.0}
 
 
-def voc_per_class(records, detections: dict, num_classes: int, iou_threshold: float = 0.5) -> dict:
+def voc_per_class(records, detections: dict, num_classes: int, iou_threshold: float = 0.5,
+                  convention: str = "continuous", voc_boxes: bool = False) -> dict:
     """label -> (VOC07 AP, area AP) at `iou_threshold`, for each label with ground truth.
     `detections[image_id]` = (boxes xyxy, scores, labels 1..K) arrays (masks after them are not
-    read).
+    read). `voc_boxes`: the records were read from VOC XML, so ground truth and detections are
+    scored in the devkit's pixel indices (`pixel_indices`) with `convention`'s IoU (`one_to_many_iou`).
 
-    Ignored (difficult) ground truth neither counts as a miss nor makes a detection false.
+    As the devkit: a detection matches the unclaimed ground truth it overlaps most if the IoU is
+    at least `iou_threshold`; ignored (difficult) ground truth neither counts as a miss nor makes
+    a detection false.
     """
+    if convention not in VOC_CONVENTIONS:
+        raise ValueError(f"eval.voc_convention={convention!r}: valid: {', '.join(VOC_CONVENTIONS)}")
+    frame = pixel_indices if voc_boxes else (lambda b: np.asarray(b, dtype=np.float64).reshape(-1, 4))
     per_class = {}
     for label in range(1, num_classes + 1):
-        gt = {r.image_id: (r.boxes[r.labels == label], r.ignore[r.labels == label]) for r in records}
+        gt = {r.image_id: (frame(r.boxes[r.labels == label]), r.ignore[r.labels == label]) for r in records}
         positives = sum(int((~ignore).sum()) for _, ignore in gt.values())
         if positives == 0:
             continue
         found = [(score, image_id, box) for image_id, (boxes, scores, labels, *_) in detections.items()
-                 for box, score, lab in zip(boxes, scores, labels) if lab == label and image_id in gt]
+                 for box, score, lab in zip(frame(boxes), scores, labels) if lab == label and image_id in gt]
         found.sort(key=lambda d: -d[0])
         used = {image_id: np.zeros(len(g[0]), dtype=bool) for image_id, g in gt.items()}
         tp, fp = np.zeros(len(found)), np.zeros(len(found))
         for i, (_, image_id, box) in enumerate(found):
             boxes, ignore = gt[image_id]
-            overlaps = _iou(np.asarray(box), boxes) if len(boxes) else np.zeros(0)
+            overlaps = one_to_many_iou(box, boxes, convention) if len(boxes) else np.zeros(0)
             best = int(overlaps.argmax()) if len(overlaps) else -1
             if best < 0 or overlaps[best] < iou_threshold:
                 fp[i] = 1

@@ -21,11 +21,15 @@ class DetectionTask(Task):
     best_metric, best_higher = "val_AP", True
 
     def __init__(self, val_set=None, backend: str = "faster_coco_eval", describe: dict | None = None,
-                 masks: bool = False, views=NO_TTA):
+                 masks: bool = False, views=NO_TTA, voc_convention: str = "continuous",
+                 voc_boxes: bool = False):
         """`describe`: what metrics.json says of the run (name, backbone, head), for compare;
         `masks`: the model predicts instance masks, scored as COCO `segm` beside `bbox`;
-        `views`: test-time augmentation (`detection.tta`)."""
+        `views`: test-time augmentation (`detection.tta`); `voc_convention`: the VOC figures'
+        IoU (`detection.evaluation.one_to_many_iou`), `voc_boxes`: the data is VOC XML, scored in
+        the devkit's pixel indices."""
         self.val_set, self.backend, self.describe = val_set, backend, dict(describe or {})
+        self.voc_convention, self.voc_boxes = voc_convention, voc_boxes
         self.masks, self.views = masks, tuple(views)
         self.category_ids = None  # the data's category id of each label, with `categories`
 
@@ -110,7 +114,8 @@ class DetectionTask(Task):
             metrics.update({f"segm_{name}": value for name, value in segm.metrics.items()})
             for name, values in segm.per_category.items():
                 per_class[name].update({f"segm_{k}": v for k, v in values.items()})
-        voc = voc_per_class(self.val_set.records, detections, len(self.val_set.classes))
+        voc = voc_per_class(self.val_set.records, detections, len(self.val_set.classes),
+                            convention=self.voc_convention, voc_boxes=self.voc_boxes)
         metrics.update(voc_means(voc))
         for label, name in enumerate(self.val_set.classes, start=1):
             ap07, ap = voc.get(label, (None, None))
@@ -124,7 +129,8 @@ class DetectionTask(Task):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "detections.json").write_text(json.dumps(evaluation.predictions or []))
         per_class = evaluation.details.get("per_class", {})
-        summary = {**self.describe, "backend": self.backend, "metrics": evaluation.metrics,
+        summary = {**self.describe, "backend": self.backend, "voc_convention": self.voc_convention,
+                   "metrics": evaluation.metrics,
                    "per_class": per_class}
         path = out_dir / "metrics.json"
         path.write_text(json.dumps(summary, indent=2))

@@ -14,7 +14,7 @@ from engine.tta import views
 
 from .config import DetectionConfig
 from .data import VOC_CLASSES, DetectionDataset, Problems, Source, read_coco, read_voc, voc_class_names
-from .evaluation import coco_ground_truth
+from .evaluation import VOC_CONVENTIONS, coco_ground_truth
 from .model import build_faster_rcnn, build_mask_rcnn, load_detector_weights
 from .task import DetectionTask
 from .transforms import build_detection_transform
@@ -137,11 +137,25 @@ def build_detector(cfg, num_classes: int | None = None):
     return model
 
 
+def voc_convention(cfg) -> str:
+    """The VOC figures' IoU convention: the config's, devkit for VOC XML data when it names none;
+    COCO JSON boxes are continuous coordinates, which the devkit's pixel counting does not fit."""
+    chosen, voc = cfg.eval.voc_convention, cfg.data.kind == "voc"
+    if chosen is not None and chosen not in VOC_CONVENTIONS:
+        raise ConfigError(f"eval.voc_convention={chosen!r}: valid: {', '.join(VOC_CONVENTIONS)} (or null)")
+    if chosen == "devkit" and not voc:
+        raise ConfigError(f"eval.voc_convention=devkit counts the pixels of VOC XML boxes (1-based, "
+                          f"inclusive); data.kind={cfg.data.kind!r} boxes are continuous coordinates: "
+                          f"use continuous (or null)")
+    return chosen or ("devkit" if voc else "continuous")
+
+
 def build_task(cfg, train_set=None, val_set=None) -> DetectionTask:
     describe = {"name": cfg.name, "kind": cfg.model.kind, "backbone": cfg.model.backbone,
                 "head": cfg.model.head, "data": cfg.data.kind}
     task = DetectionTask(val_set, cfg.eval.backend, describe, masks=with_masks(cfg),
-                         views=views(cfg.eval.tta))
+                         views=views(cfg.eval.tta), voc_convention=voc_convention(cfg),
+                         voc_boxes=cfg.data.kind == "voc")
     source = train_set if train_set is not None else val_set
     if source is not None:  # label i is categories[i - 1], COCO category category_ids[i - 1]
         task.categories, task.category_ids = list(source.classes), list(source.category_ids)

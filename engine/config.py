@@ -61,6 +61,9 @@ class OptimConfig:
     nesterov: bool = False
     no_decay: list = field(default_factory=list)  # [] (decay on every parameter) | [norm, bias]
     layer_decay: float | None = None  # timm's layer-wise lr decay (models with layer groups)
+    # lr multipliers by module name (the parameters under that module of the model), e.g.
+    # {aux_classifier: 10}: torchvision's segmentation reference trains the aux head at 10x
+    lr_multipliers: dict = field(default_factory=dict)
 
 
 @dataclass

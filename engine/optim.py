@@ -1,10 +1,11 @@
 """Optimizers: the paper's momentum SGD (weight decay on every parameter) by default; any of timm's
 by name (`timm.optim.create_optimizer_v2`: adamw, lamb, lars, ...); parameter groups from timm's
 helpers: no weight decay on norms and biases (`optim.no_decay: [norm, bias]`), layer-wise lr
-decay (`optim.layer_decay`, for models that define layer groups).
+decay (`optim.layer_decay`, for models that define layer groups); lr multipliers by module
+(`optim.lr_multipliers: {aux_classifier: 10}`).
 
-Each group's lr is the base lr times its `lr_scale` (layer decay), so the trainer's schedule,
-which multiplies every group's initial lr, keeps the scales.
+Each group's lr is the base lr times its `lr_scale` (layer decay, multipliers), so the trainer's
+schedule, which multiplies every group's initial lr, keeps the scales.
 """
 
 import torch
@@ -22,7 +23,7 @@ def optimizer_names() -> list[str]:
 
 def build_optimizer(model: nn.Module, cfg, lr: float) -> torch.optim.Optimizer:
     """The optimizer `cfg` (a config's `optim`) names, over `model`'s trainable parameters."""
-    groups = param_groups(model, cfg)
+    groups = with_multipliers(model, param_groups(model, cfg), dict(cfg.get("lr_multipliers") or {}))
     if cfg.name in OWN:
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
@@ -50,6 +51,34 @@ def param_groups(model: nn.Module, cfg) -> list:
 
         return param_groups_weight_decay(model, weight_decay=cfg.weight_decay)
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def with_multipliers(model: nn.Module, groups: list, multipliers: dict) -> list:
+    """`groups` (parameters, or dicts of them) with the parameters under each module named in
+    `multipliers` split into groups of their own, their `lr_scale` multiplied; a name that is no
+    module of the model, or holds no trainable parameter, is an error."""
+    if not multipliers:
+        return groups
+    modules = dict(model.named_modules())
+    owner = {}
+    for name, factor in multipliers.items():
+        if name not in modules:
+            raise ValueError(f"optim.lr_multipliers names {name!r}, no module of this model; its top-level "
+                             f"modules: {', '.join(n for n, _ in model.named_children())}")
+        found = [p for p in modules[name].parameters() if p.requires_grad]
+        if not found:
+            raise ValueError(f"optim.lr_multipliers names {name!r}, which has no trainable parameter")
+        owner.update({id(p): (name, float(factor)) for p in found})
+    groups = groups if groups and isinstance(groups[0], dict) else [{"params": list(groups)}]
+    split = []
+    for group in groups:
+        params = list(group["params"])
+        for name in [None, *multipliers]:
+            chosen = [p for p in params if owner.get(id(p), (None,))[0] == name]
+            if chosen:
+                scale = group.get("lr_scale", 1.0) * (multipliers[name] if name else 1.0)
+                split.append({**group, "params": chosen, "lr_scale": scale})
+    return split
 
 
 def _layer_grouped(model: nn.Module) -> nn.Module:

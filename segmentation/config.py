@@ -33,6 +33,12 @@ class SegmentationDataConfig:
     classes: list | None = None  # folder: class names by label (default: VOC's 21)
     crop_size: int = 480
     scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random rescale before the crop
+    # null: scale_range multiplies each image's own size; a number: the shorter side becomes a
+    # random whole number in scale_range x base_size (torchvision's reference: 520 -> 260..1040)
+    base_size: int | None = None
+    # null: evaluated at the image's own size; a number: the shorter side resized to it (the mask
+    # by nearest neighbour) and scored there, as torchvision's reference (520)
+    eval_size: int | None = None
     flip: bool = True
     on_bad_sample: str = "error"  # error | skip (counted and reported)
 

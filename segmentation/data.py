@@ -107,13 +107,21 @@ def _check_same_size(pair: Pair, image_size: tuple[int, int], mask: np.ndarray) 
                             f"{pair.image} is {image_size[0]}x{image_size[1]}")
 
 
-def build_transform(train: bool, crop_size: int = 480, scale_range=(0.5, 2.0), flip: bool = True):
-    """Training: random rescale, pad (image 0, mask void) to the crop, random crop, flip."""
-    steps = []
+def build_transform(train: bool, crop_size: int = 480, scale_range=(0.5, 2.0), flip: bool = True,
+                    base_size: int | None = None, eval_size: int | None = None):
+    """Training: random rescale (of the image's size, or of the shorter side around `base_size`),
+    pad (image 0, mask void) to the crop, random crop, flip. Evaluation: the image as it is, or its
+    shorter side resized to `eval_size` (the mask by nearest neighbour)."""
+    low, high = scale_range
+    if train and base_size:  # torchvision's RandomResize(min, max): a whole number, both ends in
+        sides = list(range(int(low * base_size), int(high * base_size) + 1))
+        steps = [A.SmallestMaxSize(max_size=sides, p=1.0)]
+    elif train:
+        steps = [A.RandomScale(scale_limit=(low - 1, high - 1), p=1.0)]
+    else:
+        steps = [A.SmallestMaxSize(max_size=eval_size, p=1.0)] if eval_size else []
     if train:
-        low, high = scale_range
-        steps = [
-            A.RandomScale(scale_limit=(low - 1, high - 1), p=1.0),
+        steps += [
             A.PadIfNeeded(crop_size, crop_size, border_mode=cv2.BORDER_CONSTANT, fill=0,
                           fill_mask=IGNORE_INDEX),
             A.RandomCrop(crop_size, crop_size),

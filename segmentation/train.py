@@ -35,7 +35,8 @@ def build_dataset(cfg, split: str, train: bool) -> SegmentationDataset:
         pairs = coco_pairs(data.root, name, train)
     else:
         pairs = folder_pairs(Path(data.root) / name)
-    transform = build_transform(train, data.crop_size, tuple(data.scale_range), data.flip)
+    transform = build_transform(train, data.crop_size, tuple(data.scale_range), data.flip, data.base_size,
+                                data.eval_size)
     dataset = SegmentationDataset(pairs, data.classes or VOC_CLASSES, transform, seed=cfg.train.seed,
                                   on_bad_image=data.on_bad_sample)
     checked = dataset.checked(f"{split} split ({data.root}, {name})")

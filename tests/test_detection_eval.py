@@ -7,7 +7,7 @@ import pytest
 
 from detection.data import read_coco
 from detection.evaluation import COCO_METRICS, coco_evaluate, recall_at_score, voc_evaluate
-from helpers import pycocotools_stats, write_coco_dataset
+from helpers import REPO, pycocotools_stats, write_coco_dataset
 
 
 @pytest.fixture
@@ -184,3 +184,79 @@ def test_the_comparison_table_sets_coco_runs_beside_table_8_and_voc_runs_beside_
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert cells[0][5:] == ["48.4", "27.2", "-", "-"]  # Table 8's ResNet-101 row; no VOC figure
     assert cells[1][5:] == ["-", "-", "71.0", "73.2"]  # Table 7's VGG-16 on VOC 2007 test
+
+
+# ---- VOC: the devkit's pixel counting ----------------------------------------------------------
+
+def devkit_iou(a, b) -> float:
+    """VOCevaldet.m's overlap of two boxes in pixel indices, written out as the devkit does."""
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    ua = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - iw * ih
+    return iw * ih / ua
+
+
+@pytest.mark.parametrize("a, b, devkit, continuous", [
+    ([1, 1, 10, 10], [6, 1, 15, 10], 50 / 150, 36 / 126),   # 10x10 px boxes, half shared
+    ([1, 1, 5, 5], [5, 1, 9, 5], 5 / 45, 0.0),              # one shared column: a pixel wide
+    ([1, 1, 5, 5], [6, 1, 10, 5], 0.0, 0.0),                # side by side, no pixel shared
+    ([1, 1, 4, 4], [2, 2, 4, 4], 9 / 16, 4 / 9),            # small: across 0.5 one way only
+])
+def test_iou_of_hand_made_boxes_under_both_conventions(a, b, devkit, continuous):
+    from detection.evaluation import one_to_many_iou
+
+    a, b = np.array(a, float), np.array([b], float)
+    assert one_to_many_iou(a, b, "devkit")[0] == pytest.approx(devkit, abs=1e-12)
+    assert one_to_many_iou(a, b, "devkit")[0] == pytest.approx(devkit_iou(a, b[0]), abs=1e-12)
+    assert one_to_many_iou(a, b, "continuous")[0] == pytest.approx(continuous, abs=1e-12)
+
+
+def test_reading_and_devkit_scoring_agree():
+    """A VOC box is read as the extent of its pixels (xmin - 1, ymin - 1, xmax, ymax) and scored
+    back in the XML's pixel indices: the devkit's IoU there is the continuous IoU of the extents,
+    for any boxes (detections at fractional coordinates too)."""
+    from detection.evaluation import one_to_many_iou, pixel_indices
+
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 60, (200, 2, 2))
+    extents = np.concatenate([corners.min(1), corners.max(1) + rng.uniform(0.5, 30, (200, 2))], 1)
+    for box in extents[:20]:
+        devkit = one_to_many_iou(pixel_indices(box)[0], pixel_indices(extents), "devkit")
+        np.testing.assert_allclose(devkit, one_to_many_iou(box, extents, "continuous"), atol=1e-12)
+
+
+def test_the_conventions_give_different_aps_where_a_small_box_crosses_the_threshold(source):
+    """Two objects (XML pixel indices [1, 1, 4, 4], a 4x4 px object, and [11, 11, 60, 60]); an exact
+    detection of the large one (0.9) and one of [2, 2, 4, 4] on the small one (0.8). The devkit:
+    IoU 9/16 >= 0.5, both hits: precision 1, 1 at recall 1/2, 1 -> AP 1 (11-point and area).
+    Continuous areas of the same numbers: IoU 4/9, a false positive: precision 1, 1/2 at recall
+    1/2, 1/2 -> area AP 1/2, 11-point AP 6/11 (recall 0, .1, ..., .5 reached at precision 1)."""
+    src, _ = source
+    record = src.records[0]
+    record.boxes = np.array([[0, 0, 4, 4], [10, 10, 60, 60]], dtype=np.float32)  # as read: extents
+    record.labels, record.ignore = np.array([1, 1]), np.array([False, False])
+    detections = {record.image_id: (np.array([[10, 10, 60, 60], [1, 1, 4, 4]], dtype=np.float32),
+                                    np.array([0.9, 0.8]), np.array([1, 1]))}
+    devkit = voc_evaluate([record], detections, 1, convention="devkit", voc_boxes=True)
+    continuous = voc_evaluate([record], detections, 1, convention="continuous", voc_boxes=True)
+    assert devkit == {"VOC07_mAP50": pytest.approx(1.0), "VOC_mAP50": pytest.approx(1.0)}
+    assert continuous == {"VOC07_mAP50": pytest.approx(6 / 11), "VOC_mAP50": pytest.approx(0.5)}
+
+
+def test_voc_convention_follows_the_data_and_refuses_devkit_for_coco(tmp_path):
+    from detection import load_detection_config
+    from detection.train import voc_convention
+    from engine.config import ConfigError
+
+    coco = REPO / "configs/detection/smoke.yaml"
+    assert voc_convention(load_detection_config(coco, training=False)) == "continuous"
+    paper = REPO / "configs/detection/paper/voc0712_r101_c4.yaml"
+    assert voc_convention(load_detection_config(paper, training=False)) == "devkit"
+    voc = load_detection_config(coco, ["data.kind=voc", "eval.voc_convention=continuous"], training=False)
+    assert voc_convention(voc) == "continuous"
+    with pytest.raises(ConfigError, match="data.kind='coco' boxes are continuous"):
+        voc_convention(load_detection_config(coco, ["eval.voc_convention=devkit"], training=False))
+    with pytest.raises(ConfigError, match="eval.voc_convention='inclusive'"):
+        voc_convention(load_detection_config(coco, ["eval.voc_convention=inclusive"], training=False))

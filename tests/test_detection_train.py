@@ -211,3 +211,63 @@ def test_tta_on_the_smoke_detector_changes_ap(trained, tmp_path):
     print(f"smoke detector AP50 {metrics['val_AP50']:.4f} -> with TTA {tta['val_AP50']:.4f}; "
           f"AP {metrics['val_AP']:.4f} -> {tta['val_AP']:.4f}")
     assert 0 <= tta["val_AP"] <= 1 and tta["val_AP"] != metrics["val_AP"]
+
+
+def write_voc_copy(ann, images, root):
+    """The COCO set as a VOC folder (LabelImg layout): each box [x, y, w, h] as the pixel indices
+    it covers, xmin = x + 1 ... xmax = x + w (what the reader turns back into [x, x + w])."""
+    import shutil
+
+    coco = json.loads(ann.read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    ids = []
+    for image in coco["images"]:
+        stem = image["file_name"].rsplit(".", 1)[0]
+        shutil.copy(images / image["file_name"], root / "JPEGImages" / image["file_name"])
+        objects = "".join(
+            f"<object><name>{names[a['category_id']]}</name><difficult>0</difficult><bndbox>"
+            f"<xmin>{a['bbox'][0] + 1:g}</xmin><ymin>{a['bbox'][1] + 1:g}</ymin>"
+            f"<xmax>{a['bbox'][0] + a['bbox'][2]:g}</xmax><ymax>{a['bbox'][1] + a['bbox'][3]:g}</ymax>"
+            f"</bndbox></object>" for a in coco["annotations"] if a["image_id"] == image["id"])
+        (root / "Annotations" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{image['file_name']}</filename><size><width>{image['width']}</width>"
+            f"<height>{image['height']}</height><depth>3</depth></size>{objects}</annotation>")
+        ids.append(stem)
+    (root / "ImageSets" / "Main" / "val.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def test_evaluate_cli_scores_a_voc_folder_as_the_devkit_per_class(trained, tmp_path):
+    """The trained detector evaluated on the same images as a VOC folder: both VOC APs per class
+    printed, scored in the devkit's convention (the default for VOC data) or continuous areas on
+    request; the numbers are those voc_evaluate gives the written detections."""
+    from detection.data import read_voc
+    from detection.evaluation import voc_evaluate
+
+    root, ann, _, _ = trained
+    voc = write_voc_copy(ann, root / "images", tmp_path / "voc")
+    data = ["data.kind=voc", f"data.voc_root={voc}", "data.voc_train=[val]", "data.voc_val=[val]",
+            "data.classes=[red,blue]"]
+    records = read_voc(voc, "val", ["red", "blue"]).records
+    for convention in ("devkit", "continuous"):
+        out = tmp_path / convention
+        printed = call_tool("evaluate", "--config", str(SMOKE), "--checkpoint",
+                            str(root / "run/checkpoints/last.pth"), "--per-class", "--out", str(out),
+                            *data, f"eval.voc_convention={convention}", check=True).stdout
+        summary = json.loads((out / "metrics.json").read_text())
+        assert summary["voc_convention"] == convention and f"eval.voc_convention={convention}" in printed
+        assert "| class |" in printed and "VOC07 AP50" in printed and "VOC AP50" in printed
+        for name in ("red", "blue"):
+            figures = summary["per_class"][name]
+            assert f"| {name} |" in printed and f"{100 * figures['VOC07_AP50']:.1f}" in printed
+        found = {}
+        for d in json.loads((out / "detections.json").read_text()):
+            x, y, w, h = d["bbox"]
+            found.setdefault(d["image_id"], []).append(([x, y, x + w, y + h], d["score"], d["category_id"]))
+        detections = {r.image_id: tuple(np.array(v) for v in zip(*found.get(r.image_id, [])))
+                      for r in records if r.image_id in found}
+        direct = voc_evaluate(records, detections, 2, convention=convention, voc_boxes=True)
+        assert summary["metrics"]["val_VOC_mAP50"] == pytest.approx(direct["VOC_mAP50"], abs=1e-9)
+        assert summary["metrics"]["val_VOC07_mAP50"] == pytest.approx(direct["VOC07_mAP50"], abs=1e-9)

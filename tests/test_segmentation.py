@@ -276,3 +276,56 @@ def test_batched_confusion_matrices_are_each_images_own():
                 expected[t, p] += 1
         assert torch.equal(batched[b], expected)
     assert batched.sum() == 3 * 6 * 9
+
+
+# ---- torchvision's reference settings: per-module lr, base and evaluation sizes ------------------
+
+def test_the_aux_head_trains_at_its_lr_multiplier_through_the_schedule():
+    """optim.lr_multipliers={aux_classifier: 10}: the aux head's parameters in a group of their own
+    at 10x the lr, every other parameter at the lr, the ratio kept by the poly schedule."""
+    from omegaconf import OmegaConf
+
+    from engine.optim import build_optimizer
+    from engine.schedule import ScheduleConfig, build_scheduler
+
+    model = build_segmenter("cifar_resnet20", head="fcn", num_classes=3, aux_loss=True, output_stride=None)
+    cfg = OmegaConf.create({"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False,
+                            "no_decay": [], "layer_decay": None, "lr_multipliers": {"aux_classifier": 10}})
+    optimizer = build_optimizer(model, cfg, lr=0.02)
+    aux = {id(p) for p in model.aux_classifier.parameters()}
+    by_lr = {}
+    for group in optimizer.param_groups:
+        by_lr.setdefault(round(group["lr"], 12), set()).update(id(p) for p in group["params"])
+    assert by_lr == {0.2: aux, 0.02: {id(p) for p in model.parameters()} - aux}
+    scheduler = build_scheduler(optimizer, ScheduleConfig(kind="poly", total=10, milestones=[]), 10)
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    lrs = sorted(group["lr"] for group in optimizer.param_groups)
+    assert lrs[-1] == pytest.approx(10 * lrs[0]) and lrs[0] == pytest.approx(0.02 * 0.6 ** 0.9)
+    with pytest.raises(ValueError, match="names 'aux', no module of this model"):
+        build_optimizer(model, OmegaConf.merge(cfg, {"lr_multipliers": {"aux": 10}}), lr=0.02)
+
+
+def test_base_size_draws_the_shorter_side_around_it_and_eval_size_resizes_to_it():
+    """Training with data.base_size=40, scale_range [0.5, 2.0]: the shorter side a whole number in
+    [20, 80] (seen through a crop larger than any draw: the padding is void); evaluation with
+    data.eval_size=30: the shorter side 30, the mask's labels kept as they are (nearest)."""
+    from engine.data import seed_transform
+    from segmentation.data import build_transform
+
+    image = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    mask = np.zeros((60, 90), np.uint8)
+    mask[10:50, 20:70] = 2
+    train = build_transform(True, crop_size=200, scale_range=(0.5, 2.0), flip=False, base_size=40)
+    sides = set()
+    for seed in range(40):
+        seed_transform(train, seed)
+        out = train(image=image, mask=mask)["mask"]
+        rows, cols = int((out != 255).any(1).sum()), int((out != 255).any(0).sum())
+        assert abs(cols - rows * 1.5) <= 1
+        sides.add(int(rows))
+    assert min(sides) >= 20 and max(sides) <= 80 and min(sides) < 35 and max(sides) > 65
+    evaluation = build_transform(False, eval_size=30)(image=image, mask=mask)
+    assert tuple(evaluation["image"].shape[1:]) == (30, 45)
+    assert set(np.unique(evaluation["mask"])) == {0, 2}

@@ -48,7 +48,10 @@ def main(argv=None) -> None:
     if metrics and process_rank()[0] == 0:  # once per job
         print(format_metrics({k: v for k, v in metrics.items() if "/" not in k}))  # per-class: the file
         if args.per_class:
-            print(per_class_table(json.loads((out / "metrics.json").read_text())["per_class"]), end="")
+            summary = json.loads((out / "metrics.json").read_text())
+            print(per_class_table(summary["per_class"]), end="")
+            print(f"VOC07 AP50: the 11-point AP, VOC AP50: the area under the curve; IoU as "
+                  f"eval.voc_convention={summary['voc_convention']}")
         print(f"written {out / 'metrics.json'}")
 
 
