@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-smoke test test-configs test-docs check-oldest lint table benchmark reproduce-cifar wheelhouse gpu-check clean
+.PHONY: demo demo-smoke test test-configs test-docs mutants check-oldest lint table benchmark reproduce-cifar wheelhouse gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ test-configs: $(VENV)/.installed-dev
 # two iterations), in outputs/test_docs/ (CI runs it); the docs' marks say what is skipped and why.
 test-docs: $(VENV)/.installed-dev
 	$(BIN)/python bench/test_docs.py
+
+# Mutation testing (mutmut 3) of the modules whose numbers users trust, each against the test files
+# that import it: outputs/mutants/report.md (the survivors, curated in docs/mutants.md). Minutes per
+# module, not part of make test. ARGS="--only engine/schedule.py" runs some.
+mutants: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[mutants]'
+	$(BIN)/python bench/mutants.py $(ARGS)
 
 # The oldest torch / torchvision the README claims, in a venv of their own: each task's smoke config
 # (the smoke demo: classification and detection; the segmentation smoke on its data).

@@ -34,3 +34,34 @@ def test_short_configs_are_proportional_to_the_paper(net):
     short = load_pretrain_config(REPO / f"configs/classification/cifar10_{net}_short.yaml").schedule
     assert [m / short.total for m in short.milestones] == [m / paper.total for m in paper.milestones]
     assert (paper.kind, paper.gamma) == (short.kind, short.gamma)
+
+
+def test_poly_cosine_floor_and_warmup_factors_by_hand():
+    """Each formula at a step where a changed sign, bound or operator shows: poly (1 - t/T)^0.9
+    (torchvision's segmentation reference), cosine down to timm's floor, a one-step schedule at
+    its end, and warm-up multiplying the schedule's own factor (constant and linear)."""
+    import math
+
+    poly = ScheduleConfig(kind="poly", total=10, milestones=[])
+    assert lr_factor(4, poly, 1) == pytest.approx(0.6 ** 0.9) and lr_factor(12, poly, 1) == 0.0
+    cosine = ScheduleConfig(kind="cosine", total=10, milestones=[], floor=0.2)
+    assert lr_factor(5, cosine, 1) == pytest.approx(0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi / 2)))
+    assert lr_factor(10, cosine, 1) == pytest.approx(0.2) and lr_factor(0, cosine, 1) == 1.0
+    one_step = ScheduleConfig(kind="cosine", total=1, milestones=[])
+    assert lr_factor(1, one_step, 1) == pytest.approx(0.0)
+    assert lr_factor(1, ScheduleConfig(kind="poly", total=1, milestones=[]), 1) == 0.0
+    constant = ScheduleConfig(kind="poly", total=10, milestones=[], warmup=4, warmup_factor=0.1)
+    assert lr_factor(2, constant, 1) == pytest.approx(0.1 * 0.8 ** 0.9)
+    linear = ScheduleConfig(kind="poly", total=10, milestones=[], warmup=4, warmup_factor=0.1,
+                            warmup_kind="linear")
+    assert lr_factor(2, linear, 1) == pytest.approx((0.1 + 0.9 * 2 / 4) * 0.8 ** 0.9)
+    assert lr_factor(4, linear, 1) == pytest.approx(0.6 ** 0.9)  # warm-up over
+
+
+def test_a_unit_or_kind_that_does_not_exist_is_named():
+    from engine.schedule import to_iterations
+
+    with pytest.raises(ValueError, match="schedule.unit must be 'iter' or 'epoch', not 'epochs'"):
+        to_iterations(3, "epochs", 10)
+    with pytest.raises(ValueError, match="not 'linear'"):
+        lr_factor(0, ScheduleConfig(kind="linear", milestones=[]), 1)

@@ -1,0 +1,136 @@
+"""`make mutants`: mutation testing (mutmut 3) of the modules whose numbers users trust.
+
+Each module is mutated on its own, in a work folder of its own (outputs/mutants/<module>/) whose
+pyproject names it and, as the tests to run, the test files that import it (plus those that reach
+it through the registry, listed below); within those, mutmut runs for each mutant only the tests
+that call the function it changed. Writes outputs/mutants/report.md (killed / survived / not
+covered per module, each survivor's diff) and report.json. Minutes per module; not in make test.
+
+    python bench/mutants.py                          # every module (make mutants)
+    python bench/mutants.py --only engine/schedule.py,segmentation/metrics.py
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.cli import run_tool
+
+REPO = Path(__file__).resolve().parents[1]
+LINKED = ("backbones", "classification", "detection", "engine", "segmentation", "experiments", "configs",
+          "bench", "tools", "tests")
+# module -> test files that exercise it without importing it by name (the registry, the trainer)
+MODULES = {
+    "backbones/blocks.py": ["tests/test_architectures.py", "tests/test_registry.py"],
+    "backbones/resnet.py": ["tests/test_registry.py", "tests/test_weights.py"],
+    "backbones/metadata.py": ["tests/test_weights.py"],
+    "backbones/msra.py": [],
+    "engine/schedule.py": [],
+    "engine/checkpoint.py": [],
+    "engine/resume.py": [],
+    "engine/trainer.py": [],
+    "detection/evaluation.py": [],
+    "detection/tta.py": [],
+    "detection/sampling.py": ["tests/test_detection_model.py"],
+    "segmentation/metrics.py": [],
+    "classification/task.py": [],
+    "classification/lighting.py": [],
+    "classification/batch_augment.py": [],
+}
+STATUSES = ("killed", "survived", "no tests", "timeout", "suspicious", "skipped", "segfault")
+
+
+def test_files(module: str) -> list[str]:
+    """The test files that import `module` (dotted, or its name from its package), with the extras."""
+    dotted = module.removesuffix(".py").replace("/", ".")
+    package, name = dotted.rsplit(".", 1)
+    pattern = re.compile(rf"(from|import) {re.escape(dotted)}\b"
+                         rf"|from {re.escape(package)} import [^\n]*\b{name}\b")
+    found = [f"tests/{p.name}" for p in sorted((REPO / "tests").glob("test_*.py"))
+             if pattern.search(p.read_text())]
+    return sorted(set(found) | set(MODULES.get(module, [])))
+
+
+def make_work(module: str, work: Path) -> list[str]:
+    """A folder mutmut can copy: the checkout's folders linked, a pyproject naming the module."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        if not (work / name).exists():
+            (work / name).symlink_to(REPO / name)
+    tests = test_files(module)
+    config = (REPO / "pyproject.toml").read_text() + (
+        "\n[tool.mutmut]\n"
+        f'source_paths = ["{module.split("/")[0]}"]\n'
+        f'only_mutate = ["{module}"]\n'
+        'also_copy = ["configs", "bench", "experiments", "tools", "backbones", "classification", '
+        '"detection", "engine", "segmentation"]\n'
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
+    (work / "pyproject.toml").write_text(config)
+    return tests
+
+
+def run_module(module: str, out: Path, children: int, log=print) -> dict:
+    work = out / module.replace("/", "__").removesuffix(".py")
+    tests = make_work(module, work)
+    log(f"{module}: tests {', '.join(tests)}")
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    start = time.perf_counter()
+    with open(work / "run.log", "w") as run_log:
+        subprocess.run([mutmut, "run", "--max-children", str(children)], cwd=work, stdout=run_log,
+                       stderr=subprocess.STDOUT, check=False)
+    seconds = round(time.perf_counter() - start, 1)
+    listed = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True,
+                            text=True).stdout
+    status = dict(re.findall(r"^\s*(\S+): (.+)$", listed, re.M))
+    counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
+    survivors = {}
+    for name, value in status.items():
+        if value == "survived":
+            shown = subprocess.run([mutmut, "show", name], cwd=work, capture_output=True, text=True).stdout
+            survivors[name] = "\n".join(line for line in shown.splitlines() if line.startswith(("-", "+"))
+                                        and not line.startswith(("---", "+++")))
+    log(f"{module}: {len(status)} mutants, {counts} in {seconds:.0f} s")
+    return {"module": module, "tests": tests, "mutants": len(status), "counts": counts, "seconds": seconds,
+            "survivors": survivors}
+
+
+def report(results: list[dict]) -> str:
+    lines = ["| module | mutants | killed | survived | not covered | timeout | survived / covered | s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        c = r["counts"]
+        covered = r["mutants"] - c["no tests"]
+        share = f"{100 * c['survived'] / covered:.0f}%" if covered else "-"
+        lines.append(f"| {r['module']} | {r['mutants']} | {c['killed']} | {c['survived']} | "
+                     f"{c['no tests']} | {c['timeout']} | {share} | {r['seconds']:.0f} |")
+    for r in results:
+        if r["survivors"]:
+            lines += ["", f"### {r['module']}: survivors", ""]
+            for name, diff in r["survivors"].items():
+                lines += [f"- `{name}`", "  ```diff", *[f"  {d}" for d in diff.splitlines()], "  ```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated modules (default: all of MODULES)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/mutants"))
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    args = parser.parse_args(argv)
+    modules = args.only.split(",") if args.only else list(MODULES)
+    unknown = [m for m in modules if not (REPO / m).is_file()]
+    if unknown:
+        parser.error(f"no such module: {', '.join(unknown)}")
+    results = [run_module(m, args.out.resolve(), args.max_children) for m in modules]
+    (args.out / "report.json").write_text(json.dumps(results, indent=2))
+    (args.out / "report.md").write_text(report(results))
+    print(report(results).split("\n### ")[0])
+
+
+if __name__ == "__main__":
+    run_tool(main)
