@@ -21,7 +21,7 @@ def test_overrides_and_inheritance():
 def test_unknown_key_names_it_and_the_valid_keys():
     with pytest.raises(ConfigError, match="'optim.learning_rate'") as info:
         load_pretrain_config(SMOKE, ["optim.learning_rate=0.1"])
-    assert "lr, lr_batch, momentum" in str(info.value)
+    assert "lr, lr_batch, lr_multipliers, momentum" in str(info.value)
 
 
 def test_unknown_key_in_a_file_names_the_file(tmp_path):

@@ -128,7 +128,7 @@ def test_paper_config_trains_20_iterations_with_a_small_backbone(name, tmp_path)
         "model.options.max_size=96", "model.options.anchor_sizes=[16,32,64]",
         "model.options.rpn_post_nms_top_n_test=50", "schedule.total=20", "schedule.milestones=[15]",
         "train.batch_size=1", "optim.lr_batch=1", "train.num_workers=0", "train.precision=fp32",
-        "train.log_every=10"])
+        "train.log_every=10", "eval.voc_convention=null"])  # COCO data: no devkit pixel counting
     assert cfg.model.options.roi_pool == "max"
     assert cfg.model.options.box_bg_iou_low == paper.model.options.box_bg_iou_low
     metrics = train_detector(cfg)
