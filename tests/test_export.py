@@ -88,3 +88,21 @@ def test_export_tool_for_a_bare_backbone_and_its_errors(tmp_path):
                        "--weights", str(wrong), "--out", str(tmp_path / "bad.onnx"))
     assert result.returncode == 2 and "unexpected keys" in result.stderr
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_the_detector_check_fails_boxes_a_pixel_apart_and_passes_round_off():
+    """The runtimes' boxes compared at torchvision's tolerance (1e-3 of the image side, 0.8 px at
+    800 px): round-off passes, a box moved by 2 px (a wrong resize or normalisation) fails."""
+    import numpy as np
+
+    from detection.export import RELATIVE_TOLERANCE, TOLERANCE, _check
+
+    boxes = torch.tensor([[10.0, 20.0, 300.0, 400.0], [500.0, 100.0, 780.0, 700.0]])
+    torch_output = {"boxes": boxes, "labels": torch.tensor([1, 2])}
+    limit = TOLERANCE + RELATIVE_TOLERANCE * 800
+    near = [(boxes + 0.05).numpy(), np.array([1, 2])]
+    assert _check(torch_output, near, "d", limit)["matched"] == 2
+    far = boxes.clone()
+    far[1, 2] += 2.0
+    with pytest.raises(ExportError, match="ONNX detections differ"):
+        _check(torch_output, [far.numpy(), np.array([1, 2])], "d", limit)
