@@ -40,6 +40,7 @@ SNIPPET_NAMES = {
                                         "deeplabv3_resnet101(weights=None, weights_backbone=None, "
                                         "aux_loss=True).state_dict()",
 }
+DETECTION_CAP = "train.batch_size=1"  # a detector's step at its real size: one image (the paper's)
 MAKE_KEEPS = "-o .venv/.installed -o .venv/.installed-dev"  # make's "old file": not remade
 TIMEOUT_S = 600
 SAFE = re.compile(r"[^\w]+")
@@ -96,10 +97,10 @@ def as_run(command: Command, earlier_imports: list[str]) -> str:
     return f"{text} {' '.join(shlex.quote(c) for c in CAPS)}" if TRAINING.search(text) else text
 
 
-def prepare_inputs(text: str, work: Path) -> list[str]:
+def prepare_inputs(text: str, work: Path) -> tuple[list[str], str | None]:
     """The files `text` names and, for `--config <file>`, the data and weights of that config with
     the command's overrides, written where missing (a config that does not load is the command's
-    own error to report)."""
+    own error to report). Returns what was written and the config's task."""
     written = ensure_named(text, work)
     tokens = shlex.split(text) if "\n" not in text else []
     if "--config" in tokens and tokens.index("--config") + 1 < len(tokens):
@@ -109,11 +110,11 @@ def prepare_inputs(text: str, work: Path) -> list[str]:
             from engine.tasks import load_task_config
 
             try:
-                _, cfg = load_task_config(config, overrides=overrides, training=True)
+                task, cfg = load_task_config(config, overrides=overrides, training=True)
             except Exception:  # noqa: BLE001  (the command says what is wrong with it)
-                return written
-            written += ensure_config_inputs(cfg, work)
-    return written
+                return written, None
+            return written + ensure_config_inputs(cfg, work), task
+    return written, None
 
 
 def run_one(command: Command, ran: str, work: Path, logs: Path, index: int) -> Outcome:
@@ -168,7 +169,9 @@ def run_docs(repo: Path, work: Path, only: str | None = None, log=print) -> list
         else:
             first[key] = command.where
             ran = as_run(command, earlier_now if command.kind == "python" else [])
-            written = prepare_inputs(ran, work)
+            written, task = prepare_inputs(ran, work)
+            if task == "detection" and TRAINING.search(ran):
+                ran += f" {DETECTION_CAP}"
             if written:
                 log(f"  generated: {', '.join(written)}")
             outcome = run_one(command, ran, work, logs, index)
