@@ -55,27 +55,29 @@ def test_files(module: str) -> list[str]:
     return sorted(set(found) | set(MODULES.get(module, [])))
 
 
-def make_work(module: str, work: Path) -> list[str]:
-    """A folder mutmut can copy: the checkout's folders linked, a pyproject naming the module."""
+def make_work(module: str, work: Path, tests: list[str] | None = None) -> list[str]:
+    """A folder mutmut can copy: the checkout's folders linked, a pyproject naming the module and
+    the tests (default: the files that import it)."""
     work.mkdir(parents=True, exist_ok=True)
     for name in LINKED:
         if not (work / name).exists():
             (work / name).symlink_to(REPO / name)
-    tests = test_files(module)
+    tests = tests or test_files(module)
     config = (REPO / "pyproject.toml").read_text() + (
         "\n[tool.mutmut]\n"
         f'source_paths = ["{module.split("/")[0]}"]\n'
         f'only_mutate = ["{module}"]\n'
         'also_copy = ["configs", "bench", "experiments", "tools", "backbones", "classification", '
         '"detection", "engine", "segmentation"]\n'
-        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        "timeout_multiplier = 3.0\n")  # a mutant running 6x its tests' time is a hang, not 30x
     (work / "pyproject.toml").write_text(config)
     return tests
 
 
-def run_module(module: str, out: Path, children: int, log=print) -> dict:
+def run_module(module: str, out: Path, children: int, tests: list[str] | None = None, log=print) -> dict:
     work = out / module.replace("/", "__").removesuffix(".py")
-    tests = make_work(module, work)
+    tests = make_work(module, work, tests)
     log(f"{module}: tests {', '.join(tests)}")
     mutmut = str(Path(sys.executable).parent / "mutmut")
     start = time.perf_counter()
@@ -121,12 +123,15 @@ def main(argv=None) -> None:
     parser.add_argument("--only", help="comma-separated modules (default: all of MODULES)")
     parser.add_argument("--out", type=Path, default=Path("outputs/mutants"))
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--tests", help="comma-separated test files instead of those importing each "
+                        "module (a quick look: fewer tests, more survivors)")
     args = parser.parse_args(argv)
     modules = args.only.split(",") if args.only else list(MODULES)
     unknown = [m for m in modules if not (REPO / m).is_file()]
     if unknown:
         parser.error(f"no such module: {', '.join(unknown)}")
-    results = [run_module(m, args.out.resolve(), args.max_children) for m in modules]
+    tests = args.tests.split(",") if args.tests else None
+    results = [run_module(m, args.out.resolve(), args.max_children, tests) for m in modules]
     (args.out / "report.json").write_text(json.dumps(results, indent=2))
     (args.out / "report.md").write_text(report(results))
     print(report(results).split("\n### ")[0])

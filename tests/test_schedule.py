@@ -65,3 +65,11 @@ def test_a_unit_or_kind_that_does_not_exist_is_named():
         to_iterations(3, "epochs", 10)
     with pytest.raises(ValueError, match="not 'linear'"):
         lr_factor(0, ScheduleConfig(kind="linear", milestones=[]), 1)
+
+
+@pytest.mark.parametrize("kind", ["constant", "plateau"])
+def test_constant_and_plateau_leave_the_lr_to_warm_up_and_reductions(kind):
+    """constant: the lr throughout; plateau: the same here (PlateauLR multiplies in its own
+    reductions), times the warm-up factor during the warm-up."""
+    cfg = ScheduleConfig(kind=kind, total=10, milestones=[], warmup=2, warmup_factor=0.1)
+    assert [lr_factor(s, cfg, 1) for s in (0, 1, 2, 9, 15)] == [pytest.approx(0.1)] * 2 + [1.0] * 3

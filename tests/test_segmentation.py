@@ -329,3 +329,14 @@ def test_base_size_draws_the_shorter_side_around_it_and_eval_size_resizes_to_it(
     evaluation = build_transform(False, eval_size=30)(image=image, mask=mask)
     assert tuple(evaluation["image"].shape[1:]) == (30, 45)
     assert set(np.unique(evaluation["mask"])) == {0, 2}
+
+
+def test_confusion_matrix_leaves_out_the_ignore_index_it_is_given():
+    """A void label other than 255 (here 0, as some data sets mark unlabelled pixels): its pixels
+    counted nowhere; 255 is then an ordinary, out-of-range label and refused."""
+    target = torch.tensor([[0, 1, 2], [2, 0, 1]])
+    pred = torch.tensor([[1, 1, 2], [1, 2, 1]])
+    counts = confusion_matrix(pred, target, num_classes=3, ignore_index=0)
+    assert counts.sum() == 4 and counts[1, 1] == 2 and counts[2, 2] == 1 and counts[2, 1] == 1
+    with pytest.raises(ValueError, match="255"):
+        confusion_matrix(pred, torch.full_like(target, 255), num_classes=3, ignore_index=0)
