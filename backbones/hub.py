@@ -32,13 +32,21 @@ def unreachable(url: str) -> str | None:
         return str(error) or type(error).__name__
 
 
-def torchvision_file(name: str) -> Path:
-    """torchvision's DEFAULT ImageNet weights of `name`: the cached file, downloaded if need be."""
+def torchvision_cached(name: str) -> tuple[str, Path]:
+    """(url, cache path) of torchvision's DEFAULT ImageNet weights of `name`: where torch.hub keeps
+    them ($TORCH_HOME/hub/checkpoints/)."""
     import torch
     import torchvision
 
     url = torchvision.models.get_model_weights(name).DEFAULT.url
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    return url, Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def torchvision_file(name: str) -> Path:
+    """torchvision's DEFAULT ImageNet weights of `name`: the cached file, downloaded if need be."""
+    import torch
+
+    url, cached = torchvision_cached(name)
     if cached.is_file():
         return cached
     reason = unreachable(url)

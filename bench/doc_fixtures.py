@@ -140,14 +140,9 @@ def _segmentation(data, work: Path) -> list[str]:
 
 def _torchvision_cache(name: str) -> list[str]:
     """torchvision's published file of `name` where `backbones.hub` looks ($TORCH_HOME), random."""
-    import os
-    from urllib.parse import urlparse
+    from backbones.hub import torchvision_cached
 
-    import torch
-    import torchvision
-
-    url = torchvision.models.get_model_weights(name).DEFAULT.url
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    _, cached = torchvision_cached(name)
     if cached.exists():
         return []
     write_backbone(name, cached)

@@ -203,14 +203,18 @@ def voc_per_class(records, detections: dict, num_classes: int, iou_threshold: fl
     if convention not in VOC_CONVENTIONS:
         raise ValueError(f"eval.voc_convention={convention!r}: valid: {', '.join(VOC_CONVENTIONS)}")
     frame = pixel_indices if voc_boxes else (lambda b: np.asarray(b, dtype=np.float64).reshape(-1, 4))
+    truth = {r.image_id: (frame(r.boxes), r.labels, r.ignore) for r in records}  # scored boxes, once
+    scored = {image_id: (frame(boxes), scores, labels)
+              for image_id, (boxes, scores, labels, *_) in detections.items() if image_id in truth}
     per_class = {}
     for label in range(1, num_classes + 1):
-        gt = {r.image_id: (frame(r.boxes[r.labels == label]), r.ignore[r.labels == label]) for r in records}
+        gt = {image_id: (boxes[labels == label], ignore[labels == label])
+              for image_id, (boxes, labels, ignore) in truth.items()}
         positives = sum(int((~ignore).sum()) for _, ignore in gt.values())
         if positives == 0:
             continue
-        found = [(score, image_id, box) for image_id, (boxes, scores, labels, *_) in detections.items()
-                 for box, score, lab in zip(frame(boxes), scores, labels) if lab == label and image_id in gt]
+        found = [(score, image_id, box) for image_id, (boxes, scores, labels) in scored.items()
+                 for box, score, lab in zip(boxes, scores, labels) if lab == label]
         found.sort(key=lambda d: -d[0])
         used = {image_id: np.zeros(len(g[0]), dtype=bool) for image_id, g in gt.items()}
         tp, fp = np.zeros(len(found)), np.zeros(len(found))

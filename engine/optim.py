@@ -61,20 +61,20 @@ def with_multipliers(model: nn.Module, groups: list, multipliers: dict) -> list:
         return groups
     modules = dict(model.named_modules())
     owner = {}
-    for name, factor in multipliers.items():
+    for name in multipliers:
         if name not in modules:
             raise ValueError(f"optim.lr_multipliers names {name!r}, no module of this model; its top-level "
                              f"modules: {', '.join(n for n, _ in model.named_children())}")
         found = [p for p in modules[name].parameters() if p.requires_grad]
         if not found:
             raise ValueError(f"optim.lr_multipliers names {name!r}, which has no trainable parameter")
-        owner.update({id(p): (name, float(factor)) for p in found})
+        owner.update({id(p): name for p in found})
     groups = groups if groups and isinstance(groups[0], dict) else [{"params": list(groups)}]
     split = []
     for group in groups:
         params = list(group["params"])
         for name in [None, *multipliers]:
-            chosen = [p for p in params if owner.get(id(p), (None,))[0] == name]
+            chosen = [p for p in params if owner.get(id(p)) == name]
             if chosen:
                 scale = group.get("lr_scale", 1.0) * (multipliers[name] if name else 1.0)
                 split.append({**group, "params": chosen, "lr_scale": scale})
