@@ -17,6 +17,7 @@ import math
 
 from torch import nn
 
+from .community import is_community_cifar
 from .errors import WeightsMismatchError
 
 META_KEY = "meta"  # where a .pth checkpoint keeps this module's description
@@ -30,6 +31,8 @@ _BN_LIKE = ("bn", "frozen_bn", "syncbn")
 TORCHVISION_RESNET = {"layout": "torchvision/timm ResNet",
                       "options": {"shortcut": "B", "stride_in_1x1": False}, "input": IMAGENET_INPUT}
 TORCHVISION_VGG = {"layout": "torchvision VGG", "options": {}, "input": IMAGENET_INPUT}
+# akamaster/pytorch_resnet_cifar10 (and forks) normalise CIFAR with ImageNet's mean and std.
+COMMUNITY_CIFAR = {"layout": "community CIFAR ResNet", "options": {}, "input": IMAGENET_INPUT}
 
 
 def set_spec(model: nn.Module, name: str, options: dict, input_convention: dict | None = None) -> None:
@@ -82,11 +85,13 @@ def parse(meta: dict | None) -> dict | None:
 
 def known_layout(state: dict) -> dict | None:
     """The description of a file without one, from its keys: torchvision's / timm's ResNets and
-    VGGs; None for anything else (our own files always carry theirs)."""
+    VGGs, the community CIFAR ResNets; None for anything else (our own files always carry theirs)."""
     if "layer4.0.conv1.weight" in state and "conv1.weight" in state:  # not CIFAR's 3-stage nets
         return TORCHVISION_RESNET
     if "features.0.weight" in state and "classifier.0.weight" in state:
         return TORCHVISION_VGG
+    if is_community_cifar(state):
+        return COMMUNITY_CIFAR
     return None
 
 
