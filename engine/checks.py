@@ -35,6 +35,7 @@ def _problems(cfg) -> list[str]:
         ("train.eval_every", t.eval_every, t.eval_every >= 0, "an integer >= 0 (0: every epoch)"),
         ("train.stop_at", t.stop_at, t.stop_at >= 0, "an integer >= 0 (0: train to the end)"),
         ("train.num_workers", t.num_workers, t.num_workers >= 0, "an integer >= 0"),
+        ("train.probe_every", t.probe_every, t.probe_every >= 0, "an integer >= 0 (0: off)"),
         ("train.nonfinite_skips", t.nonfinite_skips, t.nonfinite_skips >= 0, "an integer >= 0"),
         ("train.check_finite_every", t.check_finite_every, t.check_finite_every >= 1, "an integer >= 1"),
         ("train.check_finite_every", t.check_finite_every, t.check_finite_every == 1 or not t.nonfinite_skips,

@@ -47,6 +47,9 @@ class TrainConfig:
     # for the device); >1 lets a GPU queue steps ahead: a non-finite step is then caught up to
     # N-1 iterations later, always before a log, evaluation or save (needs nonfinite_skips=0)
     check_finite_every: int = 1
+    # every N steps, per-stage gradient norms and layer-response stds into metrics.jsonl
+    # (engine.probe_hook; ResNet and plain backbones); 0: off
+    probe_every: int = 0
     clip_grad: ClipGradConfig = field(default_factory=ClipGradConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
 

@@ -13,5 +13,12 @@ class HookBase:
     def before_train(self) -> None:
         """After resuming and before the first step (the metrics log is open)."""
 
+    def before_step(self) -> None:
+        """Before the first forward of the next step (`trainer.step + 1`)."""
+
+    def after_backward(self) -> None:
+        """After the backward of a step's last micro-batch (gradients reduced over processes),
+        before clipping and the update."""
+
     def after_step(self) -> None:
         """After an optimizer step (`trainer.step` counts it), before the next one starts."""

@@ -9,7 +9,8 @@ from .errors import ResumeMismatch
 # Keys that do not change the training trajectory: they may differ freely on resume.
 FREE_KEYS = ("name", "output_dir", "resume", "resume_changes", "train.log_every",
              "train.eval_every", "train.ckpt_every", "train.num_workers", "train.stop_at",
-             "train.dist_timeout_s", "train.compile", "train.check_finite_every", "eval.")
+             "train.dist_timeout_s", "train.compile", "train.check_finite_every", "train.probe_every",
+             "eval.")
 
 
 def flat(node, prefix: str = "") -> dict:

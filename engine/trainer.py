@@ -27,6 +27,7 @@ from .lock import RunLock
 from .logs import ProgressBar
 from .metrics import MetricsLogger, truncate_after
 from .optim import build_optimizer
+from .probe_hook import probe_hooks
 from .schedule import build_scheduler, to_iterations
 from .signals import StopRequested, StopRequests
 from .sources import DeviceResidentSet, EpochSeeded, make_loader
@@ -81,7 +82,8 @@ class Trainer:
         self.logger, self.bar = None, None  # metrics.jsonl and the progress bar, opened by fit()
         self.guard = DivergenceGuard(self)
         self.window, self.evaluator, self.checkpointer = MetricWindow(), EvalHook(), Checkpointer(self.out)
-        self.hooks = [self.window, self.evaluator, self.checkpointer]  # called in this order
+        # called in this order; train.probe_every's probe logs before the checkpoint it may share
+        self.hooks = [self.window, *probe_hooks(t), self.evaluator, self.checkpointer]
         for hook in self.hooks:
             hook.trainer = self
 
@@ -141,6 +143,7 @@ class Trainer:
         for event in events:
             self.logger.log(event)
         log_skipped_before_training(self)
+        self._call_hooks("before_train")
         self.bar = ProgressBar(total=self.total, initial=self.step, disable=not acc.is_main_process,
                         desc=self.cfg.get("name", "train"), dynamic_ncols=True)
         self.model.train()
@@ -189,8 +192,10 @@ class Trainer:
             skipped += batch.pop(SKIPPED, [])
             if not batch:  # nothing in it could be read
                 continue
-            if self.cfg.train.nonfinite_skips and micro == 0:
-                self.guard.keep_buffers()
+            if micro == 0:
+                self._call_hooks("before_step")
+                if self.cfg.train.nonfinite_skips:
+                    self.guard.keep_buffers()
             micro += 1
             bad, stopping = self._micro_step(batch, bad, requests)
             if not self.accelerator.sync_gradients:
@@ -203,8 +208,7 @@ class Trainer:
                 self.ema.update(self.unwrapped_model(), step=self.step)
             self.bar.update(1)
             self.window.seconds += time.perf_counter() - last_tick  # loading + compute
-            for hook in self.hooks:
-                hook.after_step()
+            self._call_hooks("after_step")
             now = time.perf_counter()
             self.elapsed, last_tick = self.elapsed + now - last_tick, now
             if stopping:
@@ -242,6 +246,7 @@ class Trainer:
             if finite:
                 self.window.add(stats)
             if acc.sync_gradients:
+                self._call_hooks("after_backward")
                 if looking:
                     bad, stopping = guard.agree(bad or guard.gradient_problem(), requests.signum is not None)
                 elif self.cfg.train.clip_grad.norm > 0:
@@ -252,6 +257,10 @@ class Trainer:
                     self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         return bad, stopping
+
+    def _call_hooks(self, point: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, point)()
 
     def _stop_here(self, signum: int) -> None:
         if self.checkpointer.saved_step != self.step:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file
 
 from backbones import create_backbone, save_weights
 from backbones.metadata import describe
@@ -24,6 +24,7 @@ from classification.batch_augment import AsStored
 from classification.data import ClassificationDataset
 from classification.pretrain import load_pretrain_config, pretrain
 from classification.task import ClassificationTask
+from engine.metrics import read_metrics
 from helpers import SMOKE, call_tool, write_image_folder
 
 RTOL = 1e-5
@@ -223,3 +224,29 @@ def test_bad_input_gets_a_one_line_error(smoke_run, tmp_path):
         done = call_tool("analyze", "responses", *args, "--out", str(tmp_path / "out"))
         assert done.returncode == 2, (what, done.stderr)
         assert message in done.stderr and done.stderr.count("\n") == 1, (what, done.stderr)
+
+
+def probe_records(run) -> list[dict]:
+    return [r for r in read_metrics(run) if "grad_norm_stage1" in r]
+
+
+def test_training_probes_log_every_n_steps_and_change_nothing(tmp_path):
+    common = ["schedule.total=4", "schedule.milestones=[2]", "train.grad_accum=2"]
+    pretrain(load_pretrain_config(SMOKE, [f"output_dir={tmp_path / 'plain'}", *common]))
+    pretrain(load_pretrain_config(SMOKE, [f"output_dir={tmp_path / 'probed'}", *common, "train.probe_every=2"]))
+    assert probe_records(tmp_path / "plain") == []
+    records = probe_records(tmp_path / "probed")
+    assert [r["iteration"] for r in records] == [2, 4]
+    stages = ("stem", "stage1", "stage2", "stage3")
+    assert set(records[0]) == {"iteration"} | {f"{k}_{s}" for k in ("grad_norm", "response_std") for s in stages}
+    assert all(r[k] > 0 for r in records for k in r)
+    plain, probed = (load_file(str(tmp_path / run / "final.safetensors")) for run in ("plain", "probed"))
+    for key, value in plain.items():  # the probes only look: the same weights, bit for bit
+        assert torch.equal(probed[key], value), key
+
+
+def test_training_probes_refuse_a_net_they_cannot_read(tmp_path):
+    cfg = load_pretrain_config(SMOKE, [f"output_dir={tmp_path}", "model.name=vgg11_bn", "data.image_size=32",
+                                       "train.probe_every=1", "schedule.total=1", "schedule.milestones=[]"])
+    with pytest.raises(NotProbeableError, match="not supported: vgg11_bn"):
+        pretrain(cfg)

@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import load_detection_config, train_detector
 from engine.metrics import read_metrics
-from helpers import REPO, SMOKE, coco_overrides, free_port, stop_before_done, write_coco_dataset
+from helpers import REPO, SMOKE, call_tool, coco_overrides, free_port, stop_before_done, write_coco_dataset
 from segmentation import load_segmentation_config, train_segmenter
 from test_segmentation import write_shapes
 
@@ -40,7 +40,7 @@ SEGMENTATION_SMOKE = REPO / "configs/segmentation/smoke.yaml"
 # GroupNorm (no batch statistics per process), no random augmentation: one process and two agree.
 CLASSIFICATION = ["model.options={norm: gn}", "data.preset=none", "schedule.total=6",
                   "schedule.milestones=[4]", "train.eval_every=6", "train.log_every=1", "train.ckpt_every=2",
-                  "data.num_val=31"]
+                  "data.num_val=31", "train.probe_every=3"]
 
 
 def node_command(tool: str, rank: int, nodes: int, port: int, args: list[str]) -> list[str]:
@@ -123,6 +123,24 @@ def test_two_nodes_train_as_one_process_and_write_everything_once(classification
     assert last_eval["val_top1_error"] == pytest.approx(single["val_top1_error"])
     printed = [output.count("val_top1_error=") for output in outputs]
     assert printed == [1, 0]  # the metrics line: once per job, by the main process
+    # train.probe_every: responses summed over both processes' halves of each batch, as one's
+    probes = [[r for r in read_metrics(root / run) if "response_std_stage1" in r] for run in ("one", "two")]
+    assert [r["iteration"] for r in probes[1]] == [3, 6]
+    for one, two in zip(*probes):  # gradients: the trajectories' round-off (above), x10 for a norm's
+        assert two == pytest.approx(one, rel=10 * LOSS_RTOL)
+
+
+def test_responses_on_two_nodes_count_every_image_once(classification_runs):
+    """tools/analyze.py under `accelerate launch`: each process takes every other image of the
+    31 (odd: no padding duplicate), the float64 sums added; equal to one process's up to the
+    float32 round-off of convolutions run on batches of other sizes (~1e-7 relative)."""
+    root, _, _ = classification_runs
+    run = ["--config", str(root / "one" / "config.yaml"), "--checkpoint", str(root / "one" / "final.safetensors")]
+    call_tool("analyze", "responses", *run, "--out", str(root / "fig_one"), check=True)
+    train_on_two_nodes(root, "tools/analyze.py", "responses", *run, "--out", str(root / "fig_two"))
+    one, two = (json.loads((root / d / "responses.json").read_text())[0] for d in ("fig_one", "fig_two"))
+    assert one["images"] == two["images"] == 31
+    assert [x["std"] for x in two["layers"]] == pytest.approx([x["std"] for x in one["layers"]], rel=1e-5)
 
 
 def test_two_nodes_stopped_before_done_json_evaluate_the_last_step_again(classification_runs, tmp_path):
