@@ -27,6 +27,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from backbones import count_params, create_backbone
+from classification.analysis import default_accelerator, from_run
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import load_detection_config, train_detector
 from detection.evaluate import evaluate_checkpoint
@@ -37,6 +38,7 @@ from engine.config import load_config
 from engine.metrics import read_metrics
 
 from . import demo_report
+from .analysis import analyze
 from .depth_study import progress
 from .jobs import Job, run_jobs
 from .machine import machine
@@ -46,6 +48,7 @@ from .synthetic import make_synthetic
 
 DEMO_CONFIG, SMOKE_CONFIG = CONFIGS / "demo" / "demo.yaml", CONFIGS / "demo" / "smoke.yaml"
 ROLES = ("shallow plain", "deep plain", "deep residual")
+ANALYSIS_IMAGES, ANALYSIS_BATCHES = 500, 2  # Fig. 7 on every validation image; Sec. 4.1 on 256
 
 
 @dataclass
@@ -243,9 +246,21 @@ class Demo:
         tag = f"seed {self.seed}: "
         for detector in self.detectors():
             self.timings.step(f"{tag}evaluate {detector.label}", lambda d=detector: self.evaluate(d))
+        self.timings.step(f"{tag}analysis (Fig. 7, Sec. 4.1)", self.analysis)
         if pictures:
             self.timings.step(f"{tag}pictures", self.pictures)
         return self.results()
+
+    def analysis(self) -> None:
+        """Fig. 7's responses (on validation images) and the gradient norms (on training batches)
+        of the pretrained nets, at their final weights: <out>/analysis/{responses,gradients}.*"""
+        subjects = [from_run(self.pretrain_dir(n.label) / "config.yaml",
+                             self.pretrain_dir(n.label) / "final.safetensors", n.label) for n in self.cfg.nets]
+        accelerator = default_accelerator()
+        analyze("responses", subjects, self.out / "analysis", accelerator=accelerator,
+                images=ANALYSIS_IMAGES)
+        analyze("gradients", subjects, self.out / "analysis", accelerator=accelerator,
+                batches=ANALYSIS_BATCHES)
 
     def results(self) -> dict:
         """This seed's figures, as the report reads them (also written to results.json)."""
@@ -267,7 +282,9 @@ class Demo:
                 "images_per_s": sorted(r["images_per_s"] for r in records)[len(records) // 2],
                 "precision": records[-1].get("precision", "fp32")}
         detected = {d.label: self.detection_figures(d, ("AP50", "AP")) for d in self.cfg.detectors}
-        results = {"seed": self.seed, "pretrain": pretrained, "detect": detected}
+        analysis = {kind: {e["net"]: e for e in json.loads((self.out / "analysis" / f"{kind}.json").read_text())}
+                    for kind in ("responses", "gradients")}
+        results = {"seed": self.seed, "pretrain": pretrained, "detect": detected, "analysis": analysis}
         if self.cfg.mask_rcnn:
             detector = self.mask_detector()
             results["masks"] = {"net": detector.net, **self.detection_figures(
@@ -333,14 +350,16 @@ def summary(cfg, results: list[dict]) -> list[str]:
     masks = ["", demo_report.mask_table(results, cfg.score)] if cfg.mask_rcnn else []
     return [demo_report.pretrain_table(results), "",
             demo_report.detection_table(results, cfg.detectors, cfg.score), *masks, "",
-            *demo_report.claims(results, roles, cfg.detectors, cfg.score)]
+            *demo_report.claims(results, roles, cfg.detectors, cfg.score),
+            *demo_report.analysis_claims(results[0], roles)]
 
 
 def write_report(cfg, config_dir: Path, results: list[dict], out: Path, pictures: Path, command: str,
                  timings: Timings, jobs: int) -> Path:
     roles = {n.role: n.label for n in cfg.nets}
     nets = {n.label: n.net for n in cfg.nets}
-    claims = demo_report.claims(results, roles, cfg.detectors, cfg.score)
+    claims = [*demo_report.claims(results, roles, cfg.detectors, cfg.score),
+              *demo_report.analysis_claims(results[0], roles)]
     precision = sorted({r["precision"] for seed in results for r in seed["pretrain"].values()})
     seeds = f"{len(results)} seeds (mean ± half the spread)" if len(results) > 1 else "one seed"
     lines = [
@@ -359,6 +378,7 @@ def write_report(cfg, config_dir: Path, results: list[dict], out: Path, pictures
         demo_report.pretrain_table(results), "",
         f"![pretraining curves]({pictures / 'pretrain_curves.png'})", "",
         "Training error dashed, validation error bold.", "",
+        *analysis_section(results, pictures),
         "## 2. Better features, better detector (Tables 7 and 8)", "",
         f"The same Faster R-CNN (the paper's C4 design, configs/demo/{cfg.detect}) on the deep plain "
         f"net and on its residual twin, each from its pretraining above; {cfg.data.size} px images "
@@ -404,6 +424,19 @@ def scaled_pretraining(cfg, config_dir: Path) -> str:
     total, steps = pretraining.schedule.total, pretraining.schedule.milestones
     return (f"{total:g} iterations at batch {pretraining.train.batch_size} instead of 64k at batch 128 "
             f"(the paper's lr for {steps[0]:g}, a tenth of it after)")
+
+
+def analysis_section(results: list[dict], pictures: Path) -> list[str]:
+    """Why the deep plain net degrades (the first seed's nets): Fig. 7 and the gradient norms."""
+    return [
+        "### Why: layer responses (Fig. 7) and gradients (Sec. 4.1)", "",
+        f"What they say is in the first section{' (the first seed)' if len(results) > 1 else ''}.", "",
+        f"![layer responses]({pictures / 'analysis' / 'responses.png'})", "",
+        "The std of each 3x3 layer's output after BN, before ReLU or the addition, on the "
+        "validation images (top: in the network's order; bottom: sorted), at the end of training.", "",
+        f"![gradient norms]({pictures / 'analysis' / 'gradients.png'})", "",
+        f"The loss gradient on {ANALYSIS_BATCHES} training batches at the final weights: with respect "
+        "to each layer's weights (left) and each block's output, per element (right).", ""]
 
 
 def mask_section(cfg, results: list[dict], pictures: Path, nets: dict) -> list[str]:

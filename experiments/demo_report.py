@@ -8,6 +8,7 @@ of the two figures' max - min); with one seed the report says the spread is unme
 import statistics
 from dataclasses import dataclass
 
+from .analysis import compare_responses, gradient_sentence
 from .markdown import markdown_table
 from .paper import TABLE8
 
@@ -89,6 +90,15 @@ def claims(seeds: list[dict], roles: dict, detectors: list, score: float) -> lis
     lines.append(f"Best validation error {best:.1f}% (at most {LEARNABLE_VAL_ERROR:.0f}% wanted): "
                  f"the pretraining task is {learnable}.")
     return lines
+
+
+def analysis_claims(seed: dict, roles: dict) -> list[str]:
+    """Fig. 7 and Sec. 4.1 on one seed's nets: are the residual net's responses smaller than its
+    plain twin's, and do the deep plain net's gradients vanish while it trains worse?"""
+    deep, residual = roles["deep plain"], roles["deep residual"]
+    responses, gradients = seed["analysis"]["responses"], seed["analysis"]["gradients"]
+    return [compare_responses(responses[residual], responses[deep]),
+            gradient_sentence(gradients[deep], seed["pretrain"][deep]["train_error"])]
 
 
 def pretrain_table(seeds: list[dict]) -> str:

@@ -7,6 +7,7 @@ if asked) and reads their metrics.jsonl afterwards, so the figure and table can 
 copied metrics.
 """
 
+import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from backbones import count_params, create_backbone
+from classification.analysis import default_accelerator, from_run
 from classification.pretrain import load_pretrain_config, pretrain
 from engine.checkpointer import DONE_FILE
 from engine.config import check_choice
 from engine.metrics import read_metrics
 from engine.schedule import to_iterations
 
+from .analysis import analyze, compare_depths, compare_responses, gradient_sentence
 from .jobs import Job, run_jobs
 from .machine import machine
 from .markdown import markdown_table
@@ -150,11 +153,21 @@ def summarize(run_dir: Path, family: str, depth: int) -> RunResult:
     )
 
 
-def results_table(results: list[RunResult], paper: bool = True) -> str:
+def iterations_to(run_dir: Path, error: float) -> int | None:
+    """The first logged iteration whose training error (a window's mean, %) is at most `error`;
+    None if the run never got there (the paper's "convergence rate", Sec. 4.1 and Fig. 4)."""
+    return next((r["iteration"] for r in read_metrics(run_dir)
+                 if "train_error" in r and 100 * r["train_error"] <= error), None)
+
+
+def results_table(results: list[RunResult], paper: bool = True, reach: dict | None = None) -> str:
     """Markdown: measured train and test error, beside Table 6 unless `paper` is False (the paper
-    tabulates ResNets only; its plain nets appear in Figure 6)."""
+    tabulates ResNets only; its plain nets appear in Figure 6); with `reach` ({"error": %,
+    "iterations": {net: iterations or None}}), the iterations each net took to reach that error."""
     head = ["net", "params (M)", "epochs", "train error %", "test error %"]
     head += ["paper test error % (Table 6)"] * paper + ["training time (min)", "images/s"]
+    if reach:
+        head.append(f"iterations to {reach['error']:.1f}% train error")
     rows = []
     for r in results:
         cells = [r.name, f"{r.params_m:.2f}", f"{r.epochs:g}", f"{r.train_error:.2f}",
@@ -163,6 +176,9 @@ def results_table(results: list[RunResult], paper: bool = True) -> str:
             table6 = TABLE6_TEST_ERROR.get(r.depth) if r.family == "resnet" else None
             cells.append(str(table6) if table6 else "- (Figure 6 only)")
         cells += [f"{r.minutes:.1f}", f"{r.images_per_s:.0f}"]
+        if reach:
+            iterations = reach["iterations"].get(r.name)
+            cells.append("not reached" if iterations is None else str(iterations))
         rows.append(cells)
     return markdown_table(head, rows)
 
@@ -191,9 +207,44 @@ def figure6(runs: list[StudyRun], out: Path) -> Path:
     return save_curves([], out, panels=panels)
 
 
-def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "") -> Path:
-    """Copy each run's metrics and config under `out`, draw Figure 6 from the copies and write
-    README.md: the table beside Table 6, the paper's claims checked, the commands and machine."""
+def convergence(copies: list[StudyRun], results: list[RunResult], error: float | None) -> dict | None:
+    """Iterations to `error` % training error per net; by default the worst net's final training
+    error, which every net reaches, so the column compares how fast they got there."""
+    if not results:
+        return None
+    error = error if error is not None else max(r.train_error for r in results)
+    return {"error": error,
+            "iterations": {f"{c.family}-{c.depth}": iterations_to(c.run_dir, error) for c in copies}}
+
+
+def figure7(runs: list[StudyRun], results: list[RunResult], out: Path, images: int | None) -> list[str]:
+    """Fig. 7 and the gradient figure of the finished runs (their final weights; nets measured
+    before keep their entries in <out>/responses.json), and what they say."""
+    finished = [r for r in runs if r.done() and (r.run_dir / "final.safetensors").is_file()]
+    if finished:
+        subjects = [from_run(r.run_dir / "config.yaml", r.run_dir / "final.safetensors",
+                             f"{r.family}-{r.depth}") for r in finished]
+        accelerator = default_accelerator()
+        analyze("responses", subjects, out, accelerator=accelerator, images=images)
+        analyze("gradients", subjects, out, accelerator=accelerator)
+    if not (out / "responses.json").is_file():
+        return []
+    responses = {e["net"]: e for e in json.loads((out / "responses.json").read_text())}
+    gradients = {e["net"]: e for e in json.loads((out / "gradients.json").read_text())}
+    lines = [compare_responses(responses[f"resnet-{d}"], responses[f"plain-{d}"])
+             for d in sorted({r.depth for r in runs}) if {f"resnet-{d}", f"plain-{d}"} <= set(responses)]
+    resnets = sorted((n for n in responses if n.startswith("resnet-")), key=lambda n: int(n[7:]))
+    lines += [compare_depths(responses[a], responses[b]) for a, b in zip(resnets, resnets[1:])]
+    errors = {r.name: r.train_error for r in results}
+    lines += [gradient_sentence(gradients[n], errors.get(n)) for n in sorted(gradients) if n.startswith("plain-")]
+    return [f"- {line}" for line in lines]
+
+
+def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "", reach: float | None = None,
+                 images: int | None = None) -> Path:
+    """Copy each run's metrics and config under `out`, draw Figure 6 from the copies and Figure 7
+    from the finished runs' weights, and write README.md: the table beside Table 6 with the
+    iterations to a training error, the paper's claims checked, the commands and machine."""
     out = Path(out)
     copies, results, missing = [], [], []
     for run in runs:
@@ -213,18 +264,30 @@ def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "") 
         if not run.done():
             missing.append(f"{run.name} (unfinished: {100 * progress(run.run_dir):.0f}%)")
     figure6(copies, out / "figure6.png")
+    analysis = figure7(runs, results, out, images)
+    reached = convergence(copies, results, reach)
     text = [
         "# CIFAR-10 depth study: plain vs residual (the paper's Figure 6 and Table 6)", "",
         "Reproduce (resumes whatever exists):", "", f"    {command}", "",
         f"Machine: {machine()}.", "",
         "![Figure 6](figure6.png)", "",
         "Training error dashed, test error bold; plain nets left, ResNets right.", "",
-        results_table(results), "",
+        results_table(results, reach=reached), "",
         "Train error: mean over the last epoch's logged windows (augmented training batches, as "
         "the paper's curves); test error: all test images after the last iteration. Training "
         "time and images/s: each run's own clock, while it shared the machine with the other "
-        "runs of `--jobs`.", "", *([note, ""] if note else []),
+        "runs of `--jobs`. Iterations to a training error: the first logged window at or under it "
+        "(the paper's \"convergence rate\", Sec. 4.1).", "", *([note, ""] if note else []),
         "The paper's claims, checked on these numbers:", "", *degradation_checks(results), "",
+        *(["## Why: layer responses (Figure 7) and gradients (Sec. 4.1)", "",
+           "![Figure 7](responses.png)", "",
+           "The std of each 3x3 layer's output after BN, before ReLU or the addition, on the test "
+           "images, at each net's final weights (top: in the network's order; bottom: sorted); "
+           "plain nets dashed.", "",
+           "![gradients](gradients.png)", "",
+           "The loss gradient on 4 training batches of 128 at the final weights, with respect to each "
+           "layer's weights (left) and each block's output, per element (right).", "",
+           *analysis, ""] if analysis else []),
         "Configs (each run's full config is saved beside its metrics):", "",
         *[f"- {r.name}: `{r.config.relative_to(REPO)}` {' '.join(r.overrides)}" for r in runs],
     ]
@@ -237,7 +300,8 @@ def write_report(runs: list[StudyRun], out: Path, command: str, note: str = "") 
 
 def reproduce_cifar10(depths: list[int], schedule: str, runs_dir: Path, out: Path, *,
                       epochs: float | None = None, jobs: int = 1, overrides=(), report_only=False,
-                      note: str = "") -> tuple[Path, list[StudyRun]]:
+                      note: str = "", reach: float | None = None,
+                      images: int | None = None) -> tuple[Path, list[StudyRun]]:
     """Train every run of the study (resumably; none with `report_only`), then write the report.
     Returns the report and the runs that failed. A KeyboardInterrupt means every run saved."""
     runs = plan(depths, schedule, runs_dir, epochs, overrides)
@@ -245,4 +309,4 @@ def reproduce_cifar10(depths: list[int], schedule: str, runs_dir: Path, out: Pat
     command = "python tools/reproduce.py cifar10 " + shlex.join(
         [f"--depths={','.join(map(str, depths))}", f"--schedule={schedule}", f"--jobs={jobs}"]
         + ([f"--epochs={epochs:g}"] if epochs else []) + list(overrides))
-    return write_report(runs, out, command, note), failed
+    return write_report(runs, out, command, note, reach, images), failed

@@ -29,8 +29,8 @@ def test_report_holds_both_tables_and_the_pictures(demo):
     assert "| ResNet-101: 48.4 | 27.2 |" in report
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert Image.open(out / picture).size[0] > 100, picture
-    # curves, plain vs residual side by side, each detector's grid, Mask R-CNN's
-    assert len(re.findall(r"!\[", report)) == 5
+    # curves, Fig. 7, gradients, plain vs residual side by side, each detector's grid, Mask R-CNN's
+    assert len(re.findall(r"!\[", report)) == 7
     assert "left plain-56 (VGG-style), right ResNet-56" in report and "score >= 0.5" in report
     side = Image.open(out / "visualize/side_by_side.png")
     assert side.size[0] >= 600  # two columns of 320 px panels
@@ -88,3 +88,16 @@ def test_a_pretraining_finished_without_its_evaluation_is_named(demo, tmp_path):
     done.write_text(json.dumps({"iteration": 4, "metrics": {}}))
     result = call_tool("demo", "--smoke", "--out", str(out))
     assert result.returncode != 0 and f"{done}: finished without its final evaluation" in result.stderr
+
+
+def test_report_says_what_fig7_and_the_gradients_show_on_its_nets(demo):
+    out = demo[0]
+    report = (out / "report.md").read_text()
+    responses = {e["net"]: e for e in json.loads((out / "analysis" / "responses.json").read_text())}
+    assert sorted(responses) == ["ResNet-56", "plain-20", "plain-56"]
+    assert [len(responses[n]["layers"]) for n in ("plain-20", "plain-56", "ResNet-56")] == [19, 55, 55]
+    pairs = zip(responses["ResNet-56"]["layers"], responses["plain-56"]["layers"])
+    smaller = sum(r["std"] < p["std"] for r, p in pairs)
+    assert f"ResNet-56's responses are smaller than plain-56's at {smaller} of 55 layers" in report
+    ratio = json.loads((out / "analysis" / "gradients.json").read_text())[1]["stage_ratio"]
+    assert f"plain-56's backward signal at its first stage is {ratio:.2f}x its last" in report

@@ -2,6 +2,7 @@
 absent, and present on average but inside the spread across seeds."""
 
 from experiments.demo import DemoDetector
+from experiments import demo_report
 from experiments.demo_report import claims, detection_table, pretrain_table
 
 ROLES = {"shallow plain": "plain-20", "deep plain": "plain-56", "deep residual": "ResNet-56"}
@@ -53,3 +54,25 @@ def test_an_average_gap_inside_the_seed_spread_is_not_a_result():
     lines = claims(seeds, ROLES, DETECTORS, 0.5)
     assert "on average, but NOT by more than the spread across seeds: not shown" in lines[0]
     assert "on average, but NOT by more than the spread across seeds: not shown" in lines[2]
+
+
+def _entry(net, stds, ratio=1.0):
+    return {"net": net, "layers": [{"name": f"l{i}", "std": s} for i, s in enumerate(stds)],
+            "stage_ratio": ratio}
+
+
+def test_fig7_and_gradient_sentences_follow_the_numbers():
+    roles = {"deep plain": "plain-56", "deep residual": "ResNet-56"}
+    seed = {"pretrain": {"plain-56": {"train_error": 40.0}},
+            "analysis": {"responses": {"plain-56": _entry("plain-56", [2.0, 2.0, 1.0]),
+                                       "ResNet-56": _entry("ResNet-56", [1.0, 3.0, 0.5])},
+                         "gradients": {"plain-56": _entry("plain-56", [], ratio=0.5)}}}
+    responses, gradients = demo_report.analysis_claims(seed, roles)
+    assert "smaller than plain-56's at 2 of 3 layers (median std 1.000 vs 2.000)" in responses
+    assert "holds here" in responses and "NOT" not in responses
+    assert "0.50x its last stage's" in gradients and "do not vanish while its training error is 40.0%" in gradients
+    seed["analysis"]["responses"]["ResNet-56"] = _entry("ResNet-56", [3.0, 3.0, 0.5])
+    seed["analysis"]["gradients"]["plain-56"]["stage_ratio"] = 0.001
+    responses, gradients = demo_report.analysis_claims(seed, roles)
+    assert "does NOT hold here" in responses
+    assert "gradients vanish" in gradients and "explained by vanishing gradients" in gradients

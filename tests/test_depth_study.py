@@ -54,6 +54,10 @@ def test_report_table_checks_and_figure_from_fake_runs(tmp_path):
     assert "plain-56 train error 35.00% vs plain-20 25.00%: paper expects higher -> as expected" in text
     assert "resnet-56 test error 20.00% vs resnet-20 25.00%: paper expects no higher -> as expected" in text
     assert "Missing or unfinished: resnet56 (unfinished" in text
+    # iterations to the worst net's final training error (plain-56's 35%): the first window under it
+    assert "iterations to 35.0% train error |" in text
+    assert "| 300 | 20 |" in text and "| resnet-56 | 0.85 | 2 | 20.00 | 20.00 | 6.97 | 0.7 | 300 | 10 |" in text
+    assert "Figure 7" not in text  # no weights in fake runs: nothing to measure
     assert (tmp_path / "out/plain56/metrics.jsonl").is_file()
     assert Image.open(tmp_path / "out/figure6.png").size[0] > 600  # two panels
 
@@ -92,3 +96,24 @@ def test_terminated_study_saves_its_runs_and_continues(tmp_path):
     assert "resumed from" in (tmp_path / "runs/plain20/train.log").read_text()
     assert all((tmp_path / f"runs/{n}/done.json").is_file() for n in ("plain20", "resnet20"))
     assert (tmp_path / "out/README.md").is_file()
+
+
+def test_figure7_from_the_studys_trained_nets(tmp_path):
+    """Four real (2-iteration) runs on generated images: Figure 7 and the gradients drawn from
+    their weights, the claims said for the pair of equal depth and the two ResNets."""
+    synthetic = ["data.kind=synthetic", "data.num_train=64", "data.num_val=21", "data.num_classes=4",
+                 "data.in_memory=false", "schedule.unit=iter", "schedule.total=2", "schedule.milestones=[1]",
+                 "train.batch_size=32", "train.log_every=1", "train.precision=fp32"]
+    runs = depth_study.plan([20, 56], "short", tmp_path / "runs", overrides=synthetic)
+    for run in runs:
+        depth_study.train_run(str(run.config), str(run.run_dir), tuple(run.overrides))
+    text = depth_study.write_report(runs, tmp_path / "out", "python tools/reproduce.py cifar10",
+                                    reach=99.0).read_text()
+    responses = json.loads((tmp_path / "out" / "responses.json").read_text())
+    assert [(e["net"], e["images"], len(e["layers"])) for e in responses] == [
+        ("plain-20", 21, 19), ("plain-56", 21, 55), ("resnet-20", 21, 19), ("resnet-56", 21, 55)]
+    assert "iterations to 99.0% train error" in text and "![Figure 7](responses.png)" in text
+    assert "resnet-56's responses are smaller than plain-56's at" in text
+    assert "resnet-56's median response std is" in text and "against resnet-20's" in text
+    assert text.count("backward signal at its first stage") == 2  # plain-20 and plain-56
+    assert Image.open(tmp_path / "out" / "responses.png").size[1] > 600  # two panels, stacked

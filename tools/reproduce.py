@@ -29,6 +29,9 @@ def main(argv=None) -> None:
                         help="report, figure and copied metrics")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report what exists")
     parser.add_argument("--note", default="", help="a paragraph for the report (circumstances)")
+    parser.add_argument("--reach", type=float, help="the training error (%%) whose iterations the "
+                        "table gives (default: the worst net's final one)")
+    parser.add_argument("--images", type=int, help="Figure 7 on this many test images (default all)")
     parser.add_argument("overrides", nargs="*", help="key=value for every run, e.g. data.root=/data/cifar")
     args = parser.parse_intermixed_args(argv)
     runs_dir = args.runs_dir or Path(f"outputs/reproduce/cifar10_{args.schedule}")
@@ -36,7 +39,7 @@ def main(argv=None) -> None:
         report, failed = reproduce_cifar10(
             [int(d) for d in args.depths.split(",")], args.schedule, runs_dir, args.out,
             epochs=args.epochs, jobs=args.jobs, overrides=args.overrides,
-            report_only=args.report_only, note=args.note)
+            report_only=args.report_only, note=args.note, reach=args.reach, images=args.images)
     except KeyboardInterrupt:
         sys.exit("\ninterrupted: every run saved its checkpoint; run the same command to continue")
     print(f"report: {report}")
