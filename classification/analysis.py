@@ -10,14 +10,14 @@ during training) on a copy of the net, so measuring changes nothing.
 """
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import gather_object
-from omegaconf import OmegaConf
+from accelerate import PartialState
+from accelerate.utils import gather_object, reduce
 from torch.utils.data import DataLoader, Subset
 
 from backbones import create_backbone
@@ -31,8 +31,6 @@ from backbones.probes import (
 )
 from backbones.registry import backbone_input_size
 from backbones.weights import check_task, load_state, read_weights, source_name
-from engine.accelerator import make_accelerator
-from engine.config import TrainConfig
 
 from .batch_augment import AsStored
 from .data import ClassificationDataset, cifar10_batches, scan_image_folder
@@ -121,8 +119,11 @@ def _folder_sets(data: Path, side: int) -> tuple[ClassificationDataset, Classifi
     return sets[0], sets[1]
 
 
-def default_accelerator() -> Accelerator:
-    return make_accelerator(OmegaConf.structured(TrainConfig(precision="fp32", num_workers=0)))
+def process_state() -> PartialState:
+    """This process's place among those `accelerate launch` started (alone without it), without
+    an Accelerator's settings: a demo's process has already made its own for training."""
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=several and not torch.cuda.is_available())  # gloo for CPU processes
 
 
 def pick(count: int, images: int | None) -> list[int]:
@@ -136,23 +137,23 @@ def pick(count: int, images: int | None) -> list[int]:
 
 
 def measure_responses(subject: Subject, *, images: int | None = None, all_convs: bool = False,
-                      batch_size: int = 100, accelerator: Accelerator | None = None) -> dict:
+                      batch_size: int = 100, state: PartialState | None = None) -> dict:
     """Fig. 7: the std of each layer's response over the test images (`images`: a seeded subset),
     in eval mode as the net is tested. Returns {"net", "images", "layers": [{"name", "stage",
     "std"}]}."""
     if len(subject.test_set) == 0:
         raise ValueError(f"{subject.name}: the test split holds no images")
-    accelerator = accelerator or default_accelerator()
+    state = state or process_state()
     indices = pick(len(subject.test_set), images)
-    mine = indices[accelerator.process_index::accelerator.num_processes]
-    model = subject.model.to(accelerator.device).eval()
+    mine = indices[state.process_index::state.num_processes]
+    model = subject.model.to(state.device).eval()
     layers = response_layers(model, all_convs)
     with ResponseRecorder(layers) as recorder, torch.no_grad():
         for batch in _batches(subject, Subset(subject.test_set, mine), batch_size):
-            model(subject.inputs(_to(batch, accelerator.device)))
-    sums = recorder.sums.to(accelerator.device)
-    if accelerator.num_processes > 1:
-        sums = accelerator.reduce(sums, "sum")
+            model(subject.inputs(_to(batch, state.device)))
+    sums = recorder.sums.to(state.device)
+    if state.num_processes > 1:
+        sums = reduce(sums, "sum")
     stds = recorder.std(sums)
     return {"net": subject.name, "images": len(indices),
             "layers": [{"name": layer.name, "stage": layer.stage, "std": stds[layer.name]}
@@ -160,7 +161,7 @@ def measure_responses(subject: Subject, *, images: int | None = None, all_convs:
 
 
 def measure_gradients(subject: Subject, *, batches: int = 4, batch_size: int = 128,
-                      all_convs: bool = False, accelerator: Accelerator | None = None) -> dict:
+                      all_convs: bool = False, state: PartialState | None = None) -> dict:
     """Sec. 4.1: the norm of the cross-entropy's gradient with respect to each layer's weights and
     each block's output, averaged over `batches` seeded training batches, at the weights given
     (training-mode BN, on a copy). `stage_ratio`: the first stage's mean block-output gradient
@@ -169,21 +170,21 @@ def measure_gradients(subject: Subject, *, batches: int = 4, batch_size: int = 1
     [{"name", "stage", "grad_norm", "grad_rms"}], "stage_ratio"}."""
     if len(subject.train_set) == 0:
         raise ValueError(f"{subject.name}: the training split holds no images")
-    accelerator = accelerator or default_accelerator()
+    state = state or process_state()
     order = torch.randperm(len(subject.train_set), generator=torch.Generator().manual_seed(0)).tolist()
     chunks = [order[i * batch_size:(i + 1) * batch_size] for i in range(batches)]
     chunks = [c for c in chunks if c]
-    model = copy.deepcopy(subject.model).to(accelerator.device).train()
+    model = copy.deepcopy(subject.model).to(state.device).train()
     layers = response_layers(model, all_convs)
     records = []
     with BlockGradients(model) as blocks:
-        for chunk in chunks[accelerator.process_index::accelerator.num_processes]:
+        for chunk in chunks[state.process_index::state.num_processes]:
             batch = _to(next(iter(_batches(subject, Subset(subject.train_set, chunk), len(chunk)))),
-                        accelerator.device)
+                        state.device)
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(subject.inputs(batch)), batch["label"]).backward()
             records.append(weight_gradient_norms(layers))
-    if accelerator.num_processes > 1:
+    if state.num_processes > 1:
         records, block_records = gather_object(records), gather_object(blocks.records)
     else:
         block_records = blocks.records

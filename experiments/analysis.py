@@ -129,12 +129,12 @@ def gradient_sentence(plain: dict, train_error: float | None = None) -> str:
             f"{'not ' if ratio >= VANISHING_RATIO else ''}explained by vanishing gradients.")
 
 
-def analyze(kind: str, subjects, out: Path, *, accelerator, **options) -> list[dict]:
+def analyze(kind: str, subjects, out: Path, *, state, **options) -> list[dict]:
     """Measure `kind` ("responses" or "gradients") of each subject, merge into
     `<out>/<kind>.json` and redraw `<out>/<kind>.png` with every net there (main process)."""
     measure = measure_responses if kind == "responses" else measure_gradients
-    entries = [measure(subject, accelerator=accelerator, **options) for subject in subjects]
-    if not accelerator.is_main_process:
+    entries = [measure(subject, state=state, **options) for subject in subjects]
+    if not state.is_main_process:
         return entries
     out = Path(out)
     merged = merge_into(out / f"{kind}.json", entries)

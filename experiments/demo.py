@@ -27,7 +27,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from backbones import count_params, create_backbone
-from classification.analysis import default_accelerator, from_run
+from classification.analysis import from_run, process_state
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import load_detection_config, train_detector
 from detection.evaluate import evaluate_checkpoint
@@ -255,11 +255,12 @@ class Demo:
         """Fig. 7's responses (on validation images) and the gradient norms (on training batches)
         of the pretrained nets, at their final weights: <out>/analysis/{responses,gradients}.*"""
         subjects = [from_run(self.pretrain_dir(n.label) / "config.yaml",
-                             self.pretrain_dir(n.label) / "final.safetensors", n.label) for n in self.cfg.nets]
-        accelerator = default_accelerator()
-        analyze("responses", subjects, self.out / "analysis", accelerator=accelerator,
+                             self.pretrain_dir(n.label) / "final.safetensors", n.label)
+                    for n in self.cfg.nets]
+        state = process_state()
+        analyze("responses", subjects, self.out / "analysis", state=state,
                 images=ANALYSIS_IMAGES)
-        analyze("gradients", subjects, self.out / "analysis", accelerator=accelerator,
+        analyze("gradients", subjects, self.out / "analysis", state=state,
                 batches=ANALYSIS_BATCHES)
 
     def results(self) -> dict:
@@ -282,7 +283,8 @@ class Demo:
                 "images_per_s": sorted(r["images_per_s"] for r in records)[len(records) // 2],
                 "precision": records[-1].get("precision", "fp32")}
         detected = {d.label: self.detection_figures(d, ("AP50", "AP")) for d in self.cfg.detectors}
-        analysis = {kind: {e["net"]: e for e in json.loads((self.out / "analysis" / f"{kind}.json").read_text())}
+        analysis = {kind: {e["net"]: e for e in json.loads((self.out / "analysis" / f"{kind}.json")
+                                                              .read_text())}
                     for kind in ("responses", "gradients")}
         results = {"seed": self.seed, "pretrain": pretrained, "detect": detected, "analysis": analysis}
         if self.cfg.mask_rcnn:

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from backbones import count_params, create_backbone
-from classification.analysis import default_accelerator, from_run
+from classification.analysis import from_run, process_state
 from classification.pretrain import load_pretrain_config, pretrain
 from engine.checkpointer import DONE_FILE
 from engine.config import check_choice
@@ -224,9 +224,9 @@ def figure7(runs: list[StudyRun], results: list[RunResult], out: Path, images: i
     if finished:
         subjects = [from_run(r.run_dir / "config.yaml", r.run_dir / "final.safetensors",
                              f"{r.family}-{r.depth}") for r in finished]
-        accelerator = default_accelerator()
-        analyze("responses", subjects, out, accelerator=accelerator, images=images)
-        analyze("gradients", subjects, out, accelerator=accelerator)
+        state = process_state()
+        analyze("responses", subjects, out, state=state, images=images)
+        analyze("gradients", subjects, out, state=state)
     if not (out / "responses.json").is_file():
         return []
     responses = {e["net"]: e for e in json.loads((out / "responses.json").read_text())}
@@ -236,7 +236,8 @@ def figure7(runs: list[StudyRun], results: list[RunResult], out: Path, images: i
     resnets = sorted((n for n in responses if n.startswith("resnet-")), key=lambda n: int(n[7:]))
     lines += [compare_depths(responses[a], responses[b]) for a, b in zip(resnets, resnets[1:])]
     errors = {r.name: r.train_error for r in results}
-    lines += [gradient_sentence(gradients[n], errors.get(n)) for n in sorted(gradients) if n.startswith("plain-")]
+    lines += [gradient_sentence(gradients[n], errors.get(n))
+              for n in sorted(gradients) if n.startswith("plain-")]
     return [f"- {line}" for line in lines]
 
 

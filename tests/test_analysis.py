@@ -111,7 +111,8 @@ def test_gradient_norms_equal_a_hand_computation():
     out.retain_grad()
     F.cross_entropy(logits, labels).backward()
     weight_norms = [float(leaves[n].grad.norm()) for n in ("stem", "conv1", "conv2")]
-    assert [layer["weight_grad_norm"] for layer in measured["layers"]] == pytest.approx(weight_norms, rel=RTOL)
+    measured_norms = [layer["weight_grad_norm"] for layer in measured["layers"]]
+    assert measured_norms == pytest.approx(weight_norms, rel=RTOL)
     block_norms = [float(h0.grad.norm()), float(out.grad.norm())]
     assert [b["grad_norm"] for b in measured["blocks"]] == pytest.approx(block_norms, rel=RTOL)
     assert [b["grad_rms"] for b in measured["blocks"]] == pytest.approx(
@@ -233,12 +234,14 @@ def probe_records(run) -> list[dict]:
 def test_training_probes_log_every_n_steps_and_change_nothing(tmp_path):
     common = ["schedule.total=4", "schedule.milestones=[2]", "train.grad_accum=2"]
     pretrain(load_pretrain_config(SMOKE, [f"output_dir={tmp_path / 'plain'}", *common]))
-    pretrain(load_pretrain_config(SMOKE, [f"output_dir={tmp_path / 'probed'}", *common, "train.probe_every=2"]))
+    pretrain(load_pretrain_config(SMOKE, [f"output_dir={tmp_path / 'probed'}", *common,
+                                          "train.probe_every=2"]))
     assert probe_records(tmp_path / "plain") == []
     records = probe_records(tmp_path / "probed")
     assert [r["iteration"] for r in records] == [2, 4]
     stages = ("stem", "stage1", "stage2", "stage3")
-    assert set(records[0]) == {"iteration"} | {f"{k}_{s}" for k in ("grad_norm", "response_std") for s in stages}
+    keys = {f"{k}_{s}" for k in ("grad_norm", "response_std") for s in stages}
+    assert set(records[0]) == {"iteration"} | keys
     assert all(r[k] > 0 for r in records for k in r)
     plain, probed = (load_file(str(tmp_path / run / "final.safetensors")) for run in ("plain", "probed"))
     for key, value in plain.items():  # the probes only look: the same weights, bit for bit

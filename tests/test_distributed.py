@@ -135,7 +135,8 @@ def test_responses_on_two_nodes_count_every_image_once(classification_runs):
     31 (odd: no padding duplicate), the float64 sums added; equal to one process's up to the
     float32 round-off of convolutions run on batches of other sizes (~1e-7 relative)."""
     root, _, _ = classification_runs
-    run = ["--config", str(root / "one" / "config.yaml"), "--checkpoint", str(root / "one" / "final.safetensors")]
+    run = ["--config", str(root / "one" / "config.yaml"),
+           "--checkpoint", str(root / "one" / "final.safetensors")]
     call_tool("analyze", "responses", *run, "--out", str(root / "fig_one"), check=True)
     train_on_two_nodes(root, "tools/analyze.py", "responses", *run, "--out", str(root / "fig_two"))
     one, two = (json.loads((root / d / "responses.json").read_text())[0] for d in ("fig_one", "fig_two"))

@@ -19,7 +19,7 @@ the same --out adds its nets to the figure. Runs under `accelerate launch` too.
 import argparse
 from pathlib import Path
 
-from classification.analysis import default_accelerator, from_run, from_weights
+from classification.analysis import from_run, from_weights, process_state
 from engine.cli import run_tool
 from experiments.analysis import analyze
 
@@ -61,12 +61,12 @@ def main(argv=None) -> None:
                         help="every convolution (1x1s, the 7x7 stem, projections), not only the 3x3s")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    accelerator = default_accelerator()
+    state = process_state()
     options = ({"images": args.images} if args.kind == "responses"
                else {"batches": args.batches, "batch_size": args.batch_size})
-    entries = analyze(args.kind, subjects(args, parser), args.out, accelerator=accelerator,
+    entries = analyze(args.kind, subjects(args, parser), args.out, state=state,
                       all_convs=args.all_convs, **options)
-    if accelerator.is_main_process:
+    if state.is_main_process:
         for entry in entries:
             extra = f", stage 1 / last {entry['stage_ratio']:.3f}" if "stage_ratio" in entry else ""
             print(f"{entry['net']}: {len(entry['layers'])} layers{extra}")
