@@ -10,6 +10,7 @@
     python bench/benchmark.py coco-eval        # faster-coco-eval vs pycocotools, COCO-sized
     python bench/benchmark.py cifar-epoch --data-root data/cifar10-jpeg   # vs a reference loop
     python bench/benchmark.py cifar-loop       # the trainer's images/s against the bare step's
+    python bench/benchmark.py probe-cost       # train.probe_every's cost (Fig. 7 / Sec. 4.1 probes)
     python bench/benchmark.py imagenet-input   # ImageNet input pipelines: before, now, torchvision
     python bench/benchmark.py jpeg-decode      # TorchCodec's vs torchvision's JPEG decoder
 """
@@ -72,6 +73,11 @@ def main(argv=None) -> None:
     p.add_argument("--data-root", type=Path, default=Path("data/cifar10-jpeg"))
     p.add_argument("--iterations", type=int, default=150)
     p.set_defaults(run=benchmarks.cifar_loop)
+    p = sub.add_parser("probe-cost", help="train.probe_every's cost: images/s off, every 10, every step")
+    p.add_argument("--data-root", type=Path, default=Path("data/cifar10-jpeg"))
+    p.add_argument("--model", default="cifar_resnet56")
+    p.add_argument("--iterations", type=int, default=100)
+    p.set_defaults(run=benchmarks.probe_cost)
     p = sub.add_parser("imagenet-input", help="ImageNet training input pipelines, images/s")
     p.add_argument("--images", type=int, default=512, help="generated 473x372 q90 JPEGs (or real ones used)")
     p.add_argument("--workers", type=int, default=2)

@@ -372,6 +372,43 @@ def cifar_loop(*, data_root: Path, iterations: int = 150, repeats: int = 20, rou
             print(f"    trainer, {name}: {rate:.0f} images/s = {100 * rate / step:.0f}% of the bare step's")
 
 
+def probe_cost(*, data_root: Path, model: str = "cifar_resnet56", iterations: int = 100) -> None:
+    """The trainer's images/s with `train.probe_every` off, every 10 steps (a probe in each logged
+    window of 10) and every step, each run twice in the order off, 10, 1, 1, 10, off after a
+    discarded warm-up run, so a drift of the machine shows as a difference between the two of a
+    setting."""
+    import tempfile
+
+    from classification.pretrain import load_pretrain_config, pretrain
+    from engine.metrics import read_metrics
+    from experiments.machine import machine
+
+    config = Path(__file__).resolve().parents[1] / "configs/classification/cifar10_base.yaml"
+
+    def loop(every: int) -> float:
+        with tempfile.TemporaryDirectory() as out:
+            pretrain(load_pretrain_config(config, [
+                f"output_dir={out}", f"model.name={model}", f"data.root={data_root}",
+                f"schedule.total={iterations}", "schedule.milestones=[]", "train.log_every=10",
+                "train.eval_every=100000", "train.ckpt_every=100000", "train.channels_last=true",
+                "train.precision=fp32", f"train.probe_every={every}"]))
+            rates = [r["images_per_s"] for r in read_metrics(out) if "images_per_s" in r][1:]
+            return sorted(rates)[len(rates) // 2]  # the median window, the first (warm-up) left out
+
+    order = (0, 10, 1, 1, 10, 0)
+    loop(0)  # warm-up, discarded: the first run in a process measured 30% slower
+    rates = {}
+    for every in order:
+        rates.setdefault(every, []).append(loop(every))
+    print(f"{model} batch 128, channels-last, fp32, {torch.get_num_threads()} threads, {iterations} "
+          f"iterations per run, runs in the order {order}; {machine()}")
+    base = sum(rates[0]) / 2
+    for every, values in rates.items():
+        mean = sum(values) / 2
+        print(f"  train.probe_every={every}: {values[0]:.0f}, {values[1]:.0f} images/s "
+              f"(mean {mean:.0f}, {100 * (mean / base - 1):+.1f}% against off)")
+
+
 def autocast_fallbacks(*, config: Path = Path("configs/detection/paper/coco2014_r101_c4.yaml"),
                        repeats: int = 3) -> None:
     """The paper's R101-C4 training step (one 600x800 image, the config's RoI counts) in fp32 and

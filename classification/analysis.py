@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import PartialState
-from accelerate.utils import gather_object, reduce
+from accelerate.utils import gather_object, reduce, set_seed
 from torch.utils.data import DataLoader, Subset
 
 from backbones import create_backbone
@@ -39,8 +39,8 @@ from .imagenet_input import ImageNetTestCrop
 from .pretrain import build_model, build_task, load_classifier_weights, load_pretrain_config
 from .task import ClassificationTask
 
+INIT = "init"  # a checkpoint name: the net at initialisation
 SINGLE_CROP = ["data.ten_crop=false", "data.multi_scale_test=[]", "data.resident=false"]
-CIFAR_SPLITS = {"test": "test_batch", "train": "data_batch_1"}
 
 
 @dataclass
@@ -58,11 +58,16 @@ class Subject:
 
 
 def from_run(config, checkpoint, name: str | None = None) -> Subject:
-    """A classification run's net (`checkpoint`: one of its checkpoints or weights files) on its
-    validation split (responses) and its training images under the test transform (gradients)."""
+    """A classification run's net (`checkpoint`: one of its checkpoints or weights files, or
+    "init": freshly initialised from the run's seed) on its validation split (responses) and its
+    training images under the test transform (gradients)."""
     cfg = load_pretrain_config(config, SINGLE_CROP, training=False)
     _, test_set = build_datasets(cfg.data, seed=cfg.train.seed)
-    model = load_classifier_weights(build_model(cfg, len(test_set.classes)), checkpoint)
+    if str(checkpoint) == INIT:  # the net as training starts it: He init from the run's seed
+        set_seed(cfg.train.seed)
+        model, name = build_model(cfg, len(test_set.classes)), name or f"{cfg.model.name} (init)"
+    else:
+        model = load_classifier_weights(build_model(cfg, len(test_set.classes)), checkpoint)
     check_probeable(model)
     return Subject(name or cfg.model.name, model, test_set, training_set_as_tested(cfg.data, cfg.train.seed),
                    build_task(cfg))

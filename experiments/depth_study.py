@@ -231,13 +231,15 @@ def figure7(runs: list[StudyRun], results: list[RunResult], out: Path, images: i
         return []
     responses = {e["net"]: e for e in json.loads((out / "responses.json").read_text())}
     gradients = {e["net"]: e for e in json.loads((out / "gradients.json").read_text())}
+    depths = sorted({r.depth for r in runs})  # the study's own nets (the folder may hold others)
     lines = [compare_responses(responses[f"resnet-{d}"], responses[f"plain-{d}"])
-             for d in sorted({r.depth for r in runs}) if {f"resnet-{d}", f"plain-{d}"} <= set(responses)]
-    resnets = sorted((n for n in responses if n.startswith("resnet-")), key=lambda n: int(n[7:]))
+             for d in depths if {f"resnet-{d}", f"plain-{d}"} <= set(responses)]
+    resnets = [f"resnet-{d}" for d in depths if f"resnet-{d}" in responses]
     lines += [compare_depths(responses[a], responses[b]) for a, b in zip(resnets, resnets[1:])]
-    errors = {r.name: r.train_error for r in results}
-    lines += [gradient_sentence(gradients[n], errors.get(n))
-              for n in sorted(gradients) if n.startswith("plain-")]
+    plains = [f"plain-{d}" for d in depths if f"plain-{d}" in gradients]
+    if plains:  # the deepest plain net: the one that degrades
+        errors = {r.name: r.train_error for r in results}
+        lines.append(gradient_sentence(gradients[plains[-1]], errors.get(plains[-1])))
     return [f"- {line}" for line in lines]
 
 

@@ -171,11 +171,14 @@ def test_the_tool_draws_several_runs_and_adds_later_ones(smoke_run, tmp_path):
     entries = json.loads((out / "responses.json").read_text())
     assert [e["net"] for e in entries] == ["one", "two", "three"] and entries[2]["images"] == 7
     assert (out / "responses.png").stat().st_size > 10_000
-    grads = call_tool("analyze", "gradients", *run, "--batches", "2", "--batch-size", "16",
+    init = ["--config", str(smoke_run / "config.yaml"), "--checkpoint", "init"]
+    grads = call_tool("analyze", "gradients", *run, *init, "--batches", "2", "--batch-size", "16",
                       "--out", str(out), check=True)
     assert "stage 1 / last" in grads.stdout
-    entry = json.loads((out / "gradients.json").read_text())[0]
-    assert entry["batches"] == 2 and len(entry["blocks"]) == 10 and entry["stage_ratio"] > 0
+    trained, initial = json.loads((out / "gradients.json").read_text())
+    assert initial["net"] == "cifar_resnet20 (init)"
+    assert trained["batches"] == 2 and len(trained["blocks"]) == 10 and trained["stage_ratio"] > 0
+    assert initial["layers"][0]["weight_grad_norm"] != trained["layers"][0]["weight_grad_norm"]
     assert (out / "gradients.png").is_file()
 
 

@@ -71,9 +71,11 @@ def test_fig7_and_gradient_sentences_follow_the_numbers():
     assert "smaller than plain-56's at 2 of 3 layers (median std 1.000 vs 2.000)" in responses
     assert "holds here" in responses and "NOT" not in responses
     assert "0.50x its last stage's" in gradients
-    assert "do not vanish while its training error is 40.0%" in gradients
+    assert "while its training error is 40.0%: they do not vanish, as the paper says" in gradients
     seed["analysis"]["responses"]["ResNet-56"] = _entry("ResNet-56", [3.0, 3.0, 0.5])
     seed["analysis"]["gradients"]["plain-56"]["stage_ratio"] = 0.001
     responses, gradients = demo_report.analysis_claims(seed, roles)
     assert "does NOT hold here" in responses
-    assert "gradients vanish" in gradients and "explained by vanishing gradients" in gradients
+    assert "they vanish: NOT the paper's" in gradients
+    seed["analysis"]["gradients"]["plain-56"]["stage_ratio"] = 267.0  # BN at initialisation
+    assert "grow toward the input (over 100x)" in demo_report.analysis_claims(seed, roles)[1]

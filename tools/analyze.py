@@ -4,8 +4,9 @@
         --checkpoint outputs/plain56/final.safetensors --out outputs/analysis
     python tools/analyze.py responses --backbone cifar_resnet56 --weights resnet56.th \
         --data data/cifar10-jpeg --images 1000 --out outputs/analysis
-    python tools/analyze.py gradients --config outputs/plain56/config.yaml \
-        --checkpoint outputs/plain56/final.safetensors --out outputs/analysis
+    python tools/analyze.py gradients \
+        --config outputs/plain56/config.yaml --checkpoint outputs/plain56/final.safetensors \
+        --config outputs/plain56/config.yaml --checkpoint init --out outputs/analysis
 
 responses: the std of every 3x3 layer's output after its BN, before ReLU or the addition, on the
 test images (the run's validation split; --images N: a seeded N of them), one line per net in
@@ -48,7 +49,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("kind", choices=("responses", "gradients"))
     parser.add_argument("--config", action="append", help="a classification run's config.yaml")
-    parser.add_argument("--checkpoint", action="append", type=Path, help="its checkpoint or weights")
+    parser.add_argument("--checkpoint", action="append", type=Path,
+                        help="its checkpoint or weights file; `init`: the net as initialised")
     parser.add_argument("--backbone", action="append", help="a registry name (with --weights)")
     parser.add_argument("--weights", action="append", type=Path, help="a whole classifier's file")
     parser.add_argument("--data", action="append", type=Path,
