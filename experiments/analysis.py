@@ -15,7 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from classification.analysis import measure_gradients, measure_responses  # noqa: E402
+from classification.analysis import (  # noqa: E402
+    from_run,
+    from_weights,
+    measure_gradients,
+    measure_responses,
+)
 from engine.checkpoint import atomic_write_text  # noqa: E402
 
 
@@ -145,3 +150,26 @@ def analyze(kind: str, subjects, out: Path, *, state, **options) -> list[dict]:
     merged = merge_into(out / f"{kind}.json", entries)
     (plot_responses if kind == "responses" else plot_gradients)(merged, out / f"{kind}.png")
     return merged
+
+
+def subjects(configs, checkpoints, backbones, weights, data, names) -> list:
+    """The nets a command names, as `tools/analyze.py` takes them: runs (`configs[i]` with
+    `checkpoints[i]`) or weights files (`backbones[i]` with `weights[i]`, `data` once for all or
+    once each); `names` optional, one per net."""
+    configs, checkpoints, backbones = configs or [], checkpoints or [], backbones or []
+    weights, data = weights or [], data or []
+    if bool(configs) == bool(backbones):
+        raise ValueError("give --config with --checkpoint (a run), or --backbone with --weights and "
+                         "--data (a weights file), one or more times")
+    if configs and len(checkpoints) != len(configs):
+        raise ValueError(f"{len(configs)} --config but {len(checkpoints)} --checkpoint: one each")
+    if backbones and (len(weights) != len(backbones) or len(data) not in (1, len(backbones))):
+        raise ValueError("each --backbone needs its --weights, and --data once (for all) or once each")
+    count = len(configs) or len(backbones)
+    names = names or [None] * count
+    if len(names) != count:
+        raise ValueError(f"{len(names)} --name for {count} nets")
+    if configs:
+        return [from_run(c, k, n) for c, k, n in zip(configs, checkpoints, names)]
+    data = data * count if len(data) == 1 else data
+    return [from_weights(b, w, d, n) for b, w, d, n in zip(backbones, weights, data, names)]

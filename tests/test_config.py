@@ -143,9 +143,13 @@ def test_the_old_bad_input_keys_are_read_as_the_one_new_key_with_a_note(tmp_path
     notes = [r.getMessage() for r in caplog.records]
     assert f"data.on_bad_record is now data.on_bad_sample: read as data.on_bad_sample=skip ({old})" in notes
     assert sum("data.on_bad_image is now data.on_bad_sample" in n for n in notes) == 2
+    from engine.config import save_config
     from engine.resume import trajectory_changes
 
-    before_the_rename = (REPO / "docs/results/cifar10/resnet20/config.yaml").read_text()
+    save_config(load_pretrain_config(REPO / "configs/classification/cifar10_resnet20_short.yaml"),
+                tmp_path / "config.yaml")
+    before_the_rename = (tmp_path / "config.yaml").read_text().replace("on_bad_sample:", "on_bad_image:")
     assert "on_bad_image: skip" in before_the_rename  # a run folder written before it
-    cfg = load_pretrain_config(REPO / "docs/results/cifar10/resnet20/config.yaml")
+    (tmp_path / "config.yaml").write_text(before_the_rename)
+    cfg = load_pretrain_config(tmp_path / "config.yaml")
     assert cfg.data.on_bad_sample == "skip" and trajectory_changes(before_the_rename, cfg) == {}

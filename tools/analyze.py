@@ -20,29 +20,9 @@ the same --out adds its nets to the figure. Runs under `accelerate launch` too.
 import argparse
 from pathlib import Path
 
-from classification.analysis import from_run, from_weights, process_state
+from classification.analysis import process_state
 from engine.cli import run_tool
-from experiments.analysis import analyze
-
-
-def subjects(args, parser) -> list:
-    """The nets to analyse, from repeated --config/--checkpoint or --backbone/--weights(/--data)."""
-    runs, files = len(args.config or []), len(args.backbone or [])
-    if bool(runs) == bool(files):
-        parser.error("give --config with --checkpoint (a run), or --backbone with --weights and "
-                     "--data (a weights file), one or more times")
-    if runs and len(args.checkpoint or []) != runs:
-        parser.error(f"{runs} --config but {len(args.checkpoint or [])} --checkpoint: one each")
-    if files and (len(args.weights or []) != files or len(args.data or []) not in (1, files)):
-        parser.error("each --backbone needs its --weights, and --data once (for all) or once each")
-    count = runs or files
-    names = args.name or [None] * count
-    if len(names) != count:
-        parser.error(f"{len(names)} --name for {count} nets")
-    if runs:
-        return [from_run(c, k, n) for c, k, n in zip(args.config, args.checkpoint, names)]
-    data = args.data * files if len(args.data) == 1 else args.data
-    return [from_weights(b, w, d, n) for b, w, d, n in zip(args.backbone, args.weights, data, names)]
+from experiments.analysis import analyze, subjects
 
 
 def main(argv=None) -> None:
@@ -66,7 +46,8 @@ def main(argv=None) -> None:
     state = process_state()
     options = ({"images": args.images} if args.kind == "responses"
                else {"batches": args.batches, "batch_size": args.batch_size})
-    entries = analyze(args.kind, subjects(args, parser), args.out, state=state,
+    nets = subjects(args.config, args.checkpoint, args.backbone, args.weights, args.data, args.name)
+    entries = analyze(args.kind, nets, args.out, state=state,
                       all_convs=args.all_convs, **options)
     if state.is_main_process:
         for entry in entries:
