@@ -12,6 +12,7 @@ covered per module, each survivor's diff) and report.json. Minutes per module; n
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,7 +26,8 @@ LINKED = ("backbones", "classification", "detection", "engine", "segmentation", 
           "bench", "tools", "tests")
 # module -> test files that exercise it without importing it by name (the registry, the trainer)
 MODULES = {
-    "backbones/blocks.py": ["tests/test_architectures.py", "tests/test_registry.py"],
+    "backbones/blocks.py": ["tests/test_architectures.py", "tests/test_registry.py", "tests/test_weights.py",
+                            "tests/test_tta.py"],
     "backbones/resnet.py": ["tests/test_registry.py", "tests/test_weights.py"],
     "backbones/metadata.py": ["tests/test_weights.py"],
     "backbones/msra.py": [],
@@ -41,6 +43,7 @@ MODULES = {
     "classification/lighting.py": [],
     "classification/batch_augment.py": [],
 }
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STATUSES = ("killed", "survived", "no tests", "timeout", "suspicious", "skipped", "segfault")
 
 
@@ -70,7 +73,9 @@ def make_work(module: str, work: Path, tests: list[str] | None = None) -> list[s
         'also_copy = ["configs", "bench", "experiments", "tools", "backbones", "classification", '
         '"detection", "engine", "segmentation"]\n'
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
-        "timeout_multiplier = 3.0\n")  # a mutant running 6x its tests' time is a hang, not 30x
+        "timeout_multiplier = 3.0\n"  # a mutant running 6x its tests' time is a hang, not 30x
+        # mutmut's limit is CPU seconds, (tests' time + constant) x multiplier x 2
+        "timeout_constant = 4.0\n")
     (work / "pyproject.toml").write_text(config)
     return tests
 
@@ -82,8 +87,11 @@ def run_module(module: str, out: Path, children: int, tests: list[str] | None = 
     mutmut = str(Path(sys.executable).parent / "mutmut")
     start = time.perf_counter()
     with open(work / "run.log", "w") as run_log:
+        # mutmut forks each mutant's test run from a process that has used torch: with OpenMP's
+        # thread pool started, a forked child deadlocks in its first parallel op, which mutmut
+        # then reports as a timeout (docs/mutants.md); one thread per process is fork-safe
         subprocess.run([mutmut, "run", "--max-children", str(children)], cwd=work, stdout=run_log,
-                       stderr=subprocess.STDOUT, check=False)
+                       stderr=subprocess.STDOUT, check=False, env={**os.environ, **ONE_THREAD})
     seconds = round(time.perf_counter() - start, 1)
     listed = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True,
                             text=True).stdout

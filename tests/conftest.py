@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,9 @@ def _seed():
 
 
 def pytest_configure(config):
-    torch.set_num_threads(2)
+    """Two threads (the tolerances' machine), unless OMP_NUM_THREADS says otherwise (`make mutants`
+    runs one: its forked test processes deadlock in a started OpenMP pool)."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from backbones import count_macs, count_params, create_backbone
+from backbones import count_macs, count_params, create_backbone, load_weights
 from experiments.paper import TABLE1_GMACS, TABLE6_PARAMS_M, V15_GMACS
 
 
@@ -160,3 +160,23 @@ def test_the_model_table_sets_the_papers_imagenet_errors_beside_the_nets_it_trai
     assert rows[("resnet152", (("stride_in_1x1", True),))]["paper_multiscale"] == "19.38 / 4.49"
     assert rows[("resnet152", (("stride_in_1x1", False),))]["paper_top1"] is None
     assert rows[("plain18", ())]["paper_top1"] == 27.94 and rows[("vgg16", ())]["paper_top5"] == 9.33
+
+
+def test_dilated_bottleneck_stages_equal_torchvisions():
+    """output_stride=8: the same logits as torchvision's replace_stride_with_dilation from the same
+    weights (the 3x3 of each block dilated, the first block's at the stage before's dilation)."""
+    reference = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
+    ours = load_weights(create_backbone("resnet50", output_stride=8), reference.state_dict()).eval()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), reference(images), rtol=1e-4, atol=1e-5)
+
+
+def test_dilated_basic_blocks_dilate_both_3x3s_as_timm():
+    """resnet18 at output_stride=8 (torchvision's BasicBlock has no dilated form; timm's): each
+    block's (conv1, conv2) dilation, the first block of a stage entering at the stage before's."""
+    net = create_backbone("resnet18", output_stride=8)
+    dilations = [[(b.conv1.dilation[0], b.conv2.dilation[0]) for b in stage] for stage in net.stages]
+    assert dilations == [[(1, 1), (1, 1)], [(1, 1), (1, 1)], [(1, 2), (2, 2)], [(2, 4), (4, 4)]]
+    assert all(c.padding == c.dilation for b in net.stages[3] for c in (b.conv1, b.conv2))
+    assert net.forward_features(torch.zeros(1, 3, 64, 64))["c5"].shape[-1] == 8

@@ -67,6 +67,18 @@ def test_family_default_classes():
     assert create_backbone("resnet18", num_classes=7).fc.out_features == 7
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered():
+    """The names a test registers leave the registry after it, so the file runs twice in one
+    process (mutmut's runs do)."""
+    from backbones.registry import _REGISTRY
+
+    before = set(_REGISTRY)
+    yield
+    for name in set(_REGISTRY) - before:
+        del _REGISTRY[name]
+
+
 def test_register_your_own():
     @register_backbone(name="tiny_test_net")
     def build(*, num_classes=3, width=4):
