@@ -340,3 +340,25 @@ def test_confusion_matrix_leaves_out_the_ignore_index_it_is_given():
     assert counts.sum() == 4 and counts[1, 1] == 2 and counts[2, 2] == 1 and counts[2, 1] == 1
     with pytest.raises(ValueError, match="255"):
         confusion_matrix(pred, torch.full_like(target, 255), num_classes=3, ignore_index=0)
+
+
+def test_mean_class_accuracy_and_unnamed_classes_by_hand():
+    """Rows: true class. Class 0: 3 of 4 right, class 1: 1 of 2, class 2: 2 of 2 -> mean class
+    accuracy (3/4 + 1/2 + 1) / 3; pixel accuracy 6/8; classes without names are numbered."""
+    from segmentation.metrics import segmentation_metrics
+
+    matrix = torch.tensor([[3, 1, 0], [1, 1, 0], [0, 0, 2]])
+    metrics = segmentation_metrics(matrix)
+    assert metrics["mean_class_accuracy"] == pytest.approx((3 / 4 + 1 / 2 + 1) / 3)
+    assert metrics["pixel_accuracy"] == pytest.approx(6 / 8)
+    assert metrics["IoU/0"] == pytest.approx(3 / 5) and metrics["IoU/2"] == pytest.approx(1.0)
+    one_pixel = segmentation_metrics(torch.tensor([[1, 0], [0, 0]]))
+    assert one_pixel["pixel_accuracy"] == 1.0 and one_pixel["IoU/1"] is None
+
+
+def test_a_label_equal_to_the_number_of_classes_is_refused_by_name():
+    from segmentation.metrics import confusion_matrices
+
+    target = torch.tensor([[[0, 3]]])
+    with pytest.raises(ValueError, match=r"label 3 is outside 0\.\.2"):
+        confusion_matrices(torch.zeros_like(target), target, num_classes=3)
