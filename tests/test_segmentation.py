@@ -362,3 +362,11 @@ def test_a_label_equal_to_the_number_of_classes_is_refused_by_name():
     target = torch.tensor([[[0, 3]]])
     with pytest.raises(ValueError, match=r"label 3 is outside 0\.\.2"):
         confusion_matrices(torch.zeros_like(target), target, num_classes=3)
+
+
+def test_confusion_matrix_of_maps_without_void_pixels_or_the_last_class():
+    """No ignored pixel and nothing in the last cell: the bincount still has every cell."""
+    from segmentation.metrics import confusion_matrix
+
+    target, pred = torch.tensor([[0, 1], [1, 0]]), torch.tensor([[0, 0], [1, 1]])
+    assert confusion_matrix(pred, target, num_classes=3).tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
