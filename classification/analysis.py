@@ -11,7 +11,9 @@ during training) on a copy of the net, so measuring changes nothing.
 
 import copy
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -45,13 +47,20 @@ SINGLE_CROP = ["data.ten_crop=false", "data.multi_scale_test=[]", "data.resident
 
 @dataclass
 class Subject:
-    """A net to analyse, its test and training images, and how a batch of them becomes its input."""
+    """A net to analyse, its test and training images, and how a batch of them becomes its input.
+    `train_set` may be a function making it: only the gradients read it (ImageNet's or CIFAR's
+    training split is not decoded for the responses)."""
 
     name: str
     model: torch.nn.Module
     test_set: ClassificationDataset
-    train_set: ClassificationDataset
+    train_set: ClassificationDataset | Callable[[], ClassificationDataset]
     task: ClassificationTask
+
+    def training_images(self) -> ClassificationDataset:
+        if callable(self.train_set):
+            self.train_set = self.train_set()
+        return self.train_set
 
     def inputs(self, batch: dict) -> torch.Tensor:
         return self.task.images(batch)
@@ -69,8 +78,8 @@ def from_run(config, checkpoint, name: str | None = None) -> Subject:
     else:
         model = load_classifier_weights(build_model(cfg, len(test_set.classes)), checkpoint)
     check_probeable(model)
-    return Subject(name or cfg.model.name, model, test_set, training_set_as_tested(cfg.data, cfg.train.seed),
-                   build_task(cfg))
+    return Subject(name or cfg.model.name, model, test_set,
+                   partial(training_set_as_tested, cfg.data, cfg.train.seed), build_task(cfg))
 
 
 def from_weights(backbone: str, weights, data, name: str | None = None) -> Subject:
@@ -173,10 +182,11 @@ def measure_gradients(subject: Subject, *, batches: int = 4, batch_size: int = 1
     (per element: its RMS) over the last stage's; well below 1 means gradients vanish toward the
     input. Returns {"net", "batches", "layers": [{"name", "stage", "weight_grad_norm"}], "blocks":
     [{"name", "stage", "grad_norm", "grad_rms"}], "stage_ratio"}."""
-    if len(subject.train_set) == 0:
+    train_set = subject.training_images()
+    if len(train_set) == 0:
         raise ValueError(f"{subject.name}: the training split holds no images")
     state = state or process_state()
-    order = torch.randperm(len(subject.train_set), generator=torch.Generator().manual_seed(0)).tolist()
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0)).tolist()
     chunks = [order[i * batch_size:(i + 1) * batch_size] for i in range(batches)]
     chunks = [c for c in chunks if c]
     model = copy.deepcopy(subject.model).to(state.device).train()
@@ -184,7 +194,7 @@ def measure_gradients(subject: Subject, *, batches: int = 4, batch_size: int = 1
     records = []
     with BlockGradients(model) as blocks:
         for chunk in chunks[state.process_index::state.num_processes]:
-            batch = _to(next(iter(_batches(subject, Subset(subject.train_set, chunk), len(chunk)))),
+            batch = _to(next(iter(_batches(subject, Subset(train_set, chunk), len(chunk)))),
                         state.device)
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(subject.inputs(batch)), batch["label"]).backward()

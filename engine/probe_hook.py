@@ -16,6 +16,7 @@ from .hooks import HookBase
 class ProbeHook(HookBase):
     def __init__(self, every: int):
         self.every, self.recorder, self.grad_norms = every, None, None
+        self.net, self.layers = None, []  # found in before_train, once the model is prepared
 
     def before_train(self) -> None:
         self.net = find_backbone(self.trainer.unwrapped_model())
