@@ -4,7 +4,9 @@ MSRA `.pkl` (BN folded into scale and bias, blob names). The config sweep and `m
 give them to configs and documented commands that name a weights file; tests read the MSRA layout.
 """
 
+import io
 import pickle
+import struct
 from pathlib import Path
 
 MSRA_PIXEL_STD = 58.0  # ImageNet's pixel spread in 0-255 units: what MSRA nets see (no division)
@@ -61,6 +63,31 @@ def msra_blobs(model) -> dict:
     return blobs
 
 
+class _Python2Pickler(pickle._Pickler):
+    """Bytes written as Python 2's `str` (BINSTRING), as Detectron's files hold array data; Python
+    3 reads it back only through `encoding="latin1"`."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_str2(self, data: bytes) -> None:
+        short = len(data) < 256
+        self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) if short
+                   else pickle.BINSTRING + struct.pack("<i", len(data)))
+        self.write(data)
+        self.memoize(data)
+
+    dispatch[bytes] = save_str2
+
+
+def python2_pickle(blobs: dict) -> bytes:
+    """`blobs` pickled as Python 2 with numpy 1 wrote Detectron's files: protocol 2, names and
+    array data as `str`, numpy's module `numpy.core`."""
+    buffer = io.BytesIO()
+    as_str = {name.encode(): array for name, array in blobs.items()}
+    _Python2Pickler(buffer, protocol=2).dump({"blobs": as_str})
+    return buffer.getvalue().replace(b"cnumpy._core.", b"cnumpy.core.")
+
+
 def write_backbone(name: str, path: Path) -> Path:
     """Registry net `name` with random weights (BN statistics set) at `path`, in the format its
     suffix says: `.pkl` Detectron's MSRA layout (the paper's stride-in-1x1 bottleneck), `.pth`
@@ -74,7 +101,7 @@ def write_backbone(name: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".pkl":
         net = with_bn_statistics(create_backbone(name, stride_in_1x1=True), input_std=MSRA_PIXEL_STD)
-        path.write_bytes(pickle.dumps({"blobs": msra_blobs(net)}, protocol=2))
+        path.write_bytes(python2_pickle(msra_blobs(net)))
     elif path.suffix == ".pth" and name.startswith("timm/"):
         import timm
 

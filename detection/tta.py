@@ -5,7 +5,6 @@ detector's own test NMS, keeping its `detections_per_img` best. Mask R-CNN then 
 masks of those merged boxes in every view and averages the mask probabilities before pasting
 them into the image."""
 
-from collections import OrderedDict
 from contextlib import contextmanager
 
 import torch
@@ -63,9 +62,7 @@ def _view_masks(model, images, merged: list[dict], scale: float, mirrored: bool)
     box's frame (mirrored back)."""
     with _scaled(model.transform, scale):
         batch, _ = model.transform([image.flip(-1) if mirrored else image for image in images])
-    features = model.backbone(batch.tensors)
-    if isinstance(features, torch.Tensor):
-        features = OrderedDict([("0", features)])
+    features = model.backbone(batch.tensors)  # our backbones' maps are named (detection/heads.py)
     boxes = []
     for detections, image, (height, width) in zip(merged, images, batch.image_sizes):
         found = _mirror(detections["boxes"], image.shape[-1]) if mirrored else detections["boxes"]

@@ -12,7 +12,7 @@ from classification.batch_augment import normalize
 from classification.data import BadSample, ClassificationDataset
 from classification.decode import decode_rgb
 from classification.imagenet_input import ImageNetTestCrop, ImageNetTrainCrop, resized_crop
-from classification.lighting import EIGVAL, EIGVEC
+from classification.lighting import EIGVAL, EIGVEC, draw_alpha, lighting_shift
 from classification.task import ClassificationTask
 from classification.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.data import BadImageError
@@ -50,6 +50,15 @@ def test_lighting_and_normalisation_follow_alexnets_formula():
 def test_the_eigenvectors_are_orthonormal_columns():
     p = np.array(EIGVEC)
     np.testing.assert_allclose(p.T @ p, np.eye(3), atol=2e-3)  # four decimals as published
+
+
+def test_lighting_is_float32_and_made_on_the_alphas_device():
+    """float32 alphas (numpy draws float64, which MPS cannot hold); the shift's constants on the
+    alphas' device: a meta tensor stands in for a GPU one, and a CPU constant beside it is an error."""
+    alpha = draw_alpha(np.random.default_rng(0))
+    assert alpha.dtype == torch.float32 and alpha.shape == (3,)
+    shift = lighting_shift(torch.zeros(4, 3, device="meta"))
+    assert shift.device.type == "meta" and shift.shape == (4, 3)
 
 
 def test_each_sample_draws_its_own_lighting_from_its_seed():

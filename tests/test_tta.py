@@ -112,44 +112,71 @@ def test_detection_views_are_merged_by_the_detectors_nms():
         assert (iou <= model.roi_heads.nms_thresh + 1e-6).all()
 
 
+def test_an_unmirrored_view_at_the_detectors_size_is_its_own_output():
+    from detection.tta import _view
+
+    model, images = detector(), [torch.rand(3, 64, 80)]
+    with torch.no_grad():
+        got, own = _view(model, images, 1.0, False)[0], model(images)[0]
+    assert len(own["boxes"]) > 0 and all(torch.equal(got[key], own[key]) for key in own)
+
+
 def tta_boxes(boxes, width):
     x1, y1, x2, y2 = boxes.unbind(1)
     return torch.stack([width - x2, y1, width - x1, y2], 1)
 
 
-@pytest.mark.parametrize("head", ["c4", "fpn"])
-def test_mask_rcnn_mirrored_view_gives_the_mirrored_images_masks(head, monkeypatch):
-    """One mirrored view at the detector's own size: the same boxes, and mask probabilities (in
-    each box's frame, before pasting) that are the mirrored image's, mirrored back."""
+def detections_and_probabilities(model, image, monkeypatch) -> tuple[dict, torch.Tensor]:
+    """The model's detections on `image` and its mask probabilities in each box's frame, recorded
+    before torchvision pastes them into the image."""
     import torchvision.models.detection.transform as transform
 
+    pasted, paste = [], transform.paste_masks_in_image
+
+    def record(masks, boxes, size, **options):
+        pasted.append(masks)
+        return paste(masks, boxes, size, **options)
+
+    monkeypatch.setattr(transform, "paste_masks_in_image", record)
+    with torch.no_grad():
+        detections = model([image])[0]
+    monkeypatch.undo()
+    return detections, pasted[0]
+
+
+@pytest.mark.parametrize("head", ["c4", "fpn"])
+def test_mask_rcnn_views_give_the_masks_the_detector_computes_in_that_view(head, monkeypatch):
+    """Each view (mirrored or not, at the test size or smaller) of a non-square image: the masks of
+    the view's boxes, as the detector computes them on the view's image (mirrored back, in each
+    box's frame, before pasting); the detections' masks paste the views' mean."""
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
     from detection import build_mask_rcnn
-    from detection.tta import _view_masks, detect
+    from detection.tta import _scaled, _view_masks, detect
 
     torch.manual_seed(0)
     anchors = [16, 32] if head == "c4" else [8, 16, 32, 64]
     model = build_mask_rcnn("cifar_resnet20", head=head, num_classes=3, norm="gn", min_size=64,
                             max_size=64, anchor_sizes=anchors, box_score_thresh=0.0,
-                            box_detections_per_img=20).eval()  # 20 masks pasted: enough to compare
-    images = [torch.rand(3, 64, 64)]
+                            box_detections_per_img=20).eval()  # 20 masks: enough to compare
+    image = torch.rand(3, 48, 64)  # height and width differ, so neither stands in for the other
+    for scale, mirrored in [(1.0, True), (0.75, False), (0.75, True)]:
+        with _scaled(model.transform, scale):
+            own, probabilities = detections_and_probabilities(
+                model, image.flip(-1) if mirrored else image, monkeypatch)
+        boxes = tta_boxes(own["boxes"], 64) if mirrored else own["boxes"]
+        seen = [{"boxes": boxes, "labels": own["labels"]}]
+        with torch.no_grad():
+            ours = _view_masks(model, [image], seen, scale, mirrored)[0]
+        assert len(boxes) > 0
+        # the boxes went back and forth through a mirror or a resize (float32): RoIAlign reads them
+        # a few 1e-6 px apart, which moves a probability by ~1e-5
+        torch.testing.assert_close(ours, probabilities.flip(-1) if mirrored else probabilities, atol=1e-4,
+                                   rtol=0, msg=f"scale {scale}, mirrored {mirrored}")
+    tta = ((1.0, True), (0.75, False))
     with torch.no_grad():
-        got = detect(model, images, [(1.0, True)])[0]
-        pasted = []  # the model's own probabilities before torchvision pastes them
-        paste = transform.paste_masks_in_image
-
-        def record(masks, boxes, size, **options):
-            pasted.append(masks)
-            return paste(masks, boxes, size, **options)
-
-        monkeypatch.setattr(transform, "paste_masks_in_image", record)
-        mirrored = model([images[0].flip(-1)])[0]
-        monkeypatch.undo()
-        ours = _view_masks(model, images, [got], 1.0, True)[0]
-    assert len(got["boxes"]) > 0 and got["masks"].shape == (len(got["boxes"]), 1, 64, 64)
-    torch.testing.assert_close(got["boxes"], tta_boxes(mirrored["boxes"], 64))
-    # the boxes went back and forth through a mirror (x -> 64 - x, float32): RoIAlign reads them a
-    # few 1e-6 px apart, which moves a probability by ~1e-5
-    torch.testing.assert_close(ours, pasted[0].flip(-1), atol=1e-4, rtol=0)
-    merged = detect(model, images, views(TTAConfig(flip=True, scales=[0.75, 1.0])))[0]
-    assert merged["masks"].shape[0] == len(merged["boxes"]) and 0 <= merged["masks"].min()
-    assert merged["masks"].max() <= 1
+        got = detect(model, [image], tta)[0]
+        mean = torch.stack([_view_masks(model, [image], [got], *view)[0] for view in tta]).mean(0)
+    assert got["masks"].shape == (len(got["boxes"]), 1, 48, 64) and 0 <= got["masks"].min()
+    assert got["masks"].max() <= 1
+    torch.testing.assert_close(got["masks"], paste_masks_in_image(mean, got["boxes"], (48, 64)))

@@ -16,15 +16,16 @@ from backbones import (
     WeightsMismatchError,
     create_backbone,
     load_weights,
+    read_state_file,
     save_weights,
 )
-from backbones.metadata import describe, find_backbone, parse
-from backbones.msra import BGR_MEAN
+from backbones.metadata import describe, find_backbone, parse, same_input
+from backbones.msra import BGR_MEAN, description, load_blobs
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import build_faster_rcnn, load_detector_weights
 from helpers import SMOKE
 from segmentation import build_segmenter
-from weights_files import msra_blobs
+from weights_files import msra_blobs, python2_pickle
 
 INPUT = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
 
@@ -49,6 +50,20 @@ def test_detector_takes_the_files_layout_and_input(tmp_path, caplog):
     assert "taking stride_in_1x1=True" in caplog.text
     torch.testing.assert_close(body.stages[1][0].conv1.weight, net.stages[1][0].conv1.weight)
     assert detector.transform.image_mean == INPUT["mean"] and detector.transform.image_std == INPUT["std"]
+    assert parse(describe(detector, task="detection"))["input"] == INPUT  # its files say it again
+
+
+def test_an_input_convention_typed_to_six_digits_is_the_files():
+    """A config's image_mean / image_std typed from a file's convention to six significant digits
+    is that convention (relative 1e-5); a zero mean is one to float32 round-off (absolute 1e-7)."""
+    msra = {"mean": [m / 255 for m in reversed(BGR_MEAN)], "std": [1 / 255] * 3}
+    typed = {key: [float(f"{v:.6g}") for v in values] for key, values in msra.items()}
+    assert max(abs(a - b) for key in msra for a, b in zip(typed[key], msra[key])) > 1e-7
+    assert same_input(typed, msra)
+    assert not same_input({**msra, "mean": [v * (1 + 1e-4) for v in msra["mean"]]}, msra)
+    unit = {"mean": [0.0] * 3, "std": [1.0] * 3}
+    assert same_input(unit, {**unit, "mean": [3e-8] * 3})
+    assert not same_input(unit, {**unit, "mean": [1e-6] * 3})
 
 
 def test_told_otherwise_is_an_error_naming_option_and_values(tmp_path):
@@ -132,7 +147,7 @@ def msra(tmp_path_factory):
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
     path = tmp_path_factory.mktemp("msra") / "R-50.pkl"
-    path.write_bytes(pickle.dumps({"blobs": msra_blobs(reference)}, protocol=2))
+    path.write_bytes(python2_pickle(msra_blobs(reference)))  # as Detectron's: Python 2, numpy 1
     return reference, path
 
 
@@ -159,6 +174,29 @@ def test_msra_pkl_into_a_detector_sets_its_normalisation(msra):
         build_faster_rcnn("resnet101", head="c4", num_classes=3, backbone_weights=path)
 
 
+def test_msra_pkl_says_what_it_is_and_python_3_files_load(msra, tmp_path):
+    """Depth from conv4_x's block count (Table 1), the paper's bottleneck, BGR 0-255 input; the
+    blobs pickled again by Python 3 and numpy 2 (module `numpy._core`) read the same arrays."""
+    _, path = msra
+    blobs = load_blobs(path)
+    assert description(blobs) == {
+        "layout": "Detectron MSRA (Caffe) ResNet", "task": "classification", "backbone": "resnet50",
+        "options": {"stride_in_1x1": True, "shortcut": "B", "norm": "frozen_bn"},
+        "input": {"mean": [m / 255 for m in reversed(BGR_MEAN)], "std": [1 / 255] * 3}}
+    five = {name: blob for name, blob in blobs.items() if not name.startswith("res4_5_")}
+    assert description(five)["backbone"] is None  # no depth of Table 1 has 5 blocks in conv4_x
+    (tmp_path / "py3.pkl").write_bytes(pickle.dumps(blobs, protocol=2))
+    assert b"numpy._core" in (tmp_path / "py3.pkl").read_bytes()
+    again = load_blobs(tmp_path / "py3.pkl")
+    assert again.keys() == blobs.keys() and all(np.array_equal(again[k], blobs[k]) for k in blobs)
+    doubles = tmp_path / "float64.pkl"  # read as the float32 every other file gives
+    doubles.write_bytes(python2_pickle({**blobs, "conv1_w": blobs["conv1_w"].astype(np.float64)}))
+    assert {t.dtype for t in read_state_file(doubles)["model"].values()} == {torch.float32}
+    (tmp_path / "list.pkl").write_bytes(pickle.dumps([blobs["conv1_w"]], protocol=2))
+    with pytest.raises(WeightsMismatchError, match=r"list\.pkl is not a Detectron model: it holds a list"):
+        load_blobs(tmp_path / "list.pkl")
+
+
 class Exploit:
     def __reduce__(self):
         return (print, ("this must never run",))
@@ -173,7 +211,8 @@ def test_msra_pkl_with_other_objects_or_blobs_is_refused(tmp_path, capsys):
     odd = tmp_path / "odd.pkl"
     odd.write_bytes(pickle.dumps({"conv1_w": np.zeros((64, 3, 7, 7), np.float32),
                                   "res2_0_branch2d_w": np.zeros(1), "pred_w": np.zeros(1)}))
-    with pytest.raises(WeightsMismatchError, match="pred_w, res2_0_branch2d_w"):
+    with pytest.raises(WeightsMismatchError, match=r"odd\.pkl: blobs that are not an MSRA ResNet's: "
+                                                   r"pred_w, res2_0_branch2d_w$"):
         load_weights(create_backbone("resnet50", stride_in_1x1=True), odd)
 
 
