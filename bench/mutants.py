@@ -8,6 +8,7 @@ covered per module, each survivor's diff) and report.json. Minutes per module; n
 
     python bench/mutants.py                          # every module (make mutants)
     python bench/mutants.py --only engine/schedule.py,segmentation/metrics.py
+    python bench/mutants.py --only engine/schedule.py --survivors   # after adding tests
 """
 
 import argparse
@@ -93,24 +94,38 @@ def mutant_patterns(module: str) -> list[str]:
     return [f"{dotted}.{function}__mutmut_*" for function in FUNCTIONS.get(module, [])]
 
 
-def run_module(module: str, out: Path, children: int, tests: list[str] | None = None, log=print) -> dict:
-    work = out / module.replace("/", "__").removesuffix(".py")
-    tests = make_work(module, work, tests)
-    log(f"{module}: tests {', '.join(tests)}")
-    mutmut = str(Path(sys.executable).parent / "mutmut")
-    start = time.perf_counter()
-    with open(work / "run.log", "w") as run_log:
-        # mutmut forks each mutant's test run from a process that has used torch: with OpenMP's
-        # thread pool started, a forked child deadlocks in its first parallel op, which mutmut
-        # then reports as a timeout (docs/mutants.md); one thread per process is fork-safe
-        command = [mutmut, "run", "--max-children", str(children), *mutant_patterns(module)]
-        subprocess.run(command, cwd=work, stdout=run_log, stderr=subprocess.STDOUT, check=False,
-                       env={**os.environ, **ONE_THREAD})
-    seconds = round(time.perf_counter() - start, 1)
+def statuses(mutmut: str, work: Path) -> dict[str, str]:
+    """mutant name -> mutmut's status, for the mutants this module's runs chose."""
     listed = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True,
                             text=True).stdout
-    status = {name: value for name, value in re.findall(r"^\s*(\S+): (.+)$", listed, re.M)
-              if value != NOT_RUN}
+    return {name: value for name, value in re.findall(r"^\s*(\S+): (.+)$", listed, re.M) if value != NOT_RUN}
+
+
+def run_module(module: str, out: Path, children: int, tests: list[str] | None = None,
+               survivors_only: bool = False, log=print) -> dict:
+    """One module's mutants tested (or, with `survivors_only`, the survivors of its last run in
+    `out` again: mutmut keeps the other results, and reruns only mutants it is given by name)."""
+    work = out / module.replace("/", "__").removesuffix(".py")
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    patterns = mutant_patterns(module)
+    if survivors_only:
+        if not (work / "mutants").is_dir():
+            raise SystemExit(f"--survivors: no earlier run of {module} in {work}")
+        patterns = [name for name, value in statuses(mutmut, work).items() if value == "survived"]
+    tests = make_work(module, work, tests)
+    again = f"; {len(patterns)} survivors again" if survivors_only else ""
+    log(f"{module}: tests {', '.join(tests)}{again}")
+    start = time.perf_counter()
+    if patterns or not survivors_only:
+        with open(work / "run.log", "w") as run_log:
+            # mutmut forks each mutant's test run from a process that has used torch: with OpenMP's
+            # thread pool started, a forked child deadlocks in its first parallel op, which mutmut
+            # then reports as a timeout (docs/mutants.md); one thread per process is fork-safe
+            subprocess.run([mutmut, "run", "--max-children", str(children), *patterns], cwd=work,
+                           stdout=run_log, stderr=subprocess.STDOUT, check=False,
+                           env={**os.environ, **ONE_THREAD})
+    seconds = round(time.perf_counter() - start, 1)
+    status = statuses(mutmut, work)
     counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
     survivors = {}
     for name, value in status.items():
@@ -120,7 +135,7 @@ def run_module(module: str, out: Path, children: int, tests: list[str] | None = 
                                         and not line.startswith(("---", "+++")))
     log(f"{module}: {len(status)} mutants, {counts} in {seconds:.0f} s")
     return {"module": module, "tests": tests, "mutants": len(status), "counts": counts, "seconds": seconds,
-            "survivors": survivors}
+            "survivors": survivors, "rerun": survivors_only}
 
 
 def report(results: list[dict]) -> str:
@@ -148,13 +163,16 @@ def main(argv=None) -> None:
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--tests", help="comma-separated test files instead of those importing each "
                         "module (a quick look: fewer tests, more survivors)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="test only the survivors of the last run again (after adding tests); "
+                        "a plain run keeps every result it finds in --out")
     args = parser.parse_args(argv)
     modules = args.only.split(",") if args.only else list(MODULES)
     unknown = [m for m in modules if not (REPO / m).is_file()]
     if unknown:
         parser.error(f"no such module: {', '.join(unknown)}")
     tests = args.tests.split(",") if args.tests else None
-    results = [run_module(m, args.out.resolve(), args.max_children, tests) for m in modules]
+    results = [run_module(m, args.out.resolve(), args.max_children, tests, args.survivors) for m in modules]
     (args.out / "report.json").write_text(json.dumps(results, indent=2))
     (args.out / "report.md").write_text(report(results))
     print(report(results).split("\n### ")[0])

@@ -26,6 +26,39 @@ def test_draws_cover_every_offset_and_both_flips():
     assert 0.45 < params[:, 2].float().mean() < 0.55
 
 
+def test_the_cifar_samples_draws_are_what_the_task_crops_and_flips_with():
+    """A silently ignored draw (a key the task does not read) would train without augmentation."""
+    from classification.batch_augment import CifarCropFlip
+    from classification.task import ClassificationTask
+
+    stored = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    samples = [CifarCropFlip()(image, seed) for seed, image in enumerate(stored)]
+    batch = {"image": torch.stack([image for image, _ in samples]),
+             **{name: torch.stack([drawn[name] for _, drawn in samples]) for name in samples[0][1]}}
+    got = ClassificationTask(mean_std=((0.0,) * 3, (1.0,) * 3)).images(batch)
+    drawn = torch.stack([draw_crop_flip(seed) for seed in range(6)])
+    expected = crop_flip(torch.from_numpy(stored), drawn).permute(0, 3, 1, 2).float() / 255
+    assert not torch.equal(expected, torch.from_numpy(stored).permute(0, 3, 1, 2).float() / 255)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_the_batch_is_augmented_on_the_images_device():
+    """Crop, flip and normalisation made where the images are (the training device): a meta
+    tensor stands in for a GPU's, and a CPU tensor beside it is an error."""
+    images = torch.zeros(2, 32, 32, 3, dtype=torch.uint8, device="meta")
+    drawn = torch.stack([draw_crop_flip(1), draw_crop_flip(2)])  # in the loader, on the CPU
+    assert crop_flip(images, drawn).device.type == "meta"
+    shift = torch.zeros(2, 3)  # the lighting offsets, drawn in the loader too
+    assert normalize(images, CIFAR_MEAN, CIFAR_STD, channels_last=False, shift=shift).device.type == "meta"
+
+
+def test_normalize_gives_the_memory_format_asked_for():
+    images = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
+    assert normalize(images, CIFAR_MEAN, CIFAR_STD, channels_last=False).is_contiguous()
+    last = normalize(images, CIFAR_MEAN, CIFAR_STD, channels_last=True)
+    assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
+
+
 def test_normalize_matches_the_albumentations_test_transform():
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     expected = build_transform("cifar", train=False)(image=image)["image"]

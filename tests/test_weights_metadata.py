@@ -19,7 +19,17 @@ from backbones import (
     read_state_file,
     save_weights,
 )
-from backbones.metadata import describe, find_backbone, parse, same_input
+from backbones.metadata import (
+    FORMAT,
+    TORCHVISION_VGG,
+    check_compatible,
+    describe,
+    find_backbone,
+    known_layout,
+    parse,
+    same_input,
+    set_spec,
+)
 from backbones.msra import BGR_MEAN, description, load_blobs
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import build_faster_rcnn, load_detector_weights
@@ -100,6 +110,47 @@ def test_torchvision_files_are_a_known_layout(tmp_path):
         load_weights(create_backbone("resnet50", stride_in_1x1=True), path)
     detector = build_faster_rcnn("resnet50", head="c4", num_classes=3, backbone_weights=path)
     assert find_backbone(detector).registry_options["stride_in_1x1"] is False
+
+
+def test_known_layouts_need_both_of_their_keys():
+    one = torch.zeros(1)
+    assert known_layout({"features.0.weight": one, "classifier.0.weight": one}) is TORCHVISION_VGG
+    assert known_layout({"features.0.weight": one}) is None  # a VGG's convolutions alone: not the file
+    assert known_layout({"classifier.0.weight": one}) is None
+
+
+def test_options_are_stored_as_sorted_json_with_the_text_of_what_json_lacks():
+    """The same options give the same metadata whatever their order; a value JSON has no type for
+    (a dtype) is stored as its text rather than failing the save."""
+    model = create_backbone("cifar_resnet20")
+    set_spec(model, "cifar_resnet20", {"shortcut": "A", "levels": (1, 2), "dtype": torch.float32})
+    assert describe(model, task="classification")["options"] == (
+        '{"dtype": "torch.float32", "levels": [1, 2], "shortcut": "A"}')
+
+
+def test_parse_reads_what_the_trainer_and_the_tasks_write():
+    written = {"format": FORMAT, "task": "detection", "backbone": "resnet18", "options": '{"shortcut": "B"}',
+               "config": "name: run\n", "categories": '["cat", "dog"]', "category_ids": "[17, 18]"}
+    assert parse(written) == {"backbone": "resnet18", "task": "detection", "options": {"shortcut": "B"},
+                              "input": None, "config": "name: run\n", "categories": ["cat", "dog"],
+                              "category_ids": [17, 18]}
+    assert parse({"format": FORMAT, "task": "classification"}) == {  # a model with no registry backbone
+        "backbone": None, "task": "classification", "options": {}, "input": None, "config": None}
+    assert parse({"format": "another/v1", "task": "x"}) is None and parse(None) is None
+
+
+def test_a_mismatch_names_every_option_the_model_has_and_how_to_build_it():
+    """Options the model does not know (a later version's) are passed over, not the end of the
+    check; a file that records no options is compared by name only."""
+    model = create_backbone("resnet18")
+    description = {"backbone": "resnet50", "options": {"from_a_later_version": 1, "shortcut": "A"}}
+    with pytest.raises(WeightsMismatchError) as error:
+        check_compatible(model, description, "w.safetensors")
+    assert str(error.value) == (
+        "weights w.safetensors were trained as another network (the file's metadata): backbone: file "
+        "'resnet50', model 'resnet18'; shortcut: file 'A', model 'B'. Build the model with the file's "
+        "options (or leave them unset in a detection / segmentation config, which then takes the file's)")
+    check_compatible(model, {"backbone": "resnet18"}, "w.safetensors")
 
 
 def test_pretraining_run_files_record_name_options_and_input(tmp_path):

@@ -1,0 +1,45 @@
+"""`make mutants`' choices (bench/mutants.py): which test files each module's mutants run, which
+of the trainer's functions are mutated, and the rerun of survivors refused without a first run."""
+
+import fnmatch
+from pathlib import Path
+
+import pytest
+
+import mutants
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_module_and_test_file_named_exists_and_each_module_has_tests():
+    for module, extra in mutants.MODULES.items():
+        assert (REPO / module).is_file(), module
+        assert all((REPO / test).is_file() for test in extra), extra
+        assert mutants.test_files(module), f"{module}: no test file imports it"
+
+
+def test_a_modules_tests_are_the_files_that_import_it_by_either_spelling():
+    assert "tests/test_pretrain.py" in mutants.test_files("engine/trainer.py")
+    assert "tests/test_schedule.py" in mutants.test_files("engine/schedule.py")
+    blocks = mutants.test_files("backbones/blocks.py")
+    assert set(mutants.MODULES["backbones/blocks.py"]) <= set(blocks)  # the registry's users added
+    assert "tests/test_segmentation.py" not in blocks
+
+
+def test_only_the_trainers_step_and_epoch_functions_are_mutated():
+    patterns = mutants.mutant_patterns("engine/trainer.py")
+    chosen = [name for name in ("engine.trainer.xǁTrainerǁ_epoch__mutmut_3",
+                                "engine.trainer.xǁTrainerǁ_epoch_batches__mutmut_1",
+                                "engine.trainer.xǁTrainerǁ__init____mutmut_12",
+                                "engine.trainer.xǁTrainerǁfit__mutmut_2",
+                                "engine.trainer.xǁTrainerǁ_micro_step__mutmut_5")
+              if any(fnmatch.fnmatch(name, p) for p in patterns)]
+    assert chosen == ["engine.trainer.xǁTrainerǁ_epoch__mutmut_3",
+                      "engine.trainer.xǁTrainerǁ_epoch_batches__mutmut_1",
+                      "engine.trainer.xǁTrainerǁ__init____mutmut_12"]
+    assert mutants.mutant_patterns("engine/schedule.py") == []  # all of it
+
+
+def test_survivors_again_needs_an_earlier_run(tmp_path):
+    with pytest.raises(SystemExit, match="no earlier run of engine/schedule.py"):
+        mutants.run_module("engine/schedule.py", tmp_path, 1, survivors_only=True, log=lambda _: None)
