@@ -27,7 +27,7 @@ def trajectory_changes(saved_yaml: str, cfg) -> dict[str, tuple]:
     schema = OmegaConf.get_type(cfg)
     defaults = flat(OmegaConf.to_container(OmegaConf.structured(schema)))
     saved = OmegaConf.create(saved_yaml)
-    rename_keys(saved, getattr(schema, "RENAMED", {}), "the checkpoint's config")
+    rename_keys(saved, schema.RENAMED, "the checkpoint's config")  # every task's schema is a RunConfig
     old = {**defaults, **flat(OmegaConf.to_container(saved, resolve=True))}
     new = flat(OmegaConf.to_container(cfg, resolve=True))
     keys = sorted(set(old) | set(new))

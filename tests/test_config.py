@@ -152,4 +152,54 @@ def test_the_old_bad_input_keys_are_read_as_the_one_new_key_with_a_note(tmp_path
     assert "on_bad_image: skip" in before_the_rename  # a run folder written before it
     (tmp_path / "config.yaml").write_text(before_the_rename)
     cfg = load_pretrain_config(tmp_path / "config.yaml")
-    assert cfg.data.on_bad_sample == "skip" and trajectory_changes(before_the_rename, cfg) == {}
+    with caplog.at_level("WARNING", logger="engine"):
+        assert cfg.data.on_bad_sample == "skip" and trajectory_changes(before_the_rename, cfg) == {}
+    assert caplog.records[-1].getMessage() == ("data.on_bad_image is now data.on_bad_sample: read as "
+                                               "data.on_bad_sample=skip (the checkpoint's config)")
+
+
+def test_resume_compares_interpolated_values_as_resolved(tmp_path):
+    """A run whose config ties one key to another (`${...}`, saved as written) resumes unchanged,
+    and a change to the key it reads is reported with the values both sides resolve to."""
+    from engine.config import save_config
+    from engine.resume import trajectory_changes
+
+    tied = load_pretrain_config(SMOKE, ["train.batch_size=8", "optim.lr_batch=${train.batch_size}"])
+    save_config(tied, tmp_path / "config.yaml")
+    saved = (tmp_path / "config.yaml").read_text()
+    assert "${train.batch_size}" in saved and trajectory_changes(saved, tied) == {}
+    wider = load_pretrain_config(SMOKE, ["train.batch_size=16", "optim.lr_batch=${train.batch_size}"])
+    assert trajectory_changes(saved, wider) == {"train.batch_size": (8, 16), "optim.lr_batch": (8, 16)}
+
+
+def test_resume_sees_a_key_only_one_side_has_and_passes_over_evaluation_keys(tmp_path):
+    """An architecture option the run did not set is a change; `eval.*` keys are free to change."""
+    from engine.config import save_config
+    from engine.resume import trajectory_changes
+
+    save_config(load_pretrain_config(SMOKE), tmp_path / "config.yaml")
+    saved = (tmp_path / "config.yaml").read_text()
+    assert trajectory_changes(saved, load_pretrain_config(SMOKE, ["model.options.shortcut=B"])) == {
+        "model.options.shortcut": (None, "B")}
+    assert trajectory_changes(saved, load_pretrain_config(SMOKE, ["eval.tta.flip=true"])) == {}
+
+
+def test_resume_refusals_list_each_change_on_a_line_of_its_own():
+    from omegaconf import OmegaConf
+
+    from engine.errors import ResumeMismatch
+    from engine.resume import check_changes
+
+    changes = {"optim.lr": (0.1, 0.01), "schedule.total": (8, 10)}
+    with pytest.raises(ResumeMismatch) as refused:
+        check_changes(changes, OmegaConf.create({"resume_changes": "error"}), "last.pth")
+    assert str(refused.value) == (
+        "the config differs from the one last.pth was trained with:\n  optim.lr: 0.1 -> 0.01\n"
+        "  schedule.total: 8 -> 10\nresume with the checkpoint's values, pass resume_changes=allow "
+        "to apply the new ones from here on, or choose another output_dir")
+    allowed = OmegaConf.create({"resume_changes": "allow"})
+    check_changes(changes, allowed, "last.pth")
+    fixed = {"optim.name": ("sgd", "adamw"), "optim.no_decay": ([], ["bias"])}
+    listed = r"\n  optim\.name: 'sgd' -> 'adamw'\n  optim\.no_decay: \[\] -> \['bias'\]\nresume with"
+    with pytest.raises(ResumeMismatch, match=r"not even with resume_changes=allow\):" + listed):
+        check_changes({**changes, **fixed}, allowed, "last.pth")
