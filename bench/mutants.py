@@ -2,9 +2,12 @@
 
 Each module is mutated on its own, in a work folder of its own (outputs/mutants/<module>/) whose
 pyproject names it and, as the tests to run, the test files that import it (plus those that reach
-it through the registry, listed below); within those, mutmut runs for each mutant only the tests
-that call the function it changed. Writes outputs/mutants/report.md (killed / survived / not
-covered per module, each survivor's diff) and report.json. Minutes per module; not in make test.
+it through the registry: MODULES; or the files TESTS names); within those, mutmut runs for each
+mutant only the tests that call the function it changed (the trainer: only the functions FUNCTIONS
+names are mutated). Writes outputs/mutants/report.md (killed / survived / not covered / timeouts
+per module, each survivor's diff) and report.json. Minutes per module; not in make test. A plain
+run keeps the results it finds in --out; after adding tests, --survivors tests the survivors and
+timeouts again.
 
     python bench/mutants.py                          # every module (make mutants)
     python bench/mutants.py --only engine/schedule.py,segmentation/metrics.py
@@ -44,6 +47,9 @@ MODULES = {
     "classification/lighting.py": [],
     "classification/batch_augment.py": [],
 }
+# module -> its test files where not those that import it: the evaluation's mutants run the tests
+# of its numbers (against pycocotools, by hand), not the trainings that evaluate at their end
+TESTS = {"detection/evaluation.py": ["tests/test_detection_eval.py"]}
 # module -> the functions to mutate where not all (fnmatch patterns of mutmut's names): the trainer's
 # step and epoch arithmetic; its other methods build and hand over, which every training test runs
 FUNCTIONS = {
@@ -53,6 +59,7 @@ FUNCTIONS = {
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STATUSES = ("killed", "survived", "no tests", "timeout", "suspicious", "skipped", "segfault")
 NOT_RUN = "not checked"  # a mutant outside FUNCTIONS
+AGAIN = ("survived", "timeout")  # --survivors: a timeout is not evidence either (docs/mutants.md)
 
 
 def test_files(module: str) -> list[str]:
@@ -73,7 +80,7 @@ def make_work(module: str, work: Path, tests: list[str] | None = None) -> list[s
     for name in LINKED:
         if not (work / name).exists():
             (work / name).symlink_to(REPO / name)
-    tests = tests or test_files(module)
+    tests = tests or TESTS.get(module) or test_files(module)
     config = (REPO / "pyproject.toml").read_text() + (
         "\n[tool.mutmut]\n"
         f'source_paths = ["{module.split("/")[0]}"]\n'
@@ -82,8 +89,9 @@ def make_work(module: str, work: Path, tests: list[str] | None = None) -> list[s
         '"detection", "engine", "segmentation"]\n'
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         "timeout_multiplier = 3.0\n"  # a mutant running 6x its tests' time is a hang, not 30x
-        # mutmut's limit is CPU seconds, (tests' time + constant) x multiplier x 2
-        "timeout_constant = 4.0\n")
+        # mutmut's limit is (tests' time + constant) x multiplier x 2 seconds, the tests' time
+        # being their calls' alone: a module-scoped fixture that trains is not in it
+        "timeout_constant = 60.0\n")
     (work / "pyproject.toml").write_text(config)
     return tests
 
@@ -103,17 +111,17 @@ def statuses(mutmut: str, work: Path) -> dict[str, str]:
 
 def run_module(module: str, out: Path, children: int, tests: list[str] | None = None,
                survivors_only: bool = False, log=print) -> dict:
-    """One module's mutants tested (or, with `survivors_only`, the survivors of its last run in
-    `out` again: mutmut keeps the other results, and reruns only mutants it is given by name)."""
+    """One module's mutants tested (or, with `survivors_only`, the survivors and timeouts of its
+    last run in `out` again: mutmut keeps the other results, rerunning mutants given by name)."""
     work = out / module.replace("/", "__").removesuffix(".py")
     mutmut = str(Path(sys.executable).parent / "mutmut")
     patterns = mutant_patterns(module)
     if survivors_only:
         if not (work / "mutants").is_dir():
             raise SystemExit(f"--survivors: no earlier run of {module} in {work}")
-        patterns = [name for name, value in statuses(mutmut, work).items() if value == "survived"]
+        patterns = [name for name, value in statuses(mutmut, work).items() if value in AGAIN]
     tests = make_work(module, work, tests)
-    again = f"; {len(patterns)} survivors again" if survivors_only else ""
+    again = f"; {len(patterns)} survivors and timeouts again" if survivors_only else ""
     log(f"{module}: tests {', '.join(tests)}{again}")
     start = time.perf_counter()
     if patterns or not survivors_only:
@@ -164,8 +172,8 @@ def main(argv=None) -> None:
     parser.add_argument("--tests", help="comma-separated test files instead of those importing each "
                         "module (a quick look: fewer tests, more survivors)")
     parser.add_argument("--survivors", action="store_true",
-                        help="test only the survivors of the last run again (after adding tests); "
-                        "a plain run keeps every result it finds in --out")
+                        help="test only the survivors and timeouts of the last run again (after adding "
+                        "tests); a plain run keeps every result it finds in --out")
     args = parser.parse_args(argv)
     modules = args.only.split(",") if args.only else list(MODULES)
     unknown = [m for m in modules if not (REPO / m).is_file()]

@@ -69,8 +69,42 @@ def test_recall_at_a_score_is_cocoevals_recall_of_the_detections_above_it(source
         pooled = recall_at_score(ground_truth, results, score)
         assert pooled == pytest.approx(found / len(ground_truth["annotations"]))
         assert 0.05 < pooled < 0.95  # neither none nor all: a case that tests the matching
-    with pytest.raises(ValueError, match="no .*objects"):
+    with pytest.raises(ValueError, match=r"^recall_at_score: the ground truth holds no \(non-crowd\) obj"):
         recall_at_score({"annotations": []}, results, 0.5)
+
+
+def test_recall_at_a_score_by_hand():
+    """Crowds are left out (a missing `iscrowd` is 0); a score or an IoU equal to the threshold
+    counts; the best score claims first: here the 0.5 detection's best object is the one the 0.9
+    detection takes, so it finds the other only in that order."""
+    def box(x1, x2, **extra):  # COCO's [x, y, width, height], all in one image and class
+        return {"image_id": 1, "category_id": 1, "bbox": [x1, 0, x2 - x1, 10], **extra}
+
+    truth = {"annotations": [box(0, 10, iscrowd=0), box(4, 14), box(50, 60, iscrowd=1)]}
+    first, second = box(0, 10, score=0.9), box(1, 11, score=0.5)  # IoU with the 2nd object: 0.54
+    assert recall_at_score(truth, [second, first], 0.5) == 1.0
+    assert recall_at_score(truth, [second, first], 0.6) == 0.5
+    assert recall_at_score(truth, [box(50, 60, score=1.0)], 0.0) == 0.0  # the crowd is no object
+    half = {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 5], "score": 1.0}  # IoU 0.5 exactly
+    assert recall_at_score({"annotations": [box(0, 10)]}, [half], 0.0) == 1.0
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools' decode
+def test_masks_are_encoded_above_one_half_and_decode_back():
+    """COCO RLEs of the probabilities binarised at > 0.5 (0.5 itself is background)."""
+    import torch
+    from pycocotools import mask as mask_utils
+
+    from detection.evaluation import encode_masks
+
+    probabilities = torch.rand(3, 1, 7, 9)
+    probabilities[0, 0, 2, 3], probabilities[1, 0, 4, 4] = 0.5, 0.5000001
+    rles = encode_masks(probabilities)
+    decoded = mask_utils.decode([{**rle, "counts": rle["counts"].encode()} for rle in rles])
+    assert decoded.shape == (7, 9, 3) and decoded[2, 3, 0] == 0 and decoded[4, 4, 1] == 1
+    np.testing.assert_array_equal(decoded, (probabilities[:, 0] > 0.5).numpy().transpose(1, 2, 0))
+    json.dumps(rles)  # as written into the detections file
+    assert encode_masks(torch.zeros(0, 1, 7, 9)) == []
 
 
 def test_mask_backends_agree_with_pycocotools_directly(source):

@@ -26,6 +26,12 @@ def test_a_modules_tests_are_the_files_that_import_it_by_either_spelling():
     assert "tests/test_segmentation.py" not in blocks
 
 
+def test_the_evaluation_runs_the_tests_of_its_numbers_not_the_trainings(tmp_path):
+    assert mutants.make_work("detection/evaluation.py", tmp_path / "work") == ["tests/test_detection_eval.py"]
+    config = (tmp_path / "work/pyproject.toml").read_text()
+    assert 'only_mutate = ["detection/evaluation.py"]' in config and (tmp_path / "work/tests").is_symlink()
+
+
 def test_only_the_trainers_step_and_epoch_functions_are_mutated():
     patterns = mutants.mutant_patterns("engine/trainer.py")
     chosen = [name for name in ("engine.trainer.xǁTrainerǁ_epoch__mutmut_3",
