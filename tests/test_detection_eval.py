@@ -16,14 +16,13 @@ def source(tmp_path):
     return read_coco(ann, tmp_path / "images"), ann
 
 
-def noisy_results(source, seed=0):
+def noisy_results(source, seed=0, copies=3, jitter=4.0):
     rng = np.random.default_rng(seed)
     results = []
     for record in source.records:
         for box, label in zip(record.boxes, record.labels):
-            for _ in range(3):
-                jitter = box + rng.normal(0, 4, 4)
-                x0, y0, x1, y1 = jitter.tolist()
+            for _ in range(copies):
+                x0, y0, x1, y1 = (box + rng.normal(0, jitter, 4)).tolist()
                 results.append({"image_id": record.image_id, "score": float(rng.uniform()),
                                 "category_id": source.category_ids[int(rng.integers(1, 3)) - 1
                                                                    if rng.uniform() < 0.2 else label - 1],
@@ -156,15 +155,18 @@ def test_voc_ap_by_hand(source):
     assert voc["VOC_mAP50"] == pytest.approx(1.0)
 
 
-def test_per_category_figures_are_pycocotools_own_for_that_category(source):
-    """AP, AP50 and AR100 per category equal what pycocotools prints given that category alone."""
+def test_per_category_figures_are_pycocotools_own_for_that_category(tmp_path):
+    """AP, AP50 and AR100 per category equal what pycocotools prints given that category alone, and
+    the precision curve is its own at IoU 0.5: on medium objects (not all areas are one range) with
+    15 detections an object (100 detections are not 10)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     from detection.evaluation import evaluate_coco
 
-    src, ann = source
-    results = noisy_results(src, seed=2)
+    ann = write_coco_dataset(tmp_path, num_images=8, size=160, seed=3)
+    src = read_coco(ann, tmp_path / "images")
+    results = noisy_results(src, seed=2, copies=15, jitter=12.0)
     gt = COCO(str(ann))
     for backend in ("faster_coco_eval", "pycocotools"):
         ours = evaluate_coco(src.ground_truth, results, backend)
@@ -180,7 +182,8 @@ def test_per_category_figures_are_pycocotools_own_for_that_category(source):
             assert figures["AP"] == pytest.approx(reference[0], abs=1e-9), (backend, name)
             assert figures["AP50"] == pytest.approx(reference[1], abs=1e-9), (backend, name)
             assert figures["AR100"] == pytest.approx(reference[8], abs=1e-9), (backend, name)
-            assert len(ours.pr_curves[name]) == 101
+            curve = np.clip(evaluator.eval["precision"][0, :, 0, 0, -1], 0, None)
+            np.testing.assert_allclose(ours.pr_curves[name], curve, atol=1e-12, err_msg=f"{backend} {name}")
         aps = [v["AP"] for v in ours.per_category.values()]
         assert ours.metrics["AP"] == pytest.approx(np.mean(aps), abs=1e-12)  # COCO's AP: their mean
         assert len(set(aps)) == 2  # categories that differ: the slicing is checked
@@ -294,3 +297,59 @@ def test_voc_convention_follows_the_data_and_refuses_devkit_for_coco(tmp_path):
         voc_convention(load_detection_config(coco, ["eval.voc_convention=devkit"], training=False))
     with pytest.raises(ConfigError, match="eval.voc_convention='inclusive'"):
         voc_convention(load_detection_config(coco, ["eval.voc_convention=inclusive"], training=False))
+
+
+def test_coco_evaluation_edges(source, capsys):
+    """No detections: twelve zeros; a category without ground truth: no figures and a zero curve
+    (COCOeval's -1 cells are not averaged); COCOeval prints nothing; a backend or an IoU type that
+    does not exist is named with the valid ones."""
+    from detection.evaluation import evaluate_coco
+    from engine.config import ConfigError
+
+    src, _ = source
+    assert coco_evaluate(src.ground_truth, []) == dict.fromkeys(COCO_METRICS, 0.0)
+    categories = [*src.ground_truth["categories"], {"id": 9, "name": "green"}]
+    ground_truth = {**src.ground_truth, "categories": categories}
+    ours = evaluate_coco(ground_truth, noisy_results(src), "pycocotools")
+    assert ours.per_category["green"] == {"AP": None, "AP50": None, "AR100": None}
+    assert ours.pr_curves["green"] == [0.0] * 101 and ours.per_category["red"]["AP"] > 0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ConfigError, match=r"invalid value 'coco' for 'backend'; valid values: 'faster_coco"):
+        coco_evaluate(src.ground_truth, [], backend="coco")
+    with pytest.raises(ConfigError, match=r"invalid value 'keypoints' for 'iou_type'; valid values: 'bbox'"):
+        coco_evaluate(src.ground_truth, [], iou_type="keypoints")
+
+
+def test_voc_evaluation_by_hand_in_the_cases_the_devkit_names(source):
+    """Class 1 has no ground truth (skipped, not the end of the classes); class 2, two images:
+    a hit (0.9), a duplicate of it (0.85: false), a box in an image without class 2 (0.8: false),
+    a hit of a difficult box (0.75: neither), a box at IoU 0.5 exactly (0.7: a hit) -> precision
+    1, 1/2, 1/3, 2/4 at recall 1/2, 1/2, 1/2, 1: AUC AP = 1/2 * 1 + 1/2 * 1/2 = 3/4."""
+    from detection.evaluation import voc_means, voc_per_class
+
+    src, _ = source
+    first, second, third = src.records[:3]
+    first.boxes, first.labels, first.ignore = np.array([[0, 0, 10, 10.0]]), np.array([2]), np.array([False])
+    second.boxes, second.labels = np.array([[20, 20, 40, 40], [50, 0, 60, 10.0]]), np.array([2, 2])
+    second.ignore = np.array([False, True])
+    third.boxes, third.labels, third.ignore = np.zeros((0, 4)), np.zeros(0, int), np.zeros(0, bool)
+    detections = {  # listed out of score order, and an image's worse detection first
+        second.image_id: (np.array([[20, 20, 40, 30.0], [50, 0, 60, 10]]), np.array([0.7, 0.75]),
+                          np.array([2, 2])),
+        first.image_id: (np.array([[0, 0, 10, 10.0], [0, 0, 10, 10]]), np.array([0.9, 0.85]),
+                         np.array([2, 2])),
+        third.image_id: (np.array([[0, 0, 10, 10.0]]), np.array([0.8]), np.array([2]))}
+    per_class = voc_per_class([first, second, third], detections, num_classes=2)
+    assert list(per_class) == [2] and per_class[2][1] == pytest.approx(3 / 4)
+    assert per_class[2][0] == pytest.approx((6 * 1 + 5 * 1 / 2) / 11)  # VOC07: best precision at r >= t
+    assert voc_means({}) == {"VOC07_mAP50": 0.0, "VOC_mAP50": 0.0}
+    with pytest.raises(ValueError, match=r"^eval.voc_convention='pascal': valid: devkit, continuous$"):
+        voc_per_class([first], detections, num_classes=2, convention="pascal")
+
+
+def test_iou_of_boxes_that_overlap_by_less_than_a_pixel():
+    from detection.evaluation import one_to_many_iou, pixel_indices
+
+    iou = one_to_many_iou(np.array([0, 0, 10, 10.0]), np.array([[0, 9.5, 10, 20]]))
+    assert iou[0] == pytest.approx(5 / (100 + 105 - 5))
+    assert pixel_indices(np.zeros((2, 4), np.float32)).dtype == np.float64  # as the devkit's MATLAB

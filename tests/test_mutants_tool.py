@@ -49,3 +49,10 @@ def test_only_the_trainers_step_and_epoch_functions_are_mutated():
 def test_survivors_again_needs_an_earlier_run(tmp_path):
     with pytest.raises(SystemExit, match="no earlier run of engine/schedule.py"):
         mutants.run_module("engine/schedule.py", tmp_path, 1, survivors_only=True, log=lambda _: None)
+
+
+def test_the_tests_left_out_of_mutmuts_runs_exist():
+    """A renamed test would silently come back into the statistics run, and stop it."""
+    for node in mutants.CHILD_PROCESS_TESTS:
+        path, name = node.split("::")
+        assert f"def {name}(" in (REPO / path).read_text(), node
