@@ -90,16 +90,39 @@ def test_vgg16_fine_tunes_conv3_1_and_up():
 
 
 def test_background_range_ignores_proposals_below_the_low_bound():
-    # IoU of 4 proposals with one ground-truth box: foreground, background, below 0.1, zero.
-    quality = torch.tensor([[0.7, 0.3, 0.05, 0.0]])
+    # IoU of 5 proposals with two ground-truth boxes: foreground; background (the second box's best
+    # proposal, at 0.35: not a match, as torchvision's RoI heads' matcher has no low-quality
+    # matches); below 0.1; zero; at 0.1 exactly (background).
+    quality = torch.tensor([[0.7, 0.3, 0.05, 0.0, 0.1], [0.0, 0.35, 0.0, 0.0, 0.0]])
     matcher = BackgroundRangeMatcher(0.5, 0.5, 0.1)
     assert matcher(quality).tolist() == [0, matcher.BELOW_LOW_THRESHOLD, matcher.BETWEEN_THRESHOLDS,
-                                         matcher.BETWEEN_THRESHOLDS]
+                                         matcher.BETWEEN_THRESHOLDS, matcher.BELOW_LOW_THRESHOLD]
+    BackgroundRangeMatcher(0.5, 0.5, 0.0), BackgroundRangeMatcher(0.5, 0.5, 0.5)  # the range's ends
     model = build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, norm="gn", anchor_sizes=[16],
                               box_bg_iou_low=0.1)
     assert isinstance(model.roi_heads.proposal_matcher, BackgroundRangeMatcher)
     with pytest.raises(ValueError, match="box_bg_iou_low=0.6"):
         build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, norm="gn", box_bg_iou_low=0.6)
+
+
+def test_seeded_samplers_draw_apart_for_each_image_and_each_stage():
+    """The RPN's and the RoI heads' draws of images seeded 0..5, on the same matches: twelve
+    different foreground samples (no seed shared between an image's stages or across images)."""
+    from detection.sampling import seed_sampling
+
+    model = build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, norm="gn", anchor_sizes=[16])
+    seed_sampling(model)
+    matched = [torch.cat([torch.ones(1000, dtype=torch.long), torch.zeros(5000, dtype=torch.long)])]
+    draws = set()
+    for sampler in (model.rpn.fg_bg_sampler, model.roi_heads.fg_bg_sampler):
+        for seed in range(6):
+            sampler.seeds = [seed]
+            (positive,), _ = sampler(matched)
+            draws.add(tuple(positive.nonzero().flatten().tolist()))  # 128 of 1000 at both stages
+        sampler.seeds = [0, 1]
+        with pytest.raises(RuntimeError, match="^2 sampling seeds for 1 images$"):
+            sampler(matched)
+    assert len(draws) == 12
 
 
 @register_backbone(name="test_tiny_vgg", family="vgg")
