@@ -125,6 +125,32 @@ def test_seeded_samplers_draw_apart_for_each_image_and_each_stage():
     assert len(draws) == 12
 
 
+def test_a_training_pass_samples_from_the_targets_seeds_not_the_global_generator():
+    from detection.sampling import seed_sampling
+
+    torch.manual_seed(0)
+    model = build_faster_rcnn("cifar_resnet20", head="c4", num_classes=3, norm="gn", anchor_sizes=[8, 16],
+                              min_size=64, max_size=64).train()
+    seed_sampling(model)
+    images = [torch.rand(3, 64, 64), torch.rand(3, 64, 64)]
+    boxes = torch.tensor([[4.0, 4.0, 30.0, 30.0], [30.0, 20.0, 60.0, 50.0]])
+    targets = [{"boxes": boxes, "labels": torch.tensor([1, 2]), "seed": torch.tensor(s)} for s in (3, 4)]
+
+    def losses(global_seed, **call):
+        torch.manual_seed(global_seed)
+        out = model(images, targets) if not call else model(images, targets=targets)
+        return torch.stack([out[k] for k in sorted(out)])
+
+    torch.testing.assert_close(losses(0), losses(1), atol=0, rtol=0)
+    torch.testing.assert_close(losses(0), losses(2, keyword=True), atol=0, rtol=0)
+    unseeded = [{k: v for k, v in t.items() if k != "seed"} for t in targets]
+    torch.manual_seed(0)
+    a = model(images, unseeded)
+    torch.manual_seed(1)
+    b = model(images, unseeded)
+    assert any(a[k] != b[k] for k in a)  # without seeds the global generator draws: the check can fail
+
+
 @register_backbone(name="test_tiny_vgg", family="vgg")
 def tiny_vgg(*, num_classes=1000, dropout=0.5):
     """VGG-16's layout (2, 2, 3, 3, 3 convs; fc6, fc7) at 1/16 the width: VGG-16's fc6 alone is
