@@ -353,3 +353,22 @@ def test_iou_of_boxes_that_overlap_by_less_than_a_pixel():
     iou = one_to_many_iou(np.array([0, 0, 10, 10.0]), np.array([[0, 9.5, 10, 20]]))
     assert iou[0] == pytest.approx(5 / (100 + 105 - 5))
     assert pixel_indices(np.zeros((2, 4), np.float32)).dtype == np.float64  # as the devkit's MATLAB
+
+
+def test_ground_truth_rebuilt_from_records_is_the_coco_files(source):
+    """What VOC XML and LabelMe sets are scored against: the records back in COCO's form (boxes as
+    x, y, width, height with their area; a difficult box a crowd) equal the file they came from."""
+    from detection.evaluation import coco_bbox, coco_ground_truth
+
+    src, ann = source
+    rebuilt = coco_ground_truth(src.records, src.category_ids, src.class_names)
+    original = json.loads(ann.read_text())
+    fields = ("id", "image_id", "category_id", "bbox", "area", "iscrowd")
+    assert [{k: a[k] for k in fields} for a in rebuilt["annotations"]] == [
+        {k: a[k] for k in fields} for a in original["annotations"]]
+    assert rebuilt["categories"] == original["categories"] and rebuilt["images"] == original["images"]
+    src.records[1].ignore[0] = True
+    again = coco_ground_truth(src.records, src.category_ids, src.class_names)["annotations"]
+    first = len(src.records[0].boxes)  # the second image's first box is the crowd
+    assert [a["iscrowd"] for a in again] == [0] * first + [1] + [0] * (len(again) - first - 1)
+    assert coco_bbox(np.array([1.5, 2.0, 4.0, 7.25])) == [1.5, 2.0, 2.5, 5.25]
