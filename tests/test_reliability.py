@@ -444,6 +444,47 @@ def test_disk_full_during_a_save_says_so_and_keeps_the_previous_checkpoint(tmp_p
     assert last.read_bytes() == before
 
 
+def _raised_while_handling(error: OSError) -> RuntimeError:
+    """How torch's file writer reports an OSError: a RuntimeError raised while handling it."""
+    try:
+        raise error
+    except OSError:
+        try:
+            raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+        except RuntimeError as wrapped:
+            return wrapped
+
+
+def _caused_by(error: OSError) -> RuntimeError:
+    wrapped = RuntimeError("file write failed")
+    wrapped.__cause__ = error
+    return wrapped
+
+
+@pytest.mark.parametrize("failure, full", [
+    (lambda: RuntimeError("[enforce fail at inline_container.cc:778] . No space left on device"), True),
+    (lambda: _raised_while_handling(OSError(28, "device")), True),  # ENOSPC as the context
+    (lambda: _caused_by(OSError(28, "device")), True),  # as the cause
+    (lambda: RuntimeError("file write failed"), False),
+    (lambda: OSError(5, "Input/output error"), False),
+], ids=["text", "context", "cause", "another-runtime-error", "another-os-error"])
+def test_a_disk_full_is_recognised_however_torch_reports_it(tmp_path, monkeypatch, failure, full):
+    """ENOSPC's errno anywhere in the error's chain, or its text; other failures stay as they are."""
+    def save(obj, f, *args, **kwargs):
+        raise failure()
+
+    monkeypatch.setattr(engine.checkpoint.torch, "save", save)
+    path = tmp_path / "last.pth"
+    with pytest.raises((RuntimeError, OSError, CheckpointError)) as error:
+        engine.checkpoint.atomic_save({"step": 1}, path)
+    if full:
+        assert isinstance(error.value, CheckpointError)
+        assert str(error.value) == f"disk full while writing {path}; no earlier checkpoint"
+    else:
+        assert not isinstance(error.value, CheckpointError)
+    assert list(tmp_path.iterdir()) == []  # the temporary file removed
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["annotations"][0].pop("bbox"), "annotation 1 .*no bbox"),
     (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"annotation 1 .*\[1, 2, 3\] is not"),
