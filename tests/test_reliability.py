@@ -428,6 +428,40 @@ def test_a_corrupt_checkpoint_is_named_without_unpickling_advice(tmp_path):
     assert "weights_only" not in str(info.value)
 
 
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_load_checkpoint_names_what_is_wrong_with_a_file(tmp_path, monkeypatch, capsys):
+    """Objects that would run code (never unpickled), a truncated file (the loader's own first
+    line, or its error's name when it says nothing), a file holding something else than a dict."""
+    from engine.checkpoint import load_checkpoint
+
+    def read(name: str) -> str:
+        with pytest.raises(CheckpointError) as error:
+            load_checkpoint(tmp_path / name)
+        return str(error.value)
+
+    torch.save({"step": 1, "x": _RunsCode()}, tmp_path / "code.pth")
+    assert read("code.pth") == (f"not a checkpoint this toolkit can read: {tmp_path / 'code.pth'} (it "
+                                "holds objects other than tensors and plain data)")
+    assert "must never run" not in capsys.readouterr().out
+    torch.save({"step": 1, "weights": torch.zeros(1000)}, tmp_path / "whole.pth")
+    (tmp_path / "half.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:2000])
+    with pytest.raises(Exception) as own:
+        torch.load(tmp_path / "half.pth", weights_only=True)
+    assert read("half.pth").endswith(f"(truncated or corrupt: {str(own.value).splitlines()[0]})")
+    torch.save([1, 2], tmp_path / "list.pth")
+    assert read("list.pth").endswith("list.pth (holds a list, not a dict)")
+
+    def silent(*args, **kwargs):
+        raise EOFError()
+
+    monkeypatch.setattr(engine.checkpoint.torch, "load", silent)
+    assert read("whole.pth").endswith("(truncated or corrupt: EOFError)")
+
+
 def test_disk_full_during_a_save_says_so_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     run(tmp_path, "train.stop_at=2")
     last = tmp_path / "run/checkpoints/last.pth"
