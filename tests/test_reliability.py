@@ -478,6 +478,12 @@ def test_disk_full_during_a_save_says_so_and_keeps_the_previous_checkpoint(tmp_p
     assert last.read_bytes() == before
 
 
+def test_atomic_save_makes_the_folders_it_needs(tmp_path):
+    path = tmp_path / "run/checkpoints/last.pth"  # neither folder exists yet
+    engine.checkpoint.atomic_save({"step": 3}, path)
+    assert engine.checkpoint.load_checkpoint(path) == {"step": 3} and os.listdir(path.parent) == ["last.pth"]
+
+
 def _raised_while_handling(error: OSError) -> RuntimeError:
     """How torch's file writer reports an OSError: a RuntimeError raised while handling it."""
     try:
