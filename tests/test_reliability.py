@@ -478,6 +478,23 @@ def test_disk_full_during_a_save_says_so_and_keeps_the_previous_checkpoint(tmp_p
     assert last.read_bytes() == before
 
 
+def test_the_cuda_generators_travel_with_a_checkpoint_where_there_are_some(monkeypatch):
+    """Saved and restored on a GPU machine; a checkpoint from a CPU machine resumed on a GPU one,
+    and one from a GPU machine on a CPU one, leave the CUDA generators alone (stand-ins here)."""
+    cuda, restored = engine.checkpoint.torch.cuda, []
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "get_rng_state_all", lambda: [torch.tensor([1, 2], dtype=torch.uint8)])
+    monkeypatch.setattr(cuda, "set_rng_state_all", restored.append)
+    state = engine.checkpoint.rng_state()
+    assert torch.equal(state["cuda"][0], torch.tensor([1, 2], dtype=torch.uint8))
+    engine.checkpoint.set_rng_state(state)
+    assert restored == [state["cuda"]]
+    engine.checkpoint.set_rng_state({k: v for k, v in state.items() if k != "cuda"})  # from a CPU machine
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    engine.checkpoint.set_rng_state(state)  # from a GPU machine
+    assert len(restored) == 1
+
+
 def test_atomic_save_makes_the_folders_it_needs(tmp_path):
     path = tmp_path / "run/checkpoints/last.pth"  # neither folder exists yet
     engine.checkpoint.atomic_save({"step": 3}, path)
