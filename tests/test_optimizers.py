@@ -170,3 +170,32 @@ def test_convnext_recipes_build_and_train_one_step(name, tmp_path):
     last = torch.load(tmp_path / "run/checkpoints/last.pth", weights_only=True)
     decays = sorted(g["weight_decay"] for g in last["optimizer"]["param_groups"])
     assert decays == [0.0, 0.05]
+
+
+def test_a_resume_with_allowed_changes_applies_them_to_every_group():
+    """The new lr (times each group's layer-decay scale, times the schedule's factor at the resumed
+    step), weight decay (none in no-decay groups), momentum and nesterov: in the groups the next
+    step uses and in the scheduler's bases."""
+    from omegaconf import OmegaConf
+
+    from engine.resume import apply_optimizer_settings
+
+    weights = [torch.nn.Parameter(torch.zeros(2)) for _ in range(3)]
+    sgd = torch.optim.SGD([{"params": [weights[0]]}, {"params": [weights[1]], "lr_scale": 0.5},
+                           {"params": [weights[2]], "no_decay": True, "weight_decay": 0.0}],
+                          lr=0.1, momentum=0.9, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda step: 0.1 if step >= 2 else 1.0)
+    for _ in range(3):
+        sgd.step()
+        scheduler.step()
+    cfg = OmegaConf.create({"optim": {"weight_decay": 1e-3, "momentum": 0.8, "nesterov": True}})
+    apply_optimizer_settings(sgd, scheduler, cfg, lr=0.2)
+    bases = [0.2, 0.1, 0.2]
+    for group, base, decay in zip(sgd.param_groups, bases, (1e-3, 1e-3, 0.0)):
+        assert group["initial_lr"] == pytest.approx(base) and group["lr"] == pytest.approx(base * 0.1)
+        assert group["weight_decay"] == decay and group["momentum"] == 0.8 and group["nesterov"] is True
+    assert scheduler.base_lrs == pytest.approx(bases)
+    assert scheduler.get_last_lr() == pytest.approx([b * 0.1 for b in bases])
+    adam = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    apply_optimizer_settings(adam, torch.optim.lr_scheduler.LambdaLR(adam, lambda step: 1.0), cfg, lr=0.2)
+    assert "momentum" not in adam.param_groups[0] and adam.param_groups[0]["lr"] == pytest.approx(0.2)
