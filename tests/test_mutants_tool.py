@@ -16,6 +16,11 @@ def test_every_module_and_test_file_named_exists_and_each_module_has_tests():
         assert (REPO / module).is_file(), module
         assert all((REPO / test).is_file() for test in extra), extra
         assert mutants.test_files(module), f"{module}: no test file imports it"
+    for module, tests in mutants.TESTS.items():
+        assert module in mutants.MODULES
+        for test in tests:
+            path, _, name = test.partition("::")
+            assert (REPO / path).is_file() and (not name or f"def {name}(" in (REPO / path).read_text()), test
 
 
 def test_a_modules_tests_are_the_files_that_import_it_by_either_spelling():
