@@ -142,3 +142,27 @@ def test_recompute_bn_tool_writes_a_backbone_that_says_so(tmp_path):
         conv = F.conv2d(images, trained["stem.conv.weight"], padding=1).transpose(0, 1).reshape(16, -1)
     torch.testing.assert_close(stem_mean, conv.mean(1), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(stem_var, conv.double().var(1).float(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_training_step_mixes_the_batch_and_counts_errors_against_the_true_labels():
+    """With Mixup / CutMix the loss is the model's on the mixed images against the soft targets;
+    the error count stays the argmax per image against the labels."""
+    logits = torch.tensor([[2.0, 1, 0], [0, 3, 1], [1, 0, 4], [5, 0, 0]])  # argmax 0, 1, 2, 0
+    labels = torch.tensor([0, 2, 2, 1])  # rows 1 and 3 wrong
+    images, seen = torch.rand(4, 3, 8, 8), {}
+
+    def mixing(batch_images, targets):
+        seen.update(images=batch_images, targets=targets)
+        return batch_images * 0.5, F.one_hot(targets, 3).float() * 0.9 + 0.1 / 3
+
+    def model(batch_images):
+        seen["model"] = batch_images
+        return logits
+
+    loss, stats = ClassificationTask(mixing=mixing).train_step(model, {"image": images, "label": labels})
+    soft = F.one_hot(labels, 3).float() * 0.9 + 0.1 / 3
+    assert torch.equal(seen["images"], images) and torch.equal(seen["targets"], labels)
+    assert torch.equal(seen["model"], images * 0.5)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, soft))
+    assert stats["error"] == 2 and stats["samples"] == 4
+    torch.testing.assert_close(stats["loss"], 4 * F.cross_entropy(logits, soft))
