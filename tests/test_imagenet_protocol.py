@@ -166,3 +166,18 @@ def test_a_training_step_mixes_the_batch_and_counts_errors_against_the_true_labe
     torch.testing.assert_close(loss, F.cross_entropy(logits, soft))
     assert stats["error"] == 2 and stats["samples"] == 4
     torch.testing.assert_close(stats["loss"], 4 * F.cross_entropy(logits, soft))
+
+
+def test_the_tasks_batches_and_weights_say_what_they_hold():
+    """Test images of several sizes (multi-scale testing) collate to a list of one-image batches,
+    labels apart; the weights' metadata names the task and the normalisation it trained with."""
+    from backbones.metadata import parse
+
+    task = ClassificationTask(mean_std=((0.5, 0.4, 0.3), (0.2, 0.25, 0.3)))
+    samples = [(torch.rand(3, 32, 40), 1), (torch.rand(3, 48, 32), 0)]
+    batch = task.collate(samples)
+    assert [tuple(image.shape) for image in batch["image"]] == [(1, 3, 32, 40), (1, 3, 48, 32)]
+    assert torch.equal(batch["image"][1][0], samples[1][0]) and batch["label"].tolist() == [1, 0]
+    meta = parse(task.weights_metadata(create_backbone("cifar_resnet20")))
+    assert meta["task"] == "classification" and meta["backbone"] == "cifar_resnet20"
+    assert meta["input"] == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
