@@ -178,6 +178,11 @@ def test_the_tasks_batches_and_weights_say_what_they_hold():
     batch = task.collate(samples)
     assert [tuple(image.shape) for image in batch["image"]] == [(1, 3, 32, 40), (1, 3, 48, 32)]
     assert torch.equal(batch["image"][1][0], samples[1][0]) and batch["label"].tolist() == [1, 0]
+    last = ClassificationTask(channels_last=True)  # float batches in the model's memory format
+    floats = last.collate([(torch.rand(3, 8, 8), 0), (torch.rand(3, 8, 8), 1)])["image"]
+    assert floats.is_contiguous(memory_format=torch.channels_last) and not floats.is_contiguous()
+    stored = last.collate([(torch.zeros(8, 8, 3, dtype=torch.uint8), 0)] * 2)["image"]
+    assert stored.is_contiguous()  # uint8 (H, W, C) batches are augmented and laid out later
     meta = parse(task.weights_metadata(create_backbone("cifar_resnet20")))
     assert meta["task"] == "classification" and meta["backbone"] == "cifar_resnet20"
     assert meta["input"] == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
