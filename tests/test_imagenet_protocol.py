@@ -186,3 +186,22 @@ def test_the_tasks_batches_and_weights_say_what_they_hold():
     meta = parse(task.weights_metadata(create_backbone("cifar_resnet20")))
     assert meta["task"] == "classification" and meta["backbone"] == "cifar_resnet20"
     assert meta["input"] == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+
+
+def test_evaluation_passes_over_a_batch_of_unreadable_images_and_goes_on():
+    """A batch whose every image was skipped (counted where the loader reports them) is neither an
+    error nor the end of the evaluation."""
+    from engine.task import SKIPPED
+
+    class OneProcess:
+        @staticmethod
+        def gather_for_metrics(x):
+            return x
+
+    def good(labels):
+        return {"image": torch.eye(3)[labels], "label": torch.tensor(labels), SKIPPED: []}
+
+    model = torch.nn.Identity()  # the one-hot "images" are their own logits: all correct
+    batches = [good([0, 1]), {SKIPPED: ["broken.jpg"]}, good([2, 2, 0])]
+    metrics = ClassificationTask().evaluate(model, batches, OneProcess()).metrics
+    assert metrics["val_images"] == 5 and metrics["val_top1_error"] == 0
