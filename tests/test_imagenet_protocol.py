@@ -188,15 +188,29 @@ def test_the_tasks_batches_and_weights_say_what_they_hold():
     assert meta["input"] == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
 
 
+class OneProcess:
+    @staticmethod
+    def gather_for_metrics(x):
+        return x
+
+
+def test_validation_loss_is_the_cross_entropy_of_logits_or_of_averaged_probabilities():
+    """Plain evaluation: the mean cross-entropy of the logits; averaged views (here the image and
+    its mirror, which this model cannot tell apart): the mean NLL of the averaged softmax, the
+    same number. Neither the other's formula nor a mean of means."""
+    logits, labels = torch.randn(6, 10), torch.tensor([0, 3, 9, 2, 2, 7])
+    batch = {"image": logits[:, :, None, None].expand(6, 10, 2, 2).clone(), "label": labels}
+    model = lambda images: images.mean((2, 3))  # noqa: E731
+    expected = F.cross_entropy(logits, labels).item()
+    for task in (ClassificationTask(), ClassificationTask(flip=True)):
+        metrics = task.evaluate(model, [dict(batch)], OneProcess()).metrics
+        assert metrics["val_loss"] == pytest.approx(expected, rel=1e-5), task.flip
+
+
 def test_evaluation_passes_over_a_batch_of_unreadable_images_and_goes_on():
     """A batch whose every image was skipped (counted where the loader reports them) is neither an
     error nor the end of the evaluation."""
     from engine.task import SKIPPED
-
-    class OneProcess:
-        @staticmethod
-        def gather_for_metrics(x):
-            return x
 
     def good(labels):
         return {"image": torch.eye(3)[labels], "label": torch.tensor(labels), SKIPPED: []}
