@@ -202,9 +202,14 @@ def test_validation_loss_is_the_cross_entropy_of_logits_or_of_averaged_probabili
     batch = {"image": logits[:, :, None, None].expand(6, 10, 2, 2).clone(), "label": labels}
     model = lambda images: images.mean((2, 3))  # noqa: E731
     expected = F.cross_entropy(logits, labels).item()
+    halves = [{key: value[part] for key, value in batch.items()} for part in (slice(0, 4), slice(4, 6))]
     for task in (ClassificationTask(), ClassificationTask(flip=True)):
-        metrics = task.evaluate(model, [dict(batch)], OneProcess()).metrics
+        metrics = task.evaluate(model, halves, OneProcess()).metrics  # summed over batches, then / 6
         assert metrics["val_loss"] == pytest.approx(expected, rel=1e-5), task.flip
+    one = {key: value[:1] for key, value in batch.items()}
+    metrics = ClassificationTask().evaluate(model, [one], OneProcess()).metrics
+    assert metrics["val_images"] == 1
+    assert metrics["val_loss"] == pytest.approx(F.cross_entropy(logits[:1], labels[:1]).item(), rel=1e-5)
 
 
 def test_evaluation_passes_over_a_batch_of_unreadable_images_and_goes_on():
