@@ -224,3 +224,16 @@ def test_evaluation_passes_over_a_batch_of_unreadable_images_and_goes_on():
     batches = [good([0, 1]), {SKIPPED: ["broken.jpg"]}, good([2, 2, 0])]
     metrics = ClassificationTask().evaluate(model, batches, OneProcess()).metrics
     assert metrics["val_images"] == 5 and metrics["val_top1_error"] == 0
+
+
+def test_uint8_images_of_several_sizes_are_normalised_one_by_one_in_the_memory_format_asked():
+    from classification.batch_augment import normalize
+
+    mean_std = ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    sizes = [torch.randint(0, 256, shape, dtype=torch.uint8) for shape in ((1, 4, 6, 3), (1, 5, 3, 3))]
+    got = ClassificationTask(mean_std=mean_std).images({"image": sizes})
+    for one, image in zip(got, sizes):
+        torch.testing.assert_close(one, normalize(image, *mean_std, channels_last=False))
+    task = ClassificationTask(mean_std=mean_std, channels_last=True)
+    last = task.images({"image": sizes[0].expand(2, -1, -1, -1)})
+    assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
