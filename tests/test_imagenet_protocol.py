@@ -234,6 +234,7 @@ def test_uint8_images_of_several_sizes_are_normalised_one_by_one_in_the_memory_f
     got = ClassificationTask(mean_std=mean_std).images({"image": sizes})
     for one, image in zip(got, sizes):
         torch.testing.assert_close(one, normalize(image, *mean_std, channels_last=False))
+        assert one.is_contiguous()  # the default layout
     task = ClassificationTask(mean_std=mean_std, channels_last=True)
     last = task.images({"image": sizes[0].expand(2, -1, -1, -1)})
     assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
