@@ -148,7 +148,7 @@ def test_a_training_step_mixes_the_batch_and_counts_errors_against_the_true_labe
     """With Mixup / CutMix the loss is the model's on the mixed images against the soft targets;
     the error count stays the argmax per image against the labels."""
     logits = torch.tensor([[2.0, 1, 0], [0, 3, 1], [1, 0, 4], [5, 0, 0]])  # argmax 0, 1, 2, 0
-    labels = torch.tensor([0, 2, 2, 1])  # rows 1 and 3 wrong
+    labels = torch.tensor([0, 2, 1, 1])  # rows 1, 2 and 3 wrong
     images, seen = torch.rand(4, 3, 8, 8), {}
 
     def mixing(batch_images, targets):
@@ -164,7 +164,7 @@ def test_a_training_step_mixes_the_batch_and_counts_errors_against_the_true_labe
     assert torch.equal(seen["images"], images) and torch.equal(seen["targets"], labels)
     assert torch.equal(seen["model"], images * 0.5)
     torch.testing.assert_close(loss, F.cross_entropy(logits, soft))
-    assert stats["error"] == 2 and stats["samples"] == 4
+    assert stats["error"] == 3 and stats["samples"] == 4
     torch.testing.assert_close(stats["loss"], 4 * F.cross_entropy(logits, soft))
 
 
