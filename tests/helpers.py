@@ -10,6 +10,21 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "classification" / "smoke.yaml"
 
 
+class Exploit:
+    """Unpickling it would run code (it prints a line): what every safe loader must refuse."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+class OneProcess:
+    """Accelerate's `gather_for_metrics` on one process: evaluation outside a training."""
+
+    @staticmethod
+    def gather_for_metrics(x):
+        return x
+
+
 def write_image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=32, seed=0) -> Path:
     rng = np.random.default_rng(seed)
     for c, name in enumerate(classes):

@@ -19,7 +19,7 @@ from classification.datasets import build_datasets
 from classification.pretrain import load_pretrain_config, pretrain
 from classification.transforms import build_transform
 from engine.metrics import read_metrics
-from helpers import SMOKE, write_image_folder
+from helpers import SMOKE, Exploit, write_image_folder
 
 
 def test_image_folder_scan(tmp_path):
@@ -116,10 +116,6 @@ def test_cifar_python_batches(tmp_path):
 def test_cifar_reader_refuses_code_and_names_missing_batch(tmp_path):
     root = tmp_path / "cifar-10-batches-py"
     _write_cifar_batches(root)
-
-    class Exploit:
-        def __reduce__(self):
-            return (print, ("must never run",))
 
     (root / "test_batch").write_bytes(pickle.dumps({b"data": Exploit()}))
     with pytest.raises(ValueError, match="test_batch"):

@@ -14,7 +14,7 @@ from classification.datasets import training_set_as_tested
 from classification.pretrain import load_pretrain_config
 from classification.task import ClassificationTask
 from engine.schedule import PlateauLR, ScheduleConfig
-from helpers import SMOKE, call_tool
+from helpers import SMOKE, OneProcess, call_tool
 from test_imagenet_input import write_jpeg_folder
 from test_pretrain import run
 
@@ -186,12 +186,6 @@ def test_the_tasks_batches_and_weights_say_what_they_hold():
     meta = parse(task.weights_metadata(create_backbone("cifar_resnet20")))
     assert meta["task"] == "classification" and meta["backbone"] == "cifar_resnet20"
     assert meta["input"] == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
-
-
-class OneProcess:
-    @staticmethod
-    def gather_for_metrics(x):
-        return x
 
 
 def test_validation_loss_is_the_cross_entropy_of_logits_or_of_averaged_probabilities():

@@ -26,7 +26,7 @@ from engine.data import BadImageError
 from engine.errors import CheckpointError, ResumeMismatch, RunLocked, TrainingDiverged
 from engine.metrics import read_metrics
 from experiments.synthetic import make_synthetic
-from helpers import REPO, SMOKE, call_tool, free_port, write_coco_dataset, write_image_folder
+from helpers import REPO, SMOKE, Exploit, call_tool, free_port, write_coco_dataset, write_image_folder
 
 DETECTION_SMOKE = REPO / "configs/detection/smoke.yaml"
 
@@ -428,11 +428,6 @@ def test_a_corrupt_checkpoint_is_named_without_unpickling_advice(tmp_path):
     assert "weights_only" not in str(info.value)
 
 
-class _RunsCode:
-    def __reduce__(self):
-        return (print, ("this must never run",))
-
-
 def test_load_checkpoint_names_what_is_wrong_with_a_file(tmp_path, monkeypatch, capsys):
     """Objects that would run code (never unpickled), a truncated file (the loader's own first
     line, or its error's name when it says nothing), a file holding something else than a dict."""
@@ -443,7 +438,7 @@ def test_load_checkpoint_names_what_is_wrong_with_a_file(tmp_path, monkeypatch, 
             load_checkpoint(tmp_path / name)
         return str(error.value)
 
-    torch.save({"step": 1, "x": _RunsCode()}, tmp_path / "code.pth")
+    torch.save({"step": 1, "x": Exploit()}, tmp_path / "code.pth")
     assert read("code.pth") == (f"not a checkpoint this toolkit can read: {tmp_path / 'code.pth'} (it "
                                 "holds objects other than tensors and plain data)")
     assert "must never run" not in capsys.readouterr().out

@@ -9,15 +9,9 @@ from backbones import create_backbone
 from classification.pretrain import build_task, load_pretrain_config
 from classification.task import ClassificationTask
 from engine.tta import TTAConfig, views
-from helpers import SMOKE
+from helpers import SMOKE, OneProcess
 from segmentation import build_segmenter
 from segmentation.task import SegmentationTask
-
-
-class OneProcess:
-    @staticmethod
-    def gather_for_metrics(x):
-        return x
 
 
 def segmenter():

@@ -14,6 +14,7 @@ from backbones import (
     create_backbone,
     load_weights,
 )
+from helpers import Exploit
 
 
 def assert_same_logits(ours, reference, size=64):
@@ -69,11 +70,6 @@ def test_mismatch_lists_offending_keys():
     assert "stages.1.0.shortcut.conv.weight" in str(info.value)
     with pytest.raises(WeightsMismatchError, match="missing keys: .*shortcut"):
         load_weights(create_backbone("resnet18", shortcut="C"), option_b)
-
-
-class Exploit:
-    def __reduce__(self):
-        return (print, ("this must never run",))
 
 
 def test_unsafe_pickle_is_refused(tmp_path, capsys):

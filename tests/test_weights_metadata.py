@@ -33,7 +33,7 @@ from backbones.metadata import (
 from backbones.msra import BGR_MEAN, description, load_blobs
 from classification.pretrain import load_pretrain_config, pretrain
 from detection import build_faster_rcnn, load_detector_weights
-from helpers import SMOKE
+from helpers import SMOKE, Exploit
 from segmentation import build_segmenter
 from weights_files import msra_blobs, python2_pickle
 
@@ -246,11 +246,6 @@ def test_msra_pkl_says_what_it_is_and_python_3_files_load(msra, tmp_path):
     (tmp_path / "list.pkl").write_bytes(pickle.dumps([blobs["conv1_w"]], protocol=2))
     with pytest.raises(WeightsMismatchError, match=r"list\.pkl is not a Detectron model: it holds a list"):
         load_blobs(tmp_path / "list.pkl")
-
-
-class Exploit:
-    def __reduce__(self):
-        return (print, ("this must never run",))
 
 
 def test_msra_pkl_with_other_objects_or_blobs_is_refused(tmp_path, capsys):
