@@ -55,7 +55,7 @@ def node_command(tool: str, rank: int, nodes: int, port: int, args: list[str]) -
 def start(cwd, command: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def launch_nodes(cwd, tool: str, *per_node: list[str]) -> list[subprocess.Popen]:
@@ -66,8 +66,22 @@ def launch_nodes(cwd, tool: str, *per_node: list[str]) -> list[subprocess.Popen]
 
 
 def finish(nodes: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str]]:
-    """Each node's exit code and output, in order."""
-    outputs = [node.communicate(timeout=timeout)[0] for node in nodes]
+    """Each node's exit code and output, in order. A node still running after `timeout` s fails
+    the test with every node's output, all of them killed (launcher and workers: their session)."""
+    deadline, outputs = time.monotonic() + timeout, []
+    try:
+        for node in nodes:
+            outputs.append(node.communicate(timeout=max(deadline - time.monotonic(), 0.1))[0])
+    except subprocess.TimeoutExpired:
+        for node in nodes[len(outputs):]:
+            try:
+                os.killpg(node.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it and its workers have ended since
+                pass
+        outputs += [node.communicate()[0] for node in nodes[len(outputs):]]
+        pytest.fail(f"a node still ran after {timeout} s; killed. Each node's output:\n" + "\n".join(
+            f"node {rank} (exit {node.returncode}):\n{output[-3000:]}"
+            for rank, (node, output) in enumerate(zip(nodes, outputs))))
     return [(node.returncode, output) for node, output in zip(nodes, outputs)]
 
 
