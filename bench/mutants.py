@@ -38,7 +38,7 @@ MODULES = {
     "engine/schedule.py": [],
     "engine/checkpoint.py": [],
     "engine/resume.py": ["tests/test_reliability.py"],
-    "engine/trainer.py": [],
+    "engine/trainer.py": ["tests/test_batch_augment.py"],
     "detection/evaluation.py": [],
     "detection/tta.py": [],
     "detection/sampling.py": ["tests/test_detection_model.py"],

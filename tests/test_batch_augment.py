@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from classification.batch_augment import crop_flip, draw_crop_flip, normalize
 from classification.transforms import CIFAR_MEAN, CIFAR_STD, build_transform
-from test_pretrain import run
+from test_pretrain import build_trainer, run
 
 
 def test_crop_flip_equals_pad_slice_and_mirror_per_image():
@@ -114,6 +114,23 @@ def test_resident_batches_are_the_samplers_order_split_over_processes_and_resume
     assert not torch.equal(one.crop_flip(), params)  # new draws each epoch
     assert set(params[:, 0].tolist()) <= set(range(9)) and set(params[:, 2].tolist()) == {0, 1}
 
+
+
+def test_the_trainer_takes_a_resident_sets_batches_in_the_epochs_order_and_resumes_mid_epoch(tmp_path):
+    """With `data.resident` the trainer trains on the set's own batches (no DataLoader), each epoch
+    in `train.seed`'s permutation for that epoch, a resumed epoch from the step it stopped at."""
+    from classification.resident import ResidentBatches
+    from engine.data import EpochSampler
+
+    trainer = build_trainer(tmp_path, "data.batch_augment=true", "data.resident=true", "train.seed=5")
+    assert isinstance(trainer.train_loader, ResidentBatches) and trainer.iters_per_epoch == 4
+    labels = trainer.train_loader.labels
+    for epoch, step in ((1, 4), (2, 10)):  # 10: epoch 2, its first two batches already trained
+        reference = EpochSampler(128, seed=5)
+        reference.set_epoch(epoch)
+        trainer.step = step
+        taken = torch.cat([batch["label"] for batch in trainer._epoch_batches(epoch)])
+        assert taken.tolist() == labels[list(reference)[32 * (step % 4):]].tolist()
 
 
 def test_the_resident_set_needs_the_cifar_batch_augmentation(tmp_path):

@@ -397,3 +397,70 @@ def test_compiled_training_saves_uncompiled_names_and_resumes_exactly(tmp_path, 
         torch.testing.assert_close(resumed[key], value, atol=0, rtol=0, msg=key)
     changes = [r for r in read_metrics(tmp_path / "mixed") if r.get("event") == "resume_changes"]
     assert not changes  # compiling or not is no change of the trajectory
+
+
+def build_trainer(tmp_path, *overrides, validation: bool = True, best_metric: str | None = "-"):
+    """The Trainer `pretrain` would fit, before its first step (`validation=False`: a run without a
+    validation set; `best_metric`: the task's, or the one given)."""
+    from accelerate.utils import set_seed
+
+    from classification.pretrain import RECIPE
+    from engine.trainer import Trainer
+
+    cfg = load_pretrain_config(SMOKE, [f"output_dir={tmp_path / 'run'}", *overrides])
+    set_seed(cfg.train.seed)
+    train_set, val_set = RECIPE.datasets(cfg)
+    task = RECIPE.task(cfg, train_set, val_set)
+    if best_metric != "-":
+        task.best_metric = best_metric
+    return Trainer(cfg, RECIPE.model(cfg, train_set), task, train_set, val_set if validation else None)
+
+
+def spatial_conv_weights(model) -> list[torch.Tensor]:
+    """The 3x3 convolutions' weights: channels-last and contiguous layouts differ for them."""
+    return [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_train_channels_last_lays_out_the_models_weights(tmp_path, channels_last):
+    weights = spatial_conv_weights(build_trainer(tmp_path, f"train.channels_last={channels_last}").model)
+    assert len(weights) == 19  # cifar_resnet20's stem and 18 block convolutions
+    assert all(w.is_contiguous(memory_format=torch.channels_last) is channels_last for w in weights)
+    assert all(w.is_contiguous() is not channels_last for w in weights)
+
+
+def test_train_seed_orders_the_training_epochs(tmp_path):
+    """The sampler's permutation is that of `train.seed`, a new one each epoch."""
+    from engine.data import EpochSampler
+
+    trainer = build_trainer(tmp_path, "train.seed=5")
+    orders = []
+    for epoch in (0, 1):
+        reference = EpochSampler(128, seed=5)
+        reference.set_epoch(epoch)
+        trainer._epoch_batches(epoch)
+        orders.append(list(trainer.sampler))
+        assert orders[-1] == list(reference)
+    assert orders[0] != orders[1] and sorted(orders[0]) == list(range(128))
+
+
+def test_a_one_batch_training_set_trains_and_a_smaller_one_is_refused(tmp_path):
+    cfg, _ = run(tmp_path, "data.num_train=32", "schedule.total=2", "schedule.milestones=[]",
+                 "train.log_every=1", "train.eval_every=1")
+    assert [(r["iteration"], r["epoch"]) for r in read_metrics(cfg.output_dir) if "train_loss" in r] \
+        == [(1, 1.0), (2, 2.0)]  # one step an epoch (`epoch`: epochs done)
+    with pytest.raises(ValueError, match=r"^the training set \(31 samples\) is smaller than one batch$"):
+        build_trainer(tmp_path, "data.num_train=31")
+
+
+PLATEAU_REFUSAL = (r"^schedule.kind=plateau watches the validation error: this run has no validation set "
+                   r"\(or its task no metric to watch\)$")
+
+
+def test_a_plateau_schedule_needs_a_validation_error_to_watch(tmp_path):
+    with pytest.raises(ValueError, match=PLATEAU_REFUSAL):
+        build_trainer(tmp_path, "schedule.kind=plateau", validation=False)
+    with pytest.raises(ValueError, match=PLATEAU_REFUSAL):
+        build_trainer(tmp_path, "schedule.kind=plateau", best_metric=None)
+    assert build_trainer(tmp_path, "schedule.kind=plateau").val_loader is not None
+    assert build_trainer(tmp_path, validation=False).val_loader is None  # step decay needs none
