@@ -38,7 +38,7 @@ MODULES = {
     "engine/schedule.py": [],
     "engine/checkpoint.py": [],
     "engine/resume.py": ["tests/test_reliability.py"],
-    "engine/trainer.py": ["tests/test_batch_augment.py"],
+    "engine/trainer.py": [],
     "detection/evaluation.py": [],
     "detection/tta.py": [],
     "detection/sampling.py": ["tests/test_detection_model.py"],
@@ -58,6 +58,15 @@ TESTS = {
                                "tests/test_pretrain.py::test_top5_error_on_ten_class_data_equals_the_hand_count",
                                "tests/test_pretrain.py::test_ten_crop_prediction_averages_ten_views",
                                "tests/test_pretrain.py::test_loss_decreases_and_metrics_are_logged"],
+    # the trainer: its own tests, and those of the step's features it carries (skipped samples,
+    # non-finite steps, the EMA's cadence, the device-resident set)
+    "engine/trainer.py": ["tests/test_pretrain.py", "tests/test_batch_augment.py",
+                          "tests/test_classification_data.py::test_corrupt_image_is_skipped_counted_and_named",
+                          "tests/test_reliability.py::test_divergence_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint",
+                          "tests/test_reliability.py::test_looking_every_4_steps_trains_the_same_and_still_stops_a_divergence",
+                          "tests/test_reliability.py::test_a_bounded_number_of_nonfinite_steps_can_be_skipped",
+                          "tests/test_optimizers.py::test_ema_is_evaluated_beside_the_model_and_the_better_is_kept",
+                          "tests/test_optimizers.py::test_the_ema_is_updated_every_train_ema_every_steps"],
 }
 # module -> the functions to mutate where not all (fnmatch patterns of mutmut's names): the trainer's
 # step and epoch arithmetic; its other methods build and hand over, which every training test runs

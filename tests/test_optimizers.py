@@ -148,6 +148,22 @@ def test_ema_resumes_bit_exactly(tmp_path):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
 
 
+def test_the_ema_is_updated_every_train_ema_every_steps(tmp_path):
+    """decay 1e-6: each update makes the EMA the model of that step (to 1e-6 of the change); with
+    every=3 of 8 steps the last update is step 6's, so the EMA is the model a run stopped at 6 has."""
+    common = ["train.ema.decay=1e-6", "train.ema.warmup=false", "train.ema.every=3", "schedule.total=8",
+              "train.ckpt_every=100"]
+    whole, _ = run(tmp_path, *common, name="whole")
+    at_six, _ = run(tmp_path, *common, "train.stop_at=6", name="at_six")
+    last, six = (torch.load(f"{c.output_dir}/checkpoints/last.pth", weights_only=True)
+                 for c in (whole, at_six))
+    assert six["step"] == 6
+    for key, value in six["model"].items():
+        if value.is_floating_point():
+            torch.testing.assert_close(last["ema"][key], value, atol=1e-5, rtol=1e-5, msg=key)
+    assert not torch.allclose(last["ema"]["fc.weight"], last["model"]["fc.weight"], atol=1e-4)
+
+
 def test_ema_decay_outside_0_1_is_refused_at_load():
     with pytest.raises(ConfigError, match="train.ema.decay=1.5"):
         load_pretrain_config(SMOKE, ["train.ema.decay=1.5"])
