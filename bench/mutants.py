@@ -61,7 +61,8 @@ TESTS = {
     # the trainer: its own tests, and those of the step's features it carries (skipped samples,
     # non-finite steps, the EMA's cadence, the device-resident set)
     "engine/trainer.py": ["tests/test_pretrain.py", "tests/test_batch_augment.py",
-                          "tests/test_classification_data.py::test_corrupt_image_is_skipped_counted_and_named",
+                          "tests/test_classification_data.py::test_an_image_broken_after_its_header_is_skipped_in_every_epoch_and_reported",
+                          "tests/test_reliability.py::test_a_skipped_step_leaves_weights_and_bn_statistics_as_the_step_before",
                           "tests/test_reliability.py::test_divergence_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint",
                           "tests/test_reliability.py::test_looking_every_4_steps_trains_the_same_and_still_stops_a_divergence",
                           "tests/test_reliability.py::test_a_bounded_number_of_nonfinite_steps_can_be_skipped",

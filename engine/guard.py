@@ -66,9 +66,9 @@ class DivergenceGuard:
         return (bad or "loss or gradient (on another process)") if flags[0] else None, bool(flags[1])
 
     def keep_buffers(self) -> None:
-        """BN statistics before this step's forward passes, to restore if the step is skipped."""
-        buffers = self.trainer.model.buffers()
-        self._buffers = [(b, b.detach().clone()) for b in buffers if b.is_floating_point()]
+        """The buffers before this step's forward passes (BN statistics and batch counts), to
+        restore if the step is skipped."""
+        self._buffers = [(b, b.detach().clone()) for b in self.trainer.model.buffers()]
 
     def skip(self, what: str, unseen: bool = False) -> None:
         """Skip this step's update (and undo its BN statistics), or stop if `train.nonfinite_skips`

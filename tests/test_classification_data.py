@@ -73,6 +73,20 @@ def test_corrupt_image_is_skipped_counted_and_named(tmp_path):
     assert reports and all(r["skipped"] == 1 and r["skipped_files"] == [str(bad)] for r in reports)
 
 
+def test_an_image_broken_after_its_header_is_skipped_in_every_epoch_and_reported(tmp_path):
+    """A truncated PNG passes the header check before training and fails when its batch is made:
+    each of the 2 epochs (3 batches of 4) reports it once, at its end; training goes on."""
+    write_image_folder(tmp_path / "train", per_class=6)
+    bad = tmp_path / "train" / "cat" / "0001.png"
+    bad.write_bytes(bad.read_bytes()[:100])
+    pretrain(_folder_config(tmp_path))
+    records = read_metrics(tmp_path / "run")
+    assert not [r for r in records if r.get("event") == "skipped_before_training"]
+    reports = [(r["iteration"], r["epoch"], r["skipped"], r["skipped_files"])
+               for r in records if "skipped" in r]
+    assert reports == [(3, 0, 1, [str(bad)]), (6, 1, 1, [str(bad)])]
+
+
 def test_corrupt_image_error_mode_names_the_file(tmp_path):
     write_image_folder(tmp_path / "train", per_class=6)
     bad = _corrupt_one(tmp_path)

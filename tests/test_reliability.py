@@ -82,14 +82,15 @@ def test_a_diverging_detector_stops_too(tmp_path):
     strict_records(tmp_path / "det")
 
 
-def _nan_on_call(monkeypatch, call: int):
-    """ClassificationTask.train_step returns a NaN loss on its `call`-th call (a bad batch)."""
+def _nan_on_call(monkeypatch, *nan_calls: int):
+    """ClassificationTask.train_step returns a NaN loss on its calls numbered `nan_calls` (from 1:
+    bad batches)."""
     original, calls = ClassificationTask.train_step, []
 
     def train_step(self, model, batch):
         loss, stats = original(self, model, batch)
         calls.append(1)
-        return (loss * float("nan"), stats) if len(calls) == call else (loss, stats)
+        return (loss * float("nan"), stats) if len(calls) in nan_calls else (loss, stats)
 
     monkeypatch.setattr(ClassificationTask, "train_step", train_step)
 
@@ -118,6 +119,32 @@ def test_a_bounded_number_of_nonfinite_steps_can_be_skipped(tmp_path, monkeypatc
     assert final and all_finite(load_file(str(out / "final.safetensors")))  # BN statistics restored
     events = [r for r in strict_records(out) if r.get("event") == "nonfinite_step_skipped"]
     assert [(e["iteration"], e["what"]) for e in events] == [(3, "loss")]
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_a_skipped_step_leaves_weights_and_bn_statistics_as_the_step_before(tmp_path, monkeypatch, accum):
+    """NaN losses in steps 3 and 5 (5: the second epoch's first; with accumulation, in the step's
+    first micro-batch): each skipped step ends with the state the step before ended with, BN
+    running statistics included (kept before the step's first forward), and is named a loss
+    problem; the steps around them train."""
+    from engine.trainer import Trainer
+
+    _nan_on_call(monkeypatch, 1 + 2 * accum, 1 + 4 * accum)
+    states, call_hooks = {}, Trainer._call_hooks
+
+    def keep_state(self, point):
+        if point == "after_step":
+            states[self.step] = {k: v.clone() for k, v in self.unwrapped_model().state_dict().items()}
+        call_hooks(self, point)
+
+    monkeypatch.setattr(Trainer, "_call_hooks", keep_state)
+    run(tmp_path, "train.nonfinite_skips=2", f"train.grad_accum={accum}")
+    events = [r for r in strict_records(tmp_path / "run") if r.get("event") == "nonfinite_step_skipped"]
+    assert [(e["iteration"], e["what"]) for e in events] == [(3, "loss"), (5, "loss")]
+    for skipped in (3, 5):
+        for key, value in states[skipped - 1].items():
+            assert torch.equal(states[skipped][key], value), (skipped, key)
+    assert not torch.equal(states[4]["stem.bn.running_mean"], states[3]["stem.bn.running_mean"])
 
 
 # A process that skips a step one NaN of its own: every rank drops that step from the window alike
