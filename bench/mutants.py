@@ -67,7 +67,8 @@ TESTS = {
                           "tests/test_reliability.py::test_looking_every_4_steps_trains_the_same_and_still_stops_a_divergence",
                           "tests/test_reliability.py::test_a_bounded_number_of_nonfinite_steps_can_be_skipped",
                           "tests/test_optimizers.py::test_ema_is_evaluated_beside_the_model_and_the_better_is_kept",
-                          "tests/test_optimizers.py::test_the_ema_is_updated_every_train_ema_every_steps"],
+                          "tests/test_optimizers.py::test_the_ema_is_updated_every_train_ema_every_steps",
+                          "tests/test_optimizers.py::test_the_ema_warms_up_with_the_trainers_step"],
 }
 # module -> the functions to mutate where not all (fnmatch patterns of mutmut's names): the trainer's
 # step and epoch arithmetic; its other methods build and hand over, which every training test runs

@@ -164,6 +164,27 @@ def test_the_ema_is_updated_every_train_ema_every_steps(tmp_path):
     assert not torch.allclose(last["ema"]["fc.weight"], last["model"]["fc.weight"], atol=1e-4)
 
 
+def test_the_ema_warms_up_with_the_trainers_step(tmp_path, monkeypatch):
+    """timm's warm-up decay at the trainer's step s is 1 - s**(-2/3) (0 at the first update: the
+    EMA starts as the model), under train.ema.decay: after two steps the EMA is
+    d * (model after step 1) + (1 - d) * (model after step 2), d = 1 - 2**(-2/3)."""
+    from engine.trainer import Trainer
+
+    states, call_hooks = {}, Trainer._call_hooks
+
+    def keep_state(self, point):
+        if point == "after_step":
+            states[self.step] = self.unwrapped_model().state_dict()["fc.weight"].clone()
+        call_hooks(self, point)
+
+    monkeypatch.setattr(Trainer, "_call_hooks", keep_state)
+    cfg, _ = run(tmp_path, "train.ema.decay=0.9998", "train.ema.warmup=true", "schedule.total=2",
+                 "schedule.milestones=[]")
+    ema = torch.load(f"{cfg.output_dir}/checkpoints/last.pth", weights_only=True)["ema"]["fc.weight"]
+    d = 1 - 2 ** (-2 / 3)
+    torch.testing.assert_close(ema, d * states[1] + (1 - d) * states[2], atol=1e-6, rtol=1e-5)
+
+
 def test_ema_decay_outside_0_1_is_refused_at_load():
     with pytest.raises(ConfigError, match="train.ema.decay=1.5"):
         load_pretrain_config(SMOKE, ["train.ema.decay=1.5"])

@@ -60,6 +60,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, workers, accum):
     run(tmp_path, *common, "train.stop_at=5", name="paused")
     paused_state = torch.load(tmp_path / "paused/checkpoints/last.pth", weights_only=True)
     assert paused_state["step"] == 5 and not (tmp_path / "paused/backbone.safetensors").exists()
+    assert max(r["iteration"] for r in read_metrics(tmp_path / "paused")) == 5  # no step past stop_at
     run(tmp_path, *common, name="paused")
     straight = load_file(str(tmp_path / "straight/backbone.safetensors"))
     resumed = load_file(str(tmp_path / "paused/backbone.safetensors"))
@@ -253,22 +254,74 @@ def test_sigterm_saves_and_rerun_continues(tmp_path):
     assert iterations == list(range(1, stopped_at + 3))  # continued, not restarted
 
 
-def test_a_signal_during_the_epochs_bookkeeping_stops_at_the_epochs_end(tmp_path, monkeypatch):
+@pytest.mark.parametrize("epoch", [0, 2])
+def test_a_signal_during_the_epochs_bookkeeping_stops_at_the_epochs_end(tmp_path, monkeypatch, epoch):
     """SIGTERM after an epoch's last step (while its skipped samples are reported): the run stops
-    there, saved at that step, not a step later."""
+    there, saved at that step, not a step later; after the last epoch's, the run has nothing left
+    to train and finishes."""
     import engine.trainer
     from engine.signals import StopRequested
 
     report = engine.trainer.report_skipped
 
-    def report_then_signal(trainer, skipped, epoch):
-        report(trainer, skipped, epoch)
-        if epoch == 0:
+    def report_then_signal(trainer, skipped, at):
+        report(trainer, skipped, at)
+        if at == epoch:
             os.kill(os.getpid(), signal.SIGTERM)
     monkeypatch.setattr(engine.trainer, "report_skipped", report_then_signal)
+    overrides = ["schedule.total=12", "schedule.milestones=[]", "train.ckpt_every=100"]
+    if epoch == 2:
+        try:
+            run(tmp_path, *overrides)
+        except StopRequested:  # a KeyboardInterrupt: pytest would stop the whole session
+            pytest.fail("stopped after the last step instead of finishing the run")
+        assert (tmp_path / "run/done.json").is_file()
+        return
     with pytest.raises(StopRequested):
-        run(tmp_path, "schedule.total=12", "schedule.milestones=[]", "train.ckpt_every=100")
+        run(tmp_path, *overrides)
     assert torch.load(tmp_path / "run/checkpoints/last.pth", weights_only=True)["step"] == 4  # an epoch
+
+
+def test_a_signal_during_a_step_stops_after_it_saved_and_names_the_signal(tmp_path, monkeypatch):
+    from engine.signals import StopRequested
+
+    original, calls = ClassificationTask.train_step, []
+
+    def signal_in_third_step(self, model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, model, batch)
+    monkeypatch.setattr(ClassificationTask, "train_step", signal_in_third_step)
+    with pytest.raises(StopRequested, match=f"^signal {int(signal.SIGTERM)}$"):
+        run(tmp_path, "schedule.total=12", "schedule.milestones=[]", "train.ckpt_every=100")
+    assert torch.load(tmp_path / "run/checkpoints/last.pth", weights_only=True)["step"] == 3
+
+
+class StepClock:
+    """time.perf_counter for engine.trainer: one second later at each call."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_throughput_and_elapsed_time_add_up_each_steps_seconds(tmp_path, monkeypatch):
+    """With a clock that ticks once per reading the trainer takes one reading at an epoch's start
+    and two per step (after its compute; after its hooks): a step's loading + compute is 1 s, its
+    whole time 2 s. A window of 2 steps of 32 images: 64 images in 2 s; `elapsed_s` logged at
+    iteration k (by that step's hooks, before its time is added): the k - 1 steps before, 2 s each."""
+    import engine.trainer
+
+    monkeypatch.setattr(engine.trainer, "time", StepClock())
+    cfg, _ = run(tmp_path, "schedule.total=8", "train.log_every=2")
+    records = [r for r in read_metrics(cfg.output_dir) if "train_loss" in r]
+    assert [r["iteration"] for r in records] == [2, 4, 6, 8]
+    assert [r["images_per_s"] for r in records] == [32.0] * 4
+    assert [r["elapsed_s"] for r in records] == [2.0 * (k - 1) for k in (2, 4, 6, 8)]
 
 
 def test_an_epoch_with_no_step_is_an_error_not_an_endless_loop(tmp_path, monkeypatch):
