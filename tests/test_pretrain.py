@@ -277,7 +277,7 @@ def test_a_signal_during_the_epochs_bookkeeping_stops_at_the_epochs_end(tmp_path
             pytest.fail("stopped after the last step instead of finishing the run")
         assert (tmp_path / "run/done.json").is_file()
         return
-    with pytest.raises(StopRequested):
+    with pytest.raises(StopRequested, match=f"^signal {int(signal.SIGTERM)}$"):
         run(tmp_path, *overrides)
     assert torch.load(tmp_path / "run/checkpoints/last.pth", weights_only=True)["step"] == 4  # an epoch
 
