@@ -101,11 +101,6 @@ class ResNet(Backbone):
             raise InvalidOptionError("zero_init_residual=True zeroes the last BN of each residual "
                                      "branch; a plain net (shortcut=None) has no residual branch: its "
                                      "blocks would output zero")
-        self.config = dict(
-            block=block, stages=stages, stem=stem, shortcut=shortcut, norm=norm,
-            stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
-            output_stride=output_stride,
-        )
         block_cls = BLOCKS[block]
         self.stem = imagenet_stem(norm) if stem == "imagenet" else cifar_stem(norm)
         in_channels, stride = self.stem.conv.out_channels, 4 if stem == "imagenet" else 1
