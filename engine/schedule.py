@@ -73,13 +73,17 @@ class PlateauLR(torch.optim.lr_scheduler.LambdaLR):
         return {k: v for k, v in super().state_dict().items() if k != "patience"}
 
     def observe(self, value: float) -> None:
-        """One evaluation's metric; the new lr applies from the next step."""
+        """One evaluation's metric; a reduction applies from the next optimizer step (as torch's
+        ReduceLROnPlateau), not one later: the lr LambdaLR already set for it is recomputed."""
         if value < self.best:
             self.best, self.stale = value, 0
             return
         self.stale += 1
         if self.stale >= self.patience:
             self.reductions, self.stale = self.reductions + 1, 0
+            for group, base, factor in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+                group["lr"] = base * factor(self.last_epoch)
+            self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
 def build_scheduler(optimizer, cfg: ScheduleConfig, iters_per_epoch: int):

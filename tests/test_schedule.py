@@ -73,3 +73,51 @@ def test_constant_and_plateau_leave_the_lr_to_warm_up_and_reductions(kind):
     reductions), times the warm-up factor during the warm-up."""
     cfg = ScheduleConfig(kind=kind, total=10, milestones=[], warmup=2, warmup_factor=0.1)
     assert [lr_factor(s, cfg, 1) for s in (0, 1, 2, 9, 15)] == [pytest.approx(0.1)] * 2 + [1.0] * 3
+
+
+def _lrs(scheduler, optimizer, steps: int) -> list[float]:
+    """The lr of each of the next `steps` optimizer steps."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_built_schedules_count_epochs_in_the_runs_iterations():
+    """build_scheduler hands the epoch length to the factor: 1 epoch (4 iterations) of constant
+    warm-up at 0.1, then step decay at epoch 2 (iteration 8)."""
+    import torch
+
+    from engine.schedule import build_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cfg = ScheduleConfig(unit="epoch", total=3, milestones=[2], warmup=1, warmup_factor=0.1)
+    lrs = _lrs(build_scheduler(optimizer, cfg, 4), optimizer, 10)
+    assert lrs == pytest.approx([0.1] * 4 + [1] * 4 + [0.1] * 2)
+
+
+def test_plateau_reduces_after_patience_evaluations_without_a_new_best_on_top_of_its_warmup():
+    """PlateauLR (built for `kind: plateau`, epoch units, 10 iterations an epoch): the warm-up's
+    linear factor 0.1 + 0.9 step / 10 times gamma**reductions; with patience 2 the lr is divided
+    at the second evaluation without a new best, not the first, from the very next step (the lr
+    LambdaLR had already set for it is recomputed: it used to apply a step later). Its
+    state keeps what it observed, not the patience (a resume takes its config's)."""
+    import torch
+
+    from engine.schedule import build_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cfg = ScheduleConfig(kind="plateau", unit="epoch", total=3, milestones=[], warmup=1, warmup_factor=0.1,
+                         warmup_kind="linear", gamma=0.1, patience=2)
+    plateau = build_scheduler(optimizer, cfg, 10)
+    assert _lrs(plateau, optimizer, 3) == pytest.approx([0.1, 0.19, 0.28])
+    plateau.observe(0.5)  # a new best
+    plateau.observe(0.6)  # one without
+    assert _lrs(plateau, optimizer, 1) == pytest.approx([0.37])
+    plateau.observe(0.7)  # two without: divided from the next step
+    assert plateau.reductions == 1 and plateau.get_last_lr() == pytest.approx([0.046])
+    assert _lrs(plateau, optimizer, 2) == pytest.approx([0.046, 0.055])
+    state = plateau.state_dict()
+    assert "patience" not in state and (state["best"], state["stale"], state["reductions"]) == (0.5, 0, 1)
