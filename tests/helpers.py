@@ -157,3 +157,19 @@ def call_tool(name: str, *args, cwd: Path | None = None, check: bool = False):
     if check and code:
         raise AssertionError(f"tools/{name}.py exited {code}: {result.stderr[-2000:]}")
     return result
+
+
+def model_after_each_step(monkeypatch) -> dict:
+    """{step: a copy of the model's state_dict after that optimizer step}, filled by the trainings
+    this test runs (the Trainer's hook calls wrapped)."""
+    from engine.trainer import Trainer
+
+    states, call_hooks = {}, Trainer._call_hooks
+
+    def keep_state(self, point):
+        if point == "after_step":
+            states[self.step] = {k: v.clone() for k, v in self.unwrapped_model().state_dict().items()}
+        call_hooks(self, point)
+
+    monkeypatch.setattr(Trainer, "_call_hooks", keep_state)
+    return states

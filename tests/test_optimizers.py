@@ -16,7 +16,7 @@ from engine.config import ConfigError
 from engine.optim import build_optimizer
 from engine.resume import ResumeMismatch
 from engine.schedule import ScheduleConfig, lr_factor
-from helpers import REPO, SMOKE, coco_overrides, write_coco_dataset
+from helpers import REPO, SMOKE, coco_overrides, model_after_each_step, write_coco_dataset
 from test_pretrain import run
 
 
@@ -168,21 +168,13 @@ def test_the_ema_warms_up_with_the_trainers_step(tmp_path, monkeypatch):
     """timm's warm-up decay at the trainer's step s is 1 - s**(-2/3) (0 at the first update: the
     EMA starts as the model), under train.ema.decay: after two steps the EMA is
     d * (model after step 1) + (1 - d) * (model after step 2), d = 1 - 2**(-2/3)."""
-    from engine.trainer import Trainer
-
-    states, call_hooks = {}, Trainer._call_hooks
-
-    def keep_state(self, point):
-        if point == "after_step":
-            states[self.step] = self.unwrapped_model().state_dict()["fc.weight"].clone()
-        call_hooks(self, point)
-
-    monkeypatch.setattr(Trainer, "_call_hooks", keep_state)
+    states = model_after_each_step(monkeypatch)
     cfg, _ = run(tmp_path, "train.ema.decay=0.9998", "train.ema.warmup=true", "schedule.total=2",
                  "schedule.milestones=[]")
     ema = torch.load(f"{cfg.output_dir}/checkpoints/last.pth", weights_only=True)["ema"]["fc.weight"]
     d = 1 - 2 ** (-2 / 3)
-    torch.testing.assert_close(ema, d * states[1] + (1 - d) * states[2], atol=1e-6, rtol=1e-5)
+    weights = [states[step]["fc.weight"] for step in (1, 2)]
+    torch.testing.assert_close(ema, d * weights[0] + (1 - d) * weights[1], atol=1e-6, rtol=1e-5)
 
 
 def test_ema_decay_outside_0_1_is_refused_at_load():

@@ -28,7 +28,16 @@ from engine.data import BadImageError
 from engine.errors import CheckpointError, ResumeMismatch, RunLocked, TrainingDiverged
 from engine.metrics import read_metrics
 from experiments.synthetic import make_synthetic
-from helpers import REPO, SMOKE, Exploit, call_tool, free_port, write_coco_dataset, write_image_folder
+from helpers import (
+    REPO,
+    SMOKE,
+    Exploit,
+    call_tool,
+    free_port,
+    model_after_each_step,
+    write_coco_dataset,
+    write_image_folder,
+)
 
 DETECTION_SMOKE = REPO / "configs/detection/smoke.yaml"
 
@@ -127,17 +136,8 @@ def test_a_skipped_step_leaves_weights_and_bn_statistics_as_the_step_before(tmp_
     first micro-batch): each skipped step ends with the state the step before ended with, BN
     running statistics included (kept before the step's first forward), and is named a loss
     problem; the steps around them train."""
-    from engine.trainer import Trainer
-
     _nan_on_call(monkeypatch, 1 + 2 * accum, 1 + 4 * accum)
-    states, call_hooks = {}, Trainer._call_hooks
-
-    def keep_state(self, point):
-        if point == "after_step":
-            states[self.step] = {k: v.clone() for k, v in self.unwrapped_model().state_dict().items()}
-        call_hooks(self, point)
-
-    monkeypatch.setattr(Trainer, "_call_hooks", keep_state)
+    states = model_after_each_step(monkeypatch)
     run(tmp_path, "train.nonfinite_skips=2", f"train.grad_accum={accum}")
     events = [r for r in strict_records(tmp_path / "run") if r.get("event") == "nonfinite_step_skipped"]
     assert [(e["iteration"], e["what"]) for e in events] == [(3, "loss"), (5, "loss")]
